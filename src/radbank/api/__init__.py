@@ -1,0 +1,30 @@
+"""HTTP interface: thin FastAPI routers over the node's services, one file per service."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from radbank import __version__
+from radbank.api import errors, health, projects, qido, stow, wado
+
+__all__ = ["build_api"]
+
+
+def build_api(services) -> FastAPI:  # noqa: ANN001 - radbank.app.Services, imported lazily
+    app = FastAPI(
+        title="radbank",
+        version=__version__,
+        description=(
+            "A node of a network of research repositories of de-identified medical images "
+            "and radiation dose data. DICOMweb (STOW-RS, QIDO-RS, WADO-RS) per project, "
+            "REST administration. Every endpoint but /healthz needs a bearer token."
+        ),
+    )
+    app.state.services = services
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(projects.router)
+    app.include_router(stow.router)
+    app.include_router(qido.router)
+    app.include_router(wado.router)
+    return app

@@ -1,0 +1,85 @@
+"""Accept-header negotiation for DICOMweb retrieve (PS3.18 8.7)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import HTTPException
+
+from radbank.api.multipart import parse_content_type
+
+
+@dataclass(frozen=True)
+class MediaRange:
+    media_type: str  # e.g. multipart/related, application/dicom+json, */*
+    part_type: str | None  # the `type` parameter of multipart/related
+    transfer_syntax: str | None
+    quality: float
+
+
+def parse_accept(header: str | None) -> list[MediaRange]:
+    if not header or not header.strip():
+        return [MediaRange("*/*", None, None, 1.0)]
+    ranges: list[MediaRange] = []
+    for raw in _split(header):
+        media_type, params = parse_content_type(raw)
+        if not media_type:
+            continue
+        try:
+            quality = float(params.get("q", "1"))
+        except ValueError:
+            quality = 0.0
+        ranges.append(
+            MediaRange(
+                media_type,
+                params.get("type", "").lower() or None,
+                params.get("transfer-syntax") or None,
+                quality,
+            )
+        )
+    ranges.sort(key=lambda r: -r.quality)
+    return [r for r in ranges if r.quality > 0]
+
+
+def _split(header: str) -> list[str]:
+    """Split on commas outside quoted strings."""
+    parts, current, quoted = [], [], False
+    for char in header[:4096]:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def choose_multipart(
+    accept: str | None, part_types: tuple[str, ...], available_syntax: str | None = None
+) -> tuple[str, str | None]:
+    """Pick the part media type and the transfer syntax asked for ('*' = as stored).
+
+    Raises 406 naming what can be served when nothing in Accept fits.
+    """
+    for r in parse_accept(accept):
+        if r.media_type in ("*/*", "multipart/*", "multipart/related"):
+            part = r.part_type or part_types[0]
+            if part in part_types or part == "*/*":
+                return (part_types[0] if part == "*/*" else part), r.transfer_syntax
+        if r.media_type in part_types:
+            # A bare single-part type is accepted as the part type of the multipart answer.
+            return r.media_type, r.transfer_syntax
+    raise HTTPException(
+        406,
+        f"cannot answer with any media type in Accept {accept!r}; this resource is served as "
+        f"multipart/related; type=\"{part_types[0]}\"",
+    )
+
+
+def require_json(accept: str | None) -> None:
+    for r in parse_accept(accept):
+        if r.media_type in ("*/*", "application/*", "application/json", "application/dicom+json"):
+            return
+    raise HTTPException(406, f"metadata is served as application/dicom+json, not {accept!r}")

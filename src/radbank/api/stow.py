@@ -1,0 +1,214 @@
+"""STOW-RS (PS3.18 10.5): store instances into a project, streamed part by part."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from radbank.api.deps import Caller, WritableProject, check_uid, services
+from radbank.api.multipart import MultipartError, PartTooLarge, parse_content_type, read_parts
+from radbank.api.urls import instance_url, study_url
+from radbank.ingest import Item, Outcome, Status
+from radbank.ingest.pipeline import FAILURE_CANNOT_UNDERSTAND
+
+router = APIRouter(prefix="/dicom-web/projects/{project}", tags=["DICOMweb STOW-RS"])
+
+_BATCH_BYTES = 64 * 1024 * 1024
+_BATCH_PARTS = 200
+_DICOM_JSON = "application/dicom+json"
+_ACCEPTED_PART_TYPES = ("application/dicom", "application/octet-stream", "")
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            'multipart/related; type="application/dicom"': {
+                "schema": {"type": "string", "format": "binary"}
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/studies",
+    summary="Store instances (STOW-RS)",
+    openapi_extra=_BODY_DOC,
+    response_class=JSONResponse,
+)
+async def store_instances(request: Request, project: WritableProject, caller: Caller) -> JSONResponse:
+    return await _store(request, project, caller, None)
+
+
+@router.post(
+    "/studies/{study}",
+    summary="Store instances of one study (STOW-RS)",
+    openapi_extra=_BODY_DOC,
+    response_class=JSONResponse,
+)
+async def store_study_instances(
+    request: Request, project: WritableProject, caller: Caller, study: str
+) -> JSONResponse:
+    check_uid(study, "study")
+    return await _store(request, project, caller, study)
+
+
+async def _store(request: Request, project, caller, study: str | None) -> JSONResponse:  # noqa: ANN001
+    node = services(request)
+    settings = node.settings
+    media_type, params = parse_content_type(request.headers.get("content-type", ""))
+    if media_type != "multipart/related":
+        raise HTTPException(
+            415,
+            f"STOW-RS needs Content-Type multipart/related; type=\"application/dicom\", got "
+            f"{media_type or 'none'!r}",
+        )
+    part_type = params.get("type", "application/dicom").lower()
+    if part_type != "application/dicom":
+        raise HTTPException(
+            415,
+            f"multipart/related type {part_type!r} is not supported; send application/dicom parts",
+        )
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise HTTPException(400, f"invalid Content-Length {length[:40]!r}")
+        if int(length) > settings.max_request_bytes:
+            raise HTTPException(
+                413,
+                f"request body of {length} bytes exceeds the limit of {settings.max_request_bytes} "
+                "bytes; split the upload into several requests",
+            )
+    outcomes: list[Outcome] = []
+    batch: list[Item] = []
+    batch_bytes = 0
+    received = 0
+
+    async def flush() -> None:
+        nonlocal batch, batch_bytes
+        if batch:
+            outcomes.extend(
+                await run_in_threadpool(
+                    node.pipeline.ingest,
+                    batch,
+                    project,
+                    source="stow-rs",
+                    principal=caller,
+                    study_instance_uid=study,
+                )
+            )
+        batch, batch_bytes = [], 0
+
+    async def body():  # noqa: ANN202
+        nonlocal received
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > settings.max_request_bytes:
+                raise PartTooLarge(0, settings.max_request_bytes)
+            yield chunk
+
+    try:
+        async for part in read_parts(
+            body(), params.get("boundary", ""), max_part_bytes=settings.max_instance_bytes
+        ):
+            name = f"part {part.index}"
+            part_media, _ = parse_content_type(part.content_type)
+            if part_media not in _ACCEPTED_PART_TYPES:
+                outcomes.append(
+                    Outcome(
+                        name,
+                        Status.REJECTED,
+                        f"{name}: Content-Type {part.content_type!r} is not application/dicom",
+                        FAILURE_CANNOT_UNDERSTAND,
+                    )
+                )
+                continue
+            batch.append(Item(name, bytes(part.data)))
+            batch_bytes += len(part.data)
+            if batch_bytes >= _BATCH_BYTES or len(batch) >= _BATCH_PARTS:
+                await flush()
+        await flush()
+    except PartTooLarge as exc:
+        await flush()
+        detail = (
+            f"request body exceeds the limit of {exc.limit} bytes"
+            if exc.index == 0
+            else f"{exc}; split the upload into several requests"
+        )
+        return _response(request, project.name, outcomes, error=(413, detail))
+    except MultipartError as exc:
+        await flush()
+        return _response(request, project.name, outcomes, error=(400, f"malformed multipart body: {exc}"))
+    return _response(request, project.name, outcomes)
+
+
+def _response(
+    request: Request, project: str, outcomes: list[Outcome], error: tuple[int, str] | None = None
+) -> JSONResponse:
+    referenced: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    studies: set[str] = set()
+    for outcome in outcomes:
+        if outcome.acknowledged:
+            studies.add(outcome.study_instance_uid or "")
+            item = {
+                "00081150": _ui(outcome.sop_class_uid),
+                "00081155": _ui(outcome.sop_instance_uid),
+                "00081190": {
+                    "vr": "UR",
+                    "Value": [
+                        instance_url(
+                            request, project, outcome.study_instance_uid,
+                            outcome.series_instance_uid, outcome.sop_instance_uid,
+                        )
+                    ],
+                },
+            }
+            if outcome.status == Status.DUPLICATE:
+                item.update(_reason_text(outcome.reason))
+            referenced.append(item)
+        else:
+            item = {
+                "00081150": _ui(outcome.sop_class_uid),
+                "00081155": _ui(outcome.sop_instance_uid),
+                "00081197": {"vr": "US", "Value": [outcome.failure_reason or FAILURE_CANNOT_UNDERSTAND]},
+            }
+            item.update(_reason_text(outcome.reason or outcome.status.value))
+            failed.append(item)
+    body: dict[str, Any] = {}
+    if len(studies) == 1 and referenced:
+        body["00081190"] = {"vr": "UR", "Value": [study_url(request, project, studies.pop())]}
+    if referenced:
+        body["00081199"] = {"vr": "SQ", "Value": referenced}
+    if failed:
+        body["00081198"] = {"vr": "SQ", "Value": failed}
+    if error is not None:
+        status = error[0]
+        body.update(_reason_text(error[1]))
+    elif not outcomes:
+        status = 400
+        body.update(_reason_text("the request contained no DICOM instances"))
+    elif not failed:
+        status = 200
+    elif referenced:
+        status = 202
+    elif all(o.failure_reason == FAILURE_CANNOT_UNDERSTAND for o in outcomes):
+        status = 400
+    else:
+        status = 409
+    return JSONResponse(body, status_code=status, media_type=_DICOM_JSON)
+
+
+def _ui(value: str | None) -> dict[str, Any]:
+    return {"vr": "UI", "Value": [value]} if value else {"vr": "UI"}
+
+
+# Human-readable reasons travel in a private element of creator "RADBANK" so that DICOM
+# JSON clients can ignore them while people and scripts can read what went wrong.
+def _reason_text(text: str) -> dict[str, Any]:
+    return {
+        "00090010": {"vr": "LO", "Value": ["RADBANK"]},
+        "00091001": {"vr": "LT", "Value": [text[:10000]]},
+    }

@@ -1,0 +1,225 @@
+"""WADO-RS (PS3.18 10.4): retrieve instances, metadata, frames and bulk data of a project."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import pydicom
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydicom.tag import BaseTag, Tag
+from starlette.concurrency import run_in_threadpool
+
+from radbank.api.deps import ReadableProject, check_uid, services
+from radbank.api.media import choose_multipart, require_json
+from radbank.api.multipart import new_boundary, write_parts
+from radbank.api.urls import instance_url
+from radbank.dicom.dataset_json import metadata_json
+from radbank.dicom.frames import UNCOMPRESSED, FrameError, extract_frames, frame_media_type
+from radbank.index import InstanceRecord
+
+router = APIRouter(prefix="/dicom-web/projects/{project}", tags=["DICOMweb WADO-RS"])
+
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_CHUNK = 1024 * 1024
+
+
+def _instances(request: Request, project, study: str, series: str | None = None, sop: str | None = None) -> list[InstanceRecord]:  # noqa: ANN001,E501
+    check_uid(study, "study")
+    if series is not None:
+        check_uid(series, "series")
+    if sop is not None:
+        check_uid(sop, "SOP instance")
+    records = services(request).index.find_instances(project.id, study, series, sop)
+    if not records:
+        what = f"instance {sop}" if sop else f"series {series}" if series else f"study {study}"
+        raise HTTPException(404, f"{what} not found in project {project.name!r}")
+    return records
+
+
+def _read(request: Request, record: InstanceRecord) -> pydicom.Dataset:
+    data = services(request).store.get(record.blob_key)
+    return pydicom.dcmread(io.BytesIO(data))
+
+
+def _retrieve(request: Request, project, records: list[InstanceRecord]) -> StreamingResponse:  # noqa: ANN001
+    part_type, syntax = choose_multipart(request.headers.get("accept"), ("application/dicom",))
+    if syntax not in (None, "*"):
+        unsupported = {r.transfer_syntax_uid for r in records if r.transfer_syntax_uid != syntax}
+        if unsupported and not (syntax in UNCOMPRESSED and unsupported <= UNCOMPRESSED):
+            raise HTTPException(
+                406,
+                f"cannot convert instances stored as {', '.join(sorted(unsupported))} to transfer "
+                f"syntax {syntax}; ask for transfer-syntax=* to receive them as stored",
+            )
+    store = services(request).store
+
+    def parts() -> Iterator[tuple[dict[str, str], Iterator[bytes]]]:
+        for record in records:
+            if syntax in (None, "*") or syntax == record.transfer_syntax_uid:
+                yield (
+                    {"Content-Type": f"application/dicom; transfer-syntax={record.transfer_syntax_uid}"},
+                    _file_chunks(store, record.blob_key),
+                )
+            else:
+                yield (
+                    {"Content-Type": f"application/dicom; transfer-syntax={syntax}"},
+                    iter([_transcode(store.get(record.blob_key), syntax)]),
+                )
+
+    boundary = new_boundary()
+    return StreamingResponse(
+        write_parts(parts(), boundary),
+        media_type=f'multipart/related; type="{part_type}"; boundary={boundary}',
+    )
+
+
+def _file_chunks(store, key: str) -> Iterator[bytes]:  # noqa: ANN001
+    with store.open(key) as handle:
+        while chunk := handle.read(_CHUNK):
+            yield chunk
+
+
+def _transcode(data: bytes, syntax: str) -> bytes:
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    dataset.file_meta.TransferSyntaxUID = syntax
+    out = io.BytesIO()
+    pydicom.dcmwrite(out, dataset, enforce_file_format=True)
+    return out.getvalue()
+
+
+async def _metadata(request: Request, project, records: list[InstanceRecord]) -> JSONResponse:  # noqa: ANN001
+    require_json(request.headers.get("accept"))
+
+    def build() -> list[dict[str, Any]]:
+        result = []
+        for record in records:
+            base = instance_url(
+                request, project.name, record.study_instance_uid,
+                record.series_instance_uid, record.sop_instance_uid,
+            )
+
+            def uri(tag: BaseTag, base: str = base) -> str:
+                return f"{base}/bulkdata/{tag:08X}"
+
+            result.append(metadata_json(_read(request, record), uri))
+        return result
+
+    return JSONResponse(await run_in_threadpool(build), media_type="application/dicom+json")
+
+
+@router.get("/studies/{study}", summary="Retrieve a study")
+def retrieve_study(request: Request, project: ReadableProject, study: str) -> StreamingResponse:
+    return _retrieve(request, project, _instances(request, project, study))
+
+
+@router.get("/studies/{study}/series/{series}", summary="Retrieve a series")
+def retrieve_series(
+    request: Request, project: ReadableProject, study: str, series: str
+) -> StreamingResponse:
+    return _retrieve(request, project, _instances(request, project, study, series))
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}", summary="Retrieve an instance")
+def retrieve_instance(
+    request: Request, project: ReadableProject, study: str, series: str, sop: str
+) -> StreamingResponse:
+    return _retrieve(request, project, _instances(request, project, study, series, sop))
+
+
+@router.get("/studies/{study}/metadata", summary="Metadata of a study")
+async def study_metadata(request: Request, project: ReadableProject, study: str) -> JSONResponse:
+    records = await run_in_threadpool(_instances, request, project, study)
+    return await _metadata(request, project, records)
+
+
+@router.get("/studies/{study}/series/{series}/metadata", summary="Metadata of a series")
+async def series_metadata(
+    request: Request, project: ReadableProject, study: str, series: str
+) -> JSONResponse:
+    records = await run_in_threadpool(_instances, request, project, study, series)
+    return await _metadata(request, project, records)
+
+
+@router.get(
+    "/studies/{study}/series/{series}/instances/{sop}/metadata", summary="Metadata of an instance"
+)
+async def instance_metadata(
+    request: Request, project: ReadableProject, study: str, series: str, sop: str
+) -> JSONResponse:
+    records = await run_in_threadpool(_instances, request, project, study, series, sop)
+    return await _metadata(request, project, records)
+
+
+@router.get(
+    "/studies/{study}/series/{series}/instances/{sop}/frames/{frames}",
+    summary="Retrieve frames of an instance",
+)
+def retrieve_frames(
+    request: Request, project: ReadableProject, study: str, series: str, sop: str, frames: str
+) -> StreamingResponse:
+    numbers = _frame_numbers(frames)
+    record = _instances(request, project, study, series, sop)[0]
+    native = frame_media_type(record.transfer_syntax_uid)
+    part_type, syntax = choose_multipart(
+        request.headers.get("accept"), tuple(dict.fromkeys((native, "application/octet-stream")))
+    )
+    stored = record.transfer_syntax_uid
+    if part_type != native or syntax not in (None, "*", stored):
+        if not (stored in UNCOMPRESSED and syntax in (None, "*", _EXPLICIT_LE, stored)):
+            raise HTTPException(
+                406,
+                f"frames of instance {sop} are stored as {stored} ({native}); ask for "
+                f'multipart/related; type="{native}"; transfer-syntax=*',
+            )
+    try:
+        payload = extract_frames(_read(request, record), numbers)
+    except FrameError as exc:
+        status = 404 if "does not exist" in str(exc) else 406
+        raise HTTPException(status, str(exc)) from exc
+    syntax_out = _EXPLICIT_LE if stored in UNCOMPRESSED else stored
+    boundary = new_boundary()
+    parts = (
+        ({"Content-Type": f"{part_type}; transfer-syntax={syntax_out}"}, iter([frame]))
+        for frame in payload
+    )
+    return StreamingResponse(
+        write_parts(parts, boundary),
+        media_type=f'multipart/related; type="{part_type}"; boundary={boundary}',
+    )
+
+
+@router.get(
+    "/studies/{study}/series/{series}/instances/{sop}/bulkdata/{tag}",
+    summary="Retrieve a bulk data element of an instance",
+)
+def retrieve_bulkdata(
+    request: Request, project: ReadableProject, study: str, series: str, sop: str, tag: str
+) -> StreamingResponse:
+    if len(tag) != 8 or any(c not in "0123456789abcdefABCDEF" for c in tag):
+        raise HTTPException(400, f"bulk data tag {tag[:20]!r} must be 8 hexadecimal digits")
+    record = _instances(request, project, study, series, sop)[0]
+    dataset = _read(request, record)
+    element = dataset.get(Tag(int(tag, 16)))
+    if element is None or not isinstance(element.value, bytes | bytearray):
+        raise HTTPException(404, f"instance {sop} has no bulk data element {tag}")
+    choose_multipart(request.headers.get("accept"), ("application/octet-stream",))
+    boundary = new_boundary()
+    return StreamingResponse(
+        write_parts([({"Content-Type": "application/octet-stream"}, iter([bytes(element.value)]))], boundary),
+        media_type=f'multipart/related; type="application/octet-stream"; boundary={boundary}',
+    )
+
+
+def _frame_numbers(text: str) -> list[int]:
+    try:
+        numbers = [int(part) for part in text.split(",")]
+    except ValueError:
+        numbers = []
+    if not numbers or len(numbers) > 10000 or any(n < 1 for n in numbers):
+        raise HTTPException(
+            400, f"frame list {text[:40]!r} must be comma-separated frame numbers starting at 1"
+        )
+    return numbers

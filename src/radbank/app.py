@@ -1,0 +1,59 @@
+"""Composition root: builds the services of a node from Settings. No globals elsewhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from radbank.config import Settings
+from radbank.governance import keys as keyfile
+from radbank.governance.keys import KeyRing
+from radbank.index import Index
+from radbank.ingest import Pipeline
+from radbank.ingest.journal import Journal
+from radbank.store import FileStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: FileStore
+    index: Index
+    keys: KeyRing
+    journal: Journal
+    pipeline: Pipeline
+
+    def close(self) -> None:
+        self.index.close()
+
+
+def build_services(settings: Settings) -> tuple[Services, str | None]:
+    """Open (creating on first start) the data directory; returns the services and, on first
+    start only, the generated admin token to show once."""
+    data_dir = settings.resolved_data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ring, generated_token = keyfile.load_or_create(settings.key_file, settings.admin_token)
+    store = FileStore(settings.blob_dir)
+    index = Index(settings.resolved_database_url)
+    journal = Journal(data_dir / "journal")
+    pipeline = Pipeline(store, index, ring, journal)
+    return Services(settings, store, index, ring, journal, pipeline), generated_token
+
+
+def recover(services: Services) -> int:
+    """Undo what a crash left half-done: temp files and journalled blobs never indexed."""
+    services.store.remove_temporaries()
+    return services.journal.recover(services.index.blob_key_exists, services.store.delete)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    from radbank.api import build_api
+
+    services, _ = build_services(settings or Settings())
+    return build_api(services)
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for worker processes: Settings come from RADBANK_* variables."""
+    return create_app(Settings())

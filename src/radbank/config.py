@@ -1,0 +1,51 @@
+"""Settings: the one configuration object of a node (environment prefix RADBANK_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a node can be configured with; embedded defaults run on one machine."""
+
+    model_config = SettingsConfigDict(env_prefix="RADBANK_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("radbank-data"), description="Where blobs, index and keys live")
+    host: str = "127.0.0.1"
+    port: int = 8043
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite in WAL mode in data_dir"
+    )
+    admin_token: str | None = Field(
+        default=None, description="Admin API token for automated deployments; otherwise generated"
+    )
+    max_request_bytes: int = Field(
+        default=8 * 1024**3, description="Largest STOW-RS request body accepted (bytes)"
+    )
+    max_instance_bytes: int = Field(
+        default=2 * 1024**3, description="Largest single DICOM part accepted (bytes)"
+    )
+    qido_max_limit: int = Field(default=1000, ge=1, description="Upper bound of QIDO-RS limit")
+    default_profile: str = "basic"
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'index.sqlite3'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.resolved_data_dir / "blobs"
+
+    @property
+    def key_file(self) -> Path:
+        return self.resolved_data_dir / "keys.json"

@@ -1,0 +1,85 @@
+"""Frames of pixel data (PS3.18 WADO-RS frames): native frames by offset, encapsulated by
+fragment, and the media types of compressed transfer syntaxes."""
+
+from __future__ import annotations
+
+import pydicom
+from pydicom.encaps import generate_frames
+from pydicom.uid import UID
+
+UNCOMPRESSED = frozenset(
+    {
+        "1.2.840.10008.1.2",  # Implicit VR Little Endian
+        "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+        "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
+        "1.2.840.10008.1.2.2",  # Explicit VR Big Endian
+    }
+)
+
+# PS3.18 Table 8.7.3-2: media type of a single frame per transfer syntax.
+FRAME_MEDIA_TYPES = {
+    "1.2.840.10008.1.2.4.50": "image/jpeg",
+    "1.2.840.10008.1.2.4.51": "image/jpeg",
+    "1.2.840.10008.1.2.4.57": "image/jpeg",
+    "1.2.840.10008.1.2.4.70": "image/jpeg",
+    "1.2.840.10008.1.2.4.80": "image/jls",
+    "1.2.840.10008.1.2.4.81": "image/jls",
+    "1.2.840.10008.1.2.4.90": "image/jp2",
+    "1.2.840.10008.1.2.4.91": "image/jp2",
+    "1.2.840.10008.1.2.4.201": "image/jphc",
+    "1.2.840.10008.1.2.4.202": "image/jphc",
+    "1.2.840.10008.1.2.4.203": "image/jphc",
+    "1.2.840.10008.1.2.5": "image/dicom-rle",
+    "1.2.840.10008.1.2.4.100": "video/mpeg",
+    "1.2.840.10008.1.2.4.102": "video/mp4",
+    "1.2.840.10008.1.2.4.103": "video/mp4",
+}
+
+
+class FrameError(ValueError):
+    """Frames cannot be served as asked; the message says why."""
+
+
+def number_of_frames(dataset: pydicom.Dataset) -> int:
+    try:
+        return max(1, int(dataset.get("NumberOfFrames", 1) or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def frame_media_type(transfer_syntax_uid: str) -> str:
+    if transfer_syntax_uid in UNCOMPRESSED:
+        return "application/octet-stream"
+    return FRAME_MEDIA_TYPES.get(transfer_syntax_uid, "application/octet-stream")
+
+
+def extract_frames(dataset: pydicom.Dataset, numbers: list[int]) -> list[bytes]:
+    """The requested frames (1-based) of the data set's pixel data, as stored."""
+    if "PixelData" not in dataset:
+        raise FrameError(f"instance {dataset.get('SOPInstanceUID', '')} has no pixel data")
+    total = number_of_frames(dataset)
+    for number in numbers:
+        if number < 1 or number > total:
+            raise FrameError(
+                f"frame {number} does not exist; instance {dataset.get('SOPInstanceUID', '')} "
+                f"has {total} frame(s)"
+            )
+    syntax = UID(dataset.file_meta.TransferSyntaxUID)
+    pixel_data = dataset.PixelData
+    if syntax.is_encapsulated:
+        frames = list(generate_frames(pixel_data, number_of_frames=total))
+        return [frames[n - 1] for n in numbers]
+    bits = (
+        int(dataset.Rows)
+        * int(dataset.Columns)
+        * int(dataset.get("SamplesPerPixel", 1) or 1)
+        * int(dataset.BitsAllocated)
+    )
+    if bits % 8:
+        raise FrameError("frames of bit-packed pixel data not aligned on bytes cannot be split")
+    size = bits // 8
+    if len(pixel_data) < size * total:
+        raise FrameError(
+            f"pixel data of {len(pixel_data)} bytes is shorter than {total} frame(s) of {size} bytes"
+        )
+    return [bytes(pixel_data[(n - 1) * size : n * size]) for n in numbers]

@@ -1,0 +1,139 @@
+"""Tables of the index. The migrations in migrations/versions create exactly these; a test
+compares the migrated database with this metadata."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+# On PostgreSQL, "C" collation lets one btree index serve equality, ranges, ordering and
+# prefix LIKE; DICOM matching is byte-wise anyway (PN case folding uses *_ci columns).
+Text = sa.String().with_variant(sa.String(collation="C"), "postgresql")
+Json = sa.JSON()
+
+metadata = sa.MetaData()
+
+# studies.study_date and study_time hold '' instead of NULL when the attribute is absent:
+# the study order index then has no NULLs, which SQLite and PostgreSQL would place at
+# opposite ends. Range matching never matches '' (see _search).
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", Text, nullable=False, unique=True),
+    sa.Column("title", Text, nullable=False),
+    sa.Column("description", Text, nullable=False),
+    sa.Column("profile", Text, nullable=False),
+    sa.Column("key_salt", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+studies = sa.Table(
+    "studies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("study_instance_uid", Text, nullable=False),
+    sa.Column("patient_id", Text),
+    sa.Column("patient_name", Text),
+    sa.Column("patient_name_ci", Text),
+    sa.Column("patient_birth_date", Text),
+    sa.Column("patient_sex", Text),
+    sa.Column("study_date", Text),
+    sa.Column("study_time", Text),
+    sa.Column("accession_number", Text),
+    sa.Column("study_id", Text),
+    sa.Column("referring_physician_name", Text),
+    sa.Column("referring_physician_name_ci", Text),
+    sa.Column("study_description", Text),
+    sa.Column("modalities_in_study", Text),
+    sa.Column("number_of_study_related_series", sa.Integer, nullable=False),
+    sa.Column("number_of_study_related_instances", sa.Integer, nullable=False),
+    sa.Column("attributes", Json, nullable=False),
+    sa.UniqueConstraint("project_id", "study_instance_uid", name="uq_studies_uid"),
+    sa.Index("ix_studies_order", "project_id", "study_date", "study_time", "study_instance_uid"),
+    sa.Index("ix_studies_patient_id", "project_id", "patient_id"),
+    sa.Index("ix_studies_patient_name_ci", "project_id", "patient_name_ci"),
+    sa.Index("ix_studies_patient_birth_date", "project_id", "patient_birth_date"),
+    sa.Index("ix_studies_patient_sex", "project_id", "patient_sex"),
+    sa.Index("ix_studies_study_time", "project_id", "study_time"),
+    sa.Index("ix_studies_accession_number", "project_id", "accession_number"),
+    sa.Index("ix_studies_study_id", "project_id", "study_id"),
+    sa.Index("ix_studies_referring_physician_name_ci", "project_id", "referring_physician_name_ci"),
+    sa.Index("ix_studies_study_description", "project_id", "study_description"),
+)
+
+series = sa.Table(
+    "series",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("study_pk", sa.Integer, sa.ForeignKey("studies.id"), nullable=False),
+    sa.Column("series_instance_uid", Text, nullable=False),
+    sa.Column("modality", Text),
+    sa.Column("series_number", sa.Integer),
+    sa.Column("series_description", Text),
+    sa.Column("series_date", Text),
+    sa.Column("series_time", Text),
+    sa.Column("performed_procedure_step_start_date", Text),
+    sa.Column("performed_procedure_step_start_time", Text),
+    sa.Column("number_of_series_related_instances", sa.Integer, nullable=False),
+    sa.Column("attributes", Json, nullable=False),
+    sa.UniqueConstraint("project_id", "series_instance_uid", name="uq_series_uid"),
+    sa.Index("ix_series_order", "study_pk", "series_number", "series_instance_uid"),
+    sa.Index("ix_series_modality", "project_id", "modality", "study_pk"),
+    sa.Index("ix_series_series_number", "project_id", "series_number"),
+    sa.Index("ix_series_series_description", "project_id", "series_description"),
+    sa.Index("ix_series_series_date", "project_id", "series_date"),
+    sa.Index("ix_series_series_time", "project_id", "series_time"),
+    sa.Index("ix_series_pps_start_date", "project_id", "performed_procedure_step_start_date"),
+    sa.Index("ix_series_pps_start_time", "project_id", "performed_procedure_step_start_time"),
+)
+
+instances = sa.Table(
+    "instances",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("study_pk", sa.Integer, sa.ForeignKey("studies.id"), nullable=False),
+    sa.Column("series_pk", sa.Integer, sa.ForeignKey("series.id"), nullable=False),
+    sa.Column("sop_instance_uid", Text, nullable=False),
+    sa.Column("sop_class_uid", Text, nullable=False),
+    sa.Column("instance_number", sa.Integer),
+    sa.Column("rows", sa.Integer),
+    sa.Column("columns", sa.Integer),
+    sa.Column("bits_allocated", sa.Integer),
+    sa.Column("number_of_frames", sa.Integer),
+    sa.Column("acquisition_date_time", Text),
+    sa.Column("transfer_syntax_uid", Text, nullable=False),
+    sa.Column("blob_key", Text, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("sha256", Text, nullable=False),
+    sa.Column("attributes", Json, nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("source", Text, nullable=False),
+    sa.UniqueConstraint("project_id", "sop_instance_uid", name="uq_instances_uid"),
+    sa.Index("ix_instances_order", "series_pk", "instance_number", "sop_instance_uid"),
+    sa.Index("ix_instances_study", "study_pk"),
+    sa.Index("ix_instances_sop_class_uid", "project_id", "sop_class_uid"),
+    sa.Index("ix_instances_instance_number", "project_id", "instance_number"),
+    sa.Index("ix_instances_rows", "project_id", "rows"),
+    sa.Index("ix_instances_columns", "project_id", "columns"),
+    sa.Index("ix_instances_bits_allocated", "project_id", "bits_allocated"),
+    sa.Index("ix_instances_number_of_frames", "project_id", "number_of_frames"),
+    sa.Index("ix_instances_acquisition_date_time", "project_id", "acquisition_date_time"),
+    sa.Index("ix_instances_blob_key", "blob_key"),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("reason", Text, nullable=False),
+    sa.Column("source", Text, nullable=False),
+    sa.Column("blob_key", Text, nullable=False),
+    sa.Column("sop_instance_uid", Text),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_quarantine_project", "project_id", "received_at"),
+)

@@ -1,0 +1,330 @@
+"""parse -> de-identify -> quality checks -> store blob (durable) -> index -> outcome.
+
+Identified data exists only in memory here: the first byte written anywhere is the
+de-identified object. A batch (one STOW-RS request, one folder chunk) is written blob by
+blob and then indexed in one transaction, so an instance is acknowledged only once both
+its blob and its row are durable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from radbank.dicom import quality
+from radbank.dicom.deid import DeidentificationError, Profile, deidentify
+from radbank.dicom.dataset_json import index_attributes
+from radbank.governance.keys import KeyRing
+from radbank.governance.policy import Principal
+from radbank.index import Index, InstanceRecord, Project
+from radbank.ingest.journal import Journal
+from radbank.store import BlobStore
+
+# DICOM status codes used as FailureReason (0008,1197) in STOW-RS responses (PS3.4 Annex B).
+FAILURE_PROCESSING = 0x0110
+FAILURE_DUPLICATE_CONFLICT = 0x0111
+FAILURE_CANNOT_UNDERSTAND = 0xC000
+FAILURE_SOP_CLASS_NOT_SUPPORTED = 0x0122
+FAILURE_STUDY_MISMATCH = 0xA900
+WARNING_QUARANTINED = 0xB000
+
+
+class Status(StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+    QUARANTINED = "quarantined"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One object offered for ingest: its raw bytes and a name that identifies it to the sender."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    status: Status
+    reason: str = ""
+    failure_reason: int | None = None
+    sop_class_uid: str | None = None
+    sop_instance_uid: str | None = None
+    study_instance_uid: str | None = None
+    series_instance_uid: str | None = None
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.status in (Status.STORED, Status.DUPLICATE)
+
+
+@dataclass
+class _Prepared:
+    item: Item
+    blob: bytes
+    sha256: str
+    record: InstanceRecord
+    quarantine_reason: str | None
+
+
+class Pipeline:
+    def __init__(self, store: BlobStore, index: Index, keys: KeyRing, journal: Journal) -> None:
+        self.store = store
+        self.index = index
+        self.keys = keys
+        self.journal = journal
+
+    def ingest(
+        self,
+        items: Iterable[Item],
+        project: Project,
+        *,
+        source: str,
+        principal: Principal,
+        study_instance_uid: str | None = None,
+    ) -> list[Outcome]:
+        """Ingest a batch; one outcome per item, in order.
+
+        study_instance_uid (study-scoped STOW-RS) is the original, identified UID the sender
+        used; instances of another study are rejected.
+        """
+        key = self.keys.project_key(project.key_salt)
+        profile = Profile.named(project.profile)
+        received_at = datetime.now(UTC)
+        outcomes: list[Outcome | None] = []
+        prepared: list[tuple[int, _Prepared]] = []
+        for position, item in enumerate(items):
+            result = self._prepare(
+                item, project, profile, key, source, received_at, study_instance_uid
+            )
+            if isinstance(result, Outcome):
+                outcomes.append(result)
+                continue
+            outcomes.append(None)
+            prepared.append((position, result))
+        for position, outcome in self._commit([p for _, p in prepared], project, [i for i, _ in prepared]):
+            outcomes[position] = outcome
+        return [o for o in outcomes if o is not None]
+
+    def _prepare(
+        self,
+        item: Item,
+        project: Project,
+        profile: Profile,
+        key: bytes,
+        source: str,
+        received_at: datetime,
+        expected_study: str | None,
+    ) -> Outcome | _Prepared:
+        try:
+            dataset = _parse(item)
+        except _Rejected as exc:
+            return Outcome(item.name, Status.REJECTED, str(exc), FAILURE_CANNOT_UNDERSTAND)
+        original_sop = str(dataset.get("SOPInstanceUID", "") or "")
+        label = f"{item.name} (SOP Instance UID {original_sop or 'missing'})"
+        original_study = str(dataset.get("StudyInstanceUID", "") or "")
+        if expected_study and original_study != expected_study:
+            return Outcome(
+                item.name,
+                Status.REJECTED,
+                f"{label}: belongs to study {original_study or '(none)'}, not to study "
+                f"{expected_study} named in the request URL",
+                FAILURE_STUDY_MISMATCH,
+            )
+        try:
+            result = deidentify(dataset, profile, key)
+            deidentified = result.dataset
+            findings = quality.check(deidentified)
+            rejects = [f for f in findings if f.severity == quality.Severity.REJECT]
+            if rejects:
+                reason = "; ".join(f.message for f in rejects)
+                return Outcome(item.name, Status.REJECTED, f"{label}: {reason}", FAILURE_CANNOT_UNDERSTAND)
+            buffer = io.BytesIO()
+            pydicom.dcmwrite(buffer, deidentified, enforce_file_format=True)
+            blob = buffer.getvalue()
+            attributes = index_attributes(deidentified)
+        except DeidentificationError as exc:
+            return Outcome(item.name, Status.REJECTED, f"{label}: {exc}", FAILURE_CANNOT_UNDERSTAND)
+        except Exception as exc:  # noqa: BLE001 - hostile input can fail anywhere in pydicom
+            return Outcome(
+                item.name,
+                Status.REJECTED,
+                f"{label}: cannot be read as a DICOM dataset ({type(exc).__name__}: {exc})",
+                FAILURE_CANNOT_UNDERSTAND,
+            )
+        quarantines = [f for f in findings if f.severity == quality.Severity.QUARANTINE]
+        sha256 = hashlib.sha256(blob).hexdigest()
+        record = InstanceRecord(
+            project_id=project.id,
+            study_instance_uid=str(deidentified.StudyInstanceUID),
+            series_instance_uid=str(deidentified.SeriesInstanceUID),
+            sop_instance_uid=str(deidentified.SOPInstanceUID),
+            sop_class_uid=str(deidentified.SOPClassUID),
+            transfer_syntax_uid=str(deidentified.file_meta.TransferSyntaxUID),
+            blob_key=_blob_key(project, sha256, quarantined=bool(quarantines)),
+            size_bytes=len(blob),
+            sha256=sha256,
+            attributes=attributes,
+            received_at=received_at,
+            source=source,
+        )
+        reason = "; ".join(f.message for f in quarantines) if quarantines else None
+        return _Prepared(item, blob, sha256, record, reason)
+
+    def _commit(
+        self, prepared: Sequence[_Prepared], project: Project, positions: Sequence[int]
+    ) -> list[tuple[int, Outcome]]:
+        results: list[tuple[int, Outcome]] = []
+        to_store: list[tuple[int, _Prepared]] = []
+        to_quarantine: list[tuple[int, _Prepared]] = []
+        seen: dict[str, str] = {}
+        existing = self.index.get_instances(
+            project.id, [p.record.sop_instance_uid for p in prepared if not p.quarantine_reason]
+        )
+        for position, p in zip(positions, prepared, strict=True):
+            uid = p.record.sop_instance_uid
+            if p.quarantine_reason:
+                to_quarantine.append((position, p))
+                continue
+            known = existing.get(uid)
+            earlier = seen.get(uid)
+            known_sha = known.sha256 if known else earlier
+            if known_sha is None:
+                seen[uid] = p.sha256
+                to_store.append((position, p))
+            elif known_sha == p.sha256:
+                results.append((position, _outcome(p, Status.DUPLICATE, "already stored with identical content")))
+            else:
+                results.append(
+                    (
+                        position,
+                        _outcome(
+                            p,
+                            Status.CONFLICT,
+                            f"{p.item.name}: an instance with SOP Instance UID {uid} is already "
+                            "stored with different content; it was not replaced",
+                            FAILURE_DUPLICATE_CONFLICT,
+                        ),
+                    )
+                )
+        if to_store or to_quarantine:
+            blobs = [(p.record.blob_key, p.blob) for _, p in (*to_store, *to_quarantine)]
+            entry = self.journal.begin(key for key, _ in blobs)
+            try:
+                self.store.put_many(blobs)
+                results.extend(self._index(to_store, project))
+                for position, p in to_quarantine:
+                    self.index.add_quarantine(
+                        project.id,
+                        reason=p.quarantine_reason or "",
+                        source=p.item.name,
+                        blob_key=p.record.blob_key,
+                        sop_instance_uid=p.record.sop_instance_uid,
+                    )
+                    results.append(
+                        (position, _outcome(p, Status.QUARANTINED, p.quarantine_reason or "", WARNING_QUARANTINED))
+                    )
+            finally:
+                self.journal.end(entry)
+        return results
+
+    def _index(self, to_store: list[tuple[int, _Prepared]], project: Project) -> list[tuple[int, Outcome]]:
+        if not to_store:
+            return []
+        try:
+            self.index.add_instances([p.record for _, p in to_store])
+            return [(position, _outcome(p, Status.STORED)) for position, p in to_store]
+        except DuplicateInstance:
+            # A concurrent request stored some of the same instances first: decide one by one.
+            results = []
+            for position, p in to_store:
+                known = self.index.get_instances(project.id, [p.record.sop_instance_uid]).get(
+                    p.record.sop_instance_uid
+                )
+                if known is None:
+                    try:
+                        self.index.add_instances([p.record])
+                        results.append((position, _outcome(p, Status.STORED)))
+                        continue
+                    except DuplicateInstance:
+                        known = self.index.get_instances(
+                            project.id, [p.record.sop_instance_uid]
+                        )[p.record.sop_instance_uid]
+                if known.sha256 == p.sha256:
+                    results.append((position, _outcome(p, Status.DUPLICATE, "already stored with identical content")))
+                else:
+                    results.append(
+                        (
+                            position,
+                            _outcome(
+                                p,
+                                Status.CONFLICT,
+                                f"{p.item.name}: SOP Instance UID {p.record.sop_instance_uid} "
+                                "was stored concurrently with different content",
+                                FAILURE_DUPLICATE_CONFLICT,
+                            ),
+                        )
+                    )
+            return results
+
+
+class _Rejected(ValueError):
+    pass
+
+
+def _parse(item: Item) -> pydicom.Dataset:
+    data = item.data
+    if len(data) < 132:
+        raise _Rejected(f"{item.name}: only {len(data)} bytes, too short to be a DICOM file")
+    try:
+        if data[128:132] == b"DICM":
+            dataset = pydicom.dcmread(io.BytesIO(data))
+        else:
+            dataset = pydicom.dcmread(io.BytesIO(data), force=True)
+            if "SOPInstanceUID" not in dataset or "SOPClassUID" not in dataset:
+                raise _Rejected(
+                    f"{item.name}: not a DICOM file (no 'DICM' prefix at byte 128 and no "
+                    "SOP Class/Instance UID in the data set)"
+                )
+        # Read every element now, so truncation and garbage surface here, named.
+        for _ in dataset.iterall():
+            pass
+    except _Rejected:
+        raise
+    except (InvalidDicomError, Exception) as exc:  # noqa: BLE001 - hostile input
+        raise _Rejected(f"{item.name}: not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
+    return dataset
+
+
+def _outcome(p: _Prepared, status: Status, reason: str = "", failure: int | None = None) -> Outcome:
+    r = p.record
+    return Outcome(
+        p.item.name,
+        status,
+        reason,
+        failure,
+        r.sop_class_uid,
+        r.sop_instance_uid,
+        r.study_instance_uid,
+        r.series_instance_uid,
+    )
+
+
+def _blob_key(project: Project, sha256: str, *, quarantined: bool) -> str:
+    area = "quarantine" if quarantined else "instances"
+    return f"{project.id}/{area}/{sha256[:2]}/{sha256[2:4]}/{sha256}.dcm"
+
+
+def read_file(path: Path) -> Item:
+    return Item(str(path), path.read_bytes())

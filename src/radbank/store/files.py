@@ -1,0 +1,96 @@
+"""Blobs as files under one root directory, written atomically and durably."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+_KEY = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+_TEMP_SUFFIX = ".part"
+
+
+class InvalidBlobKey(ValueError):
+    """A key that could escape the store root or is not a plain relative path."""
+
+
+class FileStore:
+    """Blob store on a local file system; keys are relative paths like `p1/ab/cd/<sha>.dcm`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        if not _KEY.match(key) or any(part in (".", "..") for part in key.split("/")):
+            raise InvalidBlobKey(f"invalid blob key {key!r}")
+        return self.root / key
+
+    def put(self, key: str, data: bytes) -> None:
+        self.put_many([(key, data)])
+
+    def put_many(self, items: list[tuple[str, bytes]]) -> None:
+        directories: set[Path] = set()
+        for key, data in items:
+            path = self._path(key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TEMP_SUFFIX}")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            except BaseException:
+                os.close(fd)
+                temp.unlink(missing_ok=True)
+                raise
+            os.close(fd)
+            os.replace(temp, path)
+            directories.add(path.parent)
+        # The rename is durable only once its directory entry is on disk.
+        for directory in directories:
+            _fsync_directory(directory)
+
+    def get(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def open(self, key: str) -> BinaryIO:
+        return self._path(key).open("rb")
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        _fsync_directory(path.parent)
+
+    def keys(self) -> Iterator[str]:
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for name in filenames:
+                if name.startswith(".") and name.endswith(_TEMP_SUFFIX):
+                    continue
+                yield Path(dirpath, name).relative_to(self.root).as_posix()
+
+    def remove_temporaries(self) -> int:
+        """Delete temp files left by a crash mid-write; they were never acknowledged."""
+        removed = 0
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for name in filenames:
+                if name.startswith(".") and name.endswith(_TEMP_SUFFIX):
+                    Path(dirpath, name).unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

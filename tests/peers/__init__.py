@@ -1,0 +1,1 @@
+"""Independent DICOM peers (Orthanc, ...) run on loopback by tests and benchmarks."""
