@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -37,6 +38,9 @@ async def _search(
         series_instance_uid=series,
         max_limit=node.settings.qido_max_limit,
     )
+    capped = query.limit is None
+    if capped:
+        query = replace(query, limit=node.settings.qido_max_limit)
     results = await run_in_threadpool(node.index.search, project.id, query)
     for result in results:
         study_uid, series_uid = _first(result, _STUDY), _first(result, _SERIES)
@@ -47,7 +51,15 @@ async def _search(
         else:
             url = instance_url(request, project.name, study_uid, series_uid, _first(result, _SOP))
         result["00081190"] = {"vr": "UR", "Value": [url]}
-    return JSONResponse(results, media_type="application/dicom+json")
+    headers = {}
+    if capped and len(results) == query.limit:
+        headers["Warning"] = (
+            "299 radbank: The number of results exceeded the maximum supported by the server. "
+            "Additional results can be requested."
+        )
+    if query.fuzzy_matching:
+        headers["Warning"] = "299 radbank: The fuzzymatching parameter is not supported. Only literal matching has been performed."
+    return JSONResponse(results, media_type="application/dicom+json", headers=headers)
 
 
 @router.get("/studies", summary="Search for studies")

@@ -192,8 +192,8 @@ def _response(
         body.update(_reason_text("the request contained no DICOM instances"))
     elif not failed:
         status = 200
-    elif referenced:
-        status = 202
+    elif referenced or any(o.status == Status.QUARANTINED for o in outcomes):
+        status = 202  # some stored, or held in quarantine for review
     elif all(o.failure_reason == FAILURE_CANNOT_UNDERSTAND for o in outcomes):
         status = 400
     else:

@@ -73,7 +73,13 @@ _TAG = re.compile(r"[0-9A-Fa-f]{8}")
 _TM = re.compile(r"(\d\d)(\d\d)?(\d\d)?(\.\d{1,6})?")
 _DT = re.compile(r"(\d{4})(\d\d)?(\d\d)?(\d\d)?(\d\d)?(\d\d)?(\.\d{1,6})?([+-]\d{4})?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_LARGEST_INTEGER = 2**31 - 1
 _IGNORED_PARAMETERS = frozenset({"accept", "charset"})
+_FORMATS = {
+    "DA": "use YYYYMMDD, or a range like 20240101-20241231, -20241231 or 20240101-",
+    "TM": "use HH, HHMM, HHMMSS or HHMMSS.FFFFFF (24-hour clock), or a range like 0800-1700",
+    "DT": "use YYYYMMDDHHMMSS.FFFFFF&ZZXX (trailing parts optional), or a range start-end",
+}
 
 
 class QueryError(ValueError):
@@ -127,8 +133,8 @@ def parse_qido(
 ) -> QidoQuery:
     """Validate QIDO-RS query parameters (already URL-decoded, in request order).
 
-    A limit above max_limit is lowered to max_limit rather than refused, as PS3.18 8.3.4.4
-    lets an origin server return fewer results than asked; the router may add a Warning.
+    A limit above max_limit is lowered to max_limit rather than refused (an origin server
+    may return fewer results than asked, PS3.18 8.3.4.4); the router may add a Warning.
     """
     if level not in QUERYABLE:
         raise QueryError(f"unknown query level {level!r}; expected study, series or instance")
@@ -163,9 +169,9 @@ def parse_qido(
             include_all = include_all or all_fields
             include_fields.update(fields)
         elif control == "limit":
-            limit = min(_non_negative("limit", value, minimum=1), max_limit)
+            limit = min(_integer_at_least("limit", value, minimum=1), max_limit)
         elif control == "offset":
-            offset = _non_negative("offset", value, minimum=0)
+            offset = _integer_at_least("offset", value, minimum=0)
         elif control == "fuzzymatching":
             if value.lower() not in ("true", "false"):
                 raise QueryError(f"fuzzymatching must be true or false, not {_shown(value)}")
@@ -217,12 +223,14 @@ def _parse_includefield(value: str) -> tuple[bool, set[str]]:
     return include_all, fields
 
 
-def _non_negative(name: str, value: str, *, minimum: int) -> int:
+def _integer_at_least(name: str, value: str, *, minimum: int) -> int:
     if not value.isascii() or not value.isdigit():
         raise QueryError(f"{name} must be an integer of at least {minimum}, not {_shown(value)}")
     number = int(value)
     if number < minimum:
         raise QueryError(f"{name} must be an integer of at least {minimum}, not {value}")
+    if number > _LARGEST_INTEGER:
+        raise QueryError(f"{name} must be at most {_LARGEST_INTEGER}, not {value}")
     return number
 
 
@@ -292,6 +300,8 @@ def _parse_filter(keyword: str, tag: str, vr: str, value: str) -> AttributeFilte
             return made("range", (), lower, upper)
         return made("single", (value.strip(),), lower, upper)
     if vr in _INTEGER_VRS:
+        if wildcard:
+            raise QueryError(f"{keyword}: wildcards are not allowed in {vr} values")
         if not re.fullmatch(r"[+-]?\d{1,12}", value.strip()):
             raise QueryError(f"{keyword}: {_shown(value)} is not an integer")
         return made("single", (str(int(value)),))
@@ -337,7 +347,7 @@ def _parse_range(keyword: str, vr: str, value: str) -> tuple[str | None, str | N
         for part in value.split("-"):
             if part:
                 check(keyword, part)
-    raise QueryError(f"{keyword}: {_shown(value)} is not a {vr} value or a range start-end")
+    raise QueryError(f"{keyword}: {_shown(value)} is not a {vr} value or range; {_FORMATS[vr]}")
 
 
 def _range_key(vr: str, value: str) -> str:
@@ -356,10 +366,7 @@ def _valid(check: Callable[[str, str], None], value: str) -> bool:
 
 def _check_da(keyword: str, value: str) -> None:
     if not re.fullmatch(r"\d{8}", value):
-        raise QueryError(
-            f"{keyword}: {_shown(value)} is not a date; use YYYYMMDD or a range like "
-            "20240101-20241231, -20241231 or 20240101-"
-        )
+        raise QueryError(f"{keyword}: {_shown(value)} is not a date; {_FORMATS['DA']}")
     try:
         date(int(value[:4]), int(value[4:6]), int(value[6:]))
     except ValueError as exc:
@@ -369,20 +376,14 @@ def _check_da(keyword: str, value: str) -> None:
 def _check_tm(keyword: str, value: str) -> None:
     match = _TM.fullmatch(value)
     if not match or not _time_parts_valid(match.group(1), match.group(2), match.group(3)):
-        raise QueryError(
-            f"{keyword}: {_shown(value)} is not a time; use HH, HHMM, HHMMSS or HHMMSS.FFFFFF "
-            "(24-hour clock), or a range like 0800-1700"
-        )
+        raise QueryError(f"{keyword}: {_shown(value)} is not a time; {_FORMATS['TM']}")
     if match.group(4) and not match.group(3):
         raise QueryError(f"{keyword}: {value}: fractional seconds need HHMMSS before them")
 
 
 def _check_dt(keyword: str, value: str) -> None:
     match = _DT.fullmatch(value)
-    bad = QueryError(
-        f"{keyword}: {_shown(value)} is not a date-time; use YYYYMMDDHHMMSS.FFFFFF&ZZXX with "
-        "trailing components optional, or a range start-end"
-    )
+    bad = QueryError(f"{keyword}: {_shown(value)} is not a date-time; {_FORMATS['DT']}")
     if not match:
         raise bad
     year, month, day, hour, minute, second, fraction, offset = match.groups()

@@ -12,6 +12,42 @@ Json = sa.JSON()
 
 metadata = sa.MetaData()
 
+# Study and series indexes end with the result order, so an equality match is answered in
+# order straight from one index (SQLite picks the order index over an unordered match
+# index when it has no statistics). Instances, far more numerous, get plain indexes.
+STUDY_ORDER = ("study_date", "study_time", "study_instance_uid")
+STUDY_MATCHING = (
+    "patient_id",
+    "patient_name_ci",
+    "patient_birth_date",
+    "patient_sex",
+    "study_time",
+    "accession_number",
+    "study_id",
+    "referring_physician_name_ci",
+    "study_description",
+)
+SERIES_ORDER = ("study_pk", "series_number", "series_instance_uid")
+SERIES_MATCHING = (
+    "modality",
+    "series_number",
+    "series_description",
+    "series_date",
+    "series_time",
+    "performed_procedure_step_start_date",
+    "performed_procedure_step_start_time",
+)
+
+
+def _matching_indexes(
+    table: str, columns: tuple[str, ...], order: tuple[str, ...]
+) -> list[sa.Index]:
+    return [
+        sa.Index(f"ix_{table}_{column}", "project_id", column, *(o for o in order if o != column))
+        for column in columns
+    ]
+
+
 # studies.study_date and study_time hold '' instead of NULL when the attribute is absent:
 # the study order index then has no NULLs, which SQLite and PostgreSQL would place at
 # opposite ends. Range matching never matches '' (see _search).
@@ -51,16 +87,8 @@ studies = sa.Table(
     sa.Column("number_of_study_related_instances", sa.Integer, nullable=False),
     sa.Column("attributes", Json, nullable=False),
     sa.UniqueConstraint("project_id", "study_instance_uid", name="uq_studies_uid"),
-    sa.Index("ix_studies_order", "project_id", "study_date", "study_time", "study_instance_uid"),
-    sa.Index("ix_studies_patient_id", "project_id", "patient_id"),
-    sa.Index("ix_studies_patient_name_ci", "project_id", "patient_name_ci"),
-    sa.Index("ix_studies_patient_birth_date", "project_id", "patient_birth_date"),
-    sa.Index("ix_studies_patient_sex", "project_id", "patient_sex"),
-    sa.Index("ix_studies_study_time", "project_id", "study_time"),
-    sa.Index("ix_studies_accession_number", "project_id", "accession_number"),
-    sa.Index("ix_studies_study_id", "project_id", "study_id"),
-    sa.Index("ix_studies_referring_physician_name_ci", "project_id", "referring_physician_name_ci"),
-    sa.Index("ix_studies_study_description", "project_id", "study_description"),
+    sa.Index("ix_studies_order", "project_id", *STUDY_ORDER),
+    *_matching_indexes("studies", STUDY_MATCHING, STUDY_ORDER),
 )
 
 series = sa.Table(
@@ -80,14 +108,10 @@ series = sa.Table(
     sa.Column("number_of_series_related_instances", sa.Integer, nullable=False),
     sa.Column("attributes", Json, nullable=False),
     sa.UniqueConstraint("project_id", "series_instance_uid", name="uq_series_uid"),
-    sa.Index("ix_series_order", "study_pk", "series_number", "series_instance_uid"),
-    sa.Index("ix_series_modality", "project_id", "modality", "study_pk"),
-    sa.Index("ix_series_series_number", "project_id", "series_number"),
-    sa.Index("ix_series_series_description", "project_id", "series_description"),
-    sa.Index("ix_series_series_date", "project_id", "series_date"),
-    sa.Index("ix_series_series_time", "project_id", "series_time"),
-    sa.Index("ix_series_pps_start_date", "project_id", "performed_procedure_step_start_date"),
-    sa.Index("ix_series_pps_start_time", "project_id", "performed_procedure_step_start_time"),
+    sa.Index("ix_series_order", "project_id", *SERIES_ORDER),
+    *_matching_indexes("series", SERIES_MATCHING, SERIES_ORDER),
+    # ModalitiesInStudy matching and the per-study aggregates.
+    sa.Index("ix_series_study_modality", "study_pk", "modality"),
 )
 
 instances = sa.Table(
@@ -136,4 +160,5 @@ quarantine = sa.Table(
     sa.Column("sop_instance_uid", Text),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_quarantine_project", "project_id", "received_at"),
+    sa.Index("ix_quarantine_blob_key", "blob_key"),
 )

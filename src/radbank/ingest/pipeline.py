@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pydicom
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from radbank.dicom import quality
 from radbank.dicom.deid import DeidentificationError, Profile, deidentify
 from radbank.dicom.dataset_json import index_attributes
 from radbank.governance.keys import KeyRing
 from radbank.governance.policy import Principal
-from radbank.index import Index, InstanceRecord, Project
+from radbank.index import DuplicateInstance, Index, InstanceRecord, Project
 from radbank.ingest.journal import Journal
 from radbank.store import BlobStore
 
@@ -179,7 +180,11 @@ class Pipeline:
             received_at=received_at,
             source=source,
         )
-        reason = "; ".join(f.message for f in quarantines) if quarantines else None
+        reason = (
+            f"{item.name}: quarantined for review: " + "; ".join(f.message for f in quarantines)
+            if quarantines
+            else None
+        )
         return _Prepared(item, blob, sha256, record, reason)
 
     def _commit(
@@ -300,6 +305,16 @@ def _parse(item: Item) -> pydicom.Dataset:
         # Read every element now, so truncation and garbage surface here, named.
         for _ in dataset.iterall():
             pass
+        if "TransferSyntaxUID" not in dataset.file_meta:
+            # Files without meta information: record the encoding they were read in.
+            implicit, little = dataset.original_encoding
+            dataset.file_meta.TransferSyntaxUID = (
+                ImplicitVRLittleEndian
+                if implicit
+                else ExplicitVRLittleEndian
+                if little
+                else ExplicitVRBigEndian
+            )
     except _Rejected:
         raise
     except (InvalidDicomError, Exception) as exc:  # noqa: BLE001 - hostile input

@@ -154,7 +154,7 @@ def is_class_uid_attribute(keyword: str) -> bool:
     return keyword in _CLASS_UID_KEYWORDS or keyword.endswith(_CLASS_UID_SUFFIXES)
 
 
-def _dictionary_vr(tag: int) -> str | None:
+def dictionary_vr(tag: int) -> str | None:
     try:
         return dictionary_VR(tag)
     except KeyError:
@@ -177,15 +177,18 @@ class CompiledProfile:
     private_action: str
     uid_action: str
     shift_dates: bool
-    _untabled: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
+    resolved: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.resolved.update(self.actions)
 
     def resolve(self, tag: int) -> str:
-        action = self.actions.get(tag)
+        """The action for `tag`; `resolved` caches every answer for the engine's fast path."""
+        tag = int(tag)
+        action = self.resolved.get(tag)
         if action is None:
-            action = self._untabled.get(tag)
-            if action is None:
-                action = self._resolve_untabled(tag)
-                self._untabled[tag] = action
+            action = self._resolve_untabled(tag)
+            self.resolved[tag] = action
         return action
 
     def _resolve_untabled(self, tag: int) -> str:
@@ -196,7 +199,7 @@ class CompiledProfile:
                 return masked_action
         if tag & 0xFFFF == 0:
             return "X"  # group lengths are retired and would be wrong after removals
-        vr = _dictionary_vr(tag)
+        vr = dictionary_vr(tag)
         if vr == "SQ":
             return "R"
         if vr == "UI":
@@ -276,6 +279,6 @@ def _compile(profile: Profile) -> CompiledProfile:
 
 def _sequence_aware(tag: int, action: str) -> str:
     """Keeping a sequence still de-identifies its items: K on an SQ attribute becomes R."""
-    if action == "K" and _dictionary_vr(tag) == "SQ":
+    if action == "K" and dictionary_vr(tag) == "SQ":
         return "R"
     return action

@@ -23,6 +23,38 @@ def _text(name: str, nullable: bool = True) -> sa.Column:
     return sa.Column(name, TEXT, nullable=nullable)
 
 
+STUDY_ORDER = ("study_date", "study_time", "study_instance_uid")
+STUDY_MATCHING = (
+    "patient_id",
+    "patient_name_ci",
+    "patient_birth_date",
+    "patient_sex",
+    "study_time",
+    "accession_number",
+    "study_id",
+    "referring_physician_name_ci",
+    "study_description",
+)
+SERIES_ORDER = ("study_pk", "series_number", "series_instance_uid")
+SERIES_MATCHING = (
+    "modality",
+    "series_number",
+    "series_description",
+    "series_date",
+    "series_time",
+    "performed_procedure_step_start_date",
+    "performed_procedure_step_start_time",
+)
+
+
+def _indexes(table: str, matching: tuple[str, ...], order: tuple[str, ...]) -> None:
+    """The order index, and per matching column one that ends with the order."""
+    op.create_index(f"ix_{table}_order", table, ["project_id", *order])
+    for column in matching:
+        rest = [o for o in order if o != column]
+        op.create_index(f"ix_{table}_{column}", table, ["project_id", column, *rest])
+
+
 def upgrade() -> None:
     op.create_table(
         "projects",
@@ -63,21 +95,7 @@ def upgrade() -> None:
         sa.Column("attributes", sa.JSON, nullable=False),
         sa.UniqueConstraint("project_id", "study_instance_uid", name="uq_studies_uid"),
     )
-    op.create_index(
-        "ix_studies_order", "studies", ["project_id", "study_date", "study_time", "study_instance_uid"]
-    )
-    for column in (
-        "patient_id",
-        "patient_name_ci",
-        "patient_birth_date",
-        "patient_sex",
-        "study_time",
-        "accession_number",
-        "study_id",
-        "referring_physician_name_ci",
-        "study_description",
-    ):
-        op.create_index(f"ix_studies_{column}", "studies", ["project_id", column])
+    _indexes("studies", STUDY_MATCHING, STUDY_ORDER)
 
     op.create_table(
         "series",
@@ -96,19 +114,8 @@ def upgrade() -> None:
         sa.Column("attributes", sa.JSON, nullable=False),
         sa.UniqueConstraint("project_id", "series_instance_uid", name="uq_series_uid"),
     )
-    op.create_index(
-        "ix_series_order", "series", ["study_pk", "series_number", "series_instance_uid"]
-    )
-    op.create_index("ix_series_modality", "series", ["project_id", "modality", "study_pk"])
-    for name, column in (
-        ("series_number", "series_number"),
-        ("series_description", "series_description"),
-        ("series_date", "series_date"),
-        ("series_time", "series_time"),
-        ("pps_start_date", "performed_procedure_step_start_date"),
-        ("pps_start_time", "performed_procedure_step_start_time"),
-    ):
-        op.create_index(f"ix_series_{name}", "series", ["project_id", column])
+    _indexes("series", SERIES_MATCHING, SERIES_ORDER)
+    op.create_index("ix_series_study_modality", "series", ["study_pk", "modality"])
 
     op.create_table(
         "instances",
@@ -160,6 +167,7 @@ def upgrade() -> None:
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_quarantine_project", "quarantine", ["project_id", "received_at"])
+    op.create_index("ix_quarantine_blob_key", "quarantine", ["blob_key"])
 
 
 def downgrade() -> None:

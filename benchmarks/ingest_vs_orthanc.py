@@ -1,0 +1,729 @@
+"""STOW-RS ingest throughput and QIDO-RS latency of radbank against Orthanc, in one run.
+
+Both servers run on 127.0.0.1 with fresh storage in a temporary directory; each ingest run
+gets a freshly started server so neither pays for data a previous run left behind.
+
+1. Ingest: N 512x512 CT instances (Part 10, ~0.5 MB each) in S studies, with planted
+   patient identity, sent by STOW-RS with one request per study, by 1 and then 2 concurrent
+   clients. Request bodies are built before timing. Prints instances/s, MB/s (10^6 bytes of
+   DICOM parts) and the ratio radbank/Orthanc (above 1: radbank is faster).
+2. QIDO-RS: loads Q small studies (one small CT or MR instance each) into each server, then
+   times R sequential requests of four typical queries (PatientID, StudyDate range,
+   ModalitiesInStudy, PatientName wildcard); prints median and p95 latency and the ratio
+   radbank/Orthanc (above 1: radbank is slower).
+
+radbank de-identifies on ingest, so query values are not taken from the generated data:
+on each server they come from a probe study found by a first QIDO-RS call, by the same
+rule on both servers (see `plan_queries`), and the number of matches is printed next to
+each latency.
+
+    /work/venv/bin/python benchmarks/ingest_vs_orthanc.py --json bench.json
+    /work/venv/bin/python benchmarks/ingest_vs_orthanc.py --instances 200 --studies 4 \\
+        --qido-studies 1000 --qido-requests 50          # a quick run
+    /work/venv/bin/python benchmarks/ingest_vs_orthanc.py --orthanc-only   # the peer alone
+
+The run is bounded by --time-limit; servers are stopped on every exit path, Ctrl-C
+included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+from tests.peers.orthanc import (  # noqa: E402 - the harness lives with the tests
+    OrthancPeer,
+    free_tcp_port,
+    orthanc_missing_reason,
+    qido_query_string,
+)
+
+BOUNDARY = "radbank-benchmark-" + uuid.uuid4().hex
+STOW_CONTENT_TYPE = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
+PROJECT = "bench"
+MB = 1_000_000
+QIDO_LOAD_BATCH = 100
+MIN_QIDO_REQUESTS = 20
+QUERY_NAMES = ("PatientID", "StudyDate range", "ModalitiesInStudy", "PatientName wildcard")
+
+
+class TimeLimitReached(RuntimeError):
+    """The run reached --time-limit; results so far are still reported."""
+
+
+class Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def check(self, what: str) -> None:
+        if self.remaining() <= 0:
+            raise TimeLimitReached(f"time limit reached during {what}")
+
+
+# ---------------------------------------------------------------------------- corpora
+
+
+def ingest_corpus(n_instances: int, n_studies: int) -> list[list[bytes]]:
+    """The ingest corpus as Part 10 bytes, grouped by study (one STOW-RS request each)."""
+    from radbank import synthetic
+
+    by_study: dict[str, list[bytes]] = {}
+    for part in synthetic.planted_ct_instances(n_instances, n_studies):
+        study_uid = dcmread(io.BytesIO(part), stop_before_pixels=True).StudyInstanceUID
+        by_study.setdefault(study_uid, []).append(part)
+    return list(by_study.values())
+
+
+def qido_corpus(n_studies: int, seed: int = 20240611) -> list[bytes]:
+    """One small instance per study, with identity and dates spread for realistic queries.
+
+    Four studies per patient, study dates over ten years, one study in twenty an MR: a
+    PatientID query matches a handful of studies, a two-month date range about 1.6 %,
+    ModalitiesInStudy=MR about 5 %.
+    """
+    rng = random.Random(seed)
+    families = [
+        "SMITH",
+        "MÜLLER",
+        "DUBOIS",
+        "ROSSI",
+        "GARCIA",
+        "NOWAK",
+        "JANSEN",
+        "SILVA",
+        "KOWALSKI",
+        "PETERS",
+        "HORVATH",
+        "NIELSEN",
+        "FISCHER",
+        "MARTIN",
+        "LAMBERT",
+    ]
+    givens = ["ANNA", "JAN", "MARIE", "LUCA", "EVA", "TOMAS", "SOFIA", "PIETER", "ELENA", "OLAF"]
+    templates = {
+        "CT": dcmread(get_testdata_file("CT_small.dcm")),
+        "MR": dcmread(get_testdata_file("MR_small.dcm")),
+    }
+    first_day = datetime.date(2015, 1, 1)
+    n_patients = max(1, n_studies // 4)
+    parts = []
+    for i in range(n_studies):
+        patient = i % n_patients
+        modality = "MR" if rng.random() < 0.05 else "CT"
+        ds = templates[modality]
+        ds.PatientID = f"P{patient:07d}"
+        ds.PatientName = (
+            f"{families[patient % len(families)]}{patient // len(families)}"
+            f"^{givens[patient % len(givens)]}"
+        )
+        ds.PatientBirthDate = f"{1930 + patient % 70}0{1 + patient % 9}1{patient % 10}"
+        ds.PatientSex = "MF"[patient % 2]
+        study_date = first_day + datetime.timedelta(days=rng.randrange(3650))
+        ds.StudyDate = ds.SeriesDate = ds.ContentDate = study_date.strftime("%Y%m%d")
+        ds.AccessionNumber = f"A{i:09d}"
+        ds.StudyID = str(i % 10000)
+        ds.StudyInstanceUID = generate_uid()
+        ds.SeriesInstanceUID = generate_uid()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        parts.append(buffer.getvalue())
+    return parts
+
+
+def multipart_body(parts: Sequence[bytes]) -> bytes:
+    chunks = []
+    for part in parts:
+        chunks.append(f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode())
+        chunks.append(part)
+        chunks.append(b"\r\n")
+    chunks.append(f"--{BOUNDARY}--\r\n".encode())
+    return b"".join(chunks)
+
+
+# ---------------------------------------------------------------------------- servers
+
+
+@dataclass
+class Server:
+    name: str
+    dicomweb_url: str
+    headers: dict[str, str]
+    stop: Callable[[], None]
+
+
+class RadbankProcess:
+    """`radbank serve` as a child process with its own data directory."""
+
+    def __init__(self, workdir: Path, workers: int, startup_timeout_s: float = 120.0) -> None:
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.workers = workers
+        self.startup_timeout_s = startup_timeout_s
+        self.token = uuid.uuid4().hex + uuid.uuid4().hex
+        self.port = 0
+        self.log_path = workdir / "radbank.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def dicomweb_url(self) -> str:
+        return f"{self.base_url}/dicom-web/projects/{PROJECT}"
+
+    def _command(self) -> list[str]:
+        # The radbank of this interpreter (the repository's, when installed with pip -e).
+        return [sys.executable, "-m", "radbank"]
+
+    def start(self) -> RadbankProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "RADBANK_ADMIN_TOKEN": self.token}
+        with self.log_path.open("ab") as log:
+            subprocess.run(
+                [
+                    *self._command(),
+                    "project",
+                    "create",
+                    PROJECT,
+                    "--data-dir",
+                    str(self.data_dir),
+                    # Shifted dates are kept, so StudyDate ranges have something to match.
+                    "--profile",
+                    "basic-dates",
+                ],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=True,
+                timeout=120,
+            )
+            self.port = free_tcp_port()
+            self._process = subprocess.Popen(
+                [
+                    *self._command(),
+                    "serve",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    str(self.workers),
+                ],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise RuntimeError(
+                    f"radbank serve exited with code {self._process.returncode}; "
+                    f"log tail:\n{_tail(self.log_path)}"
+                )
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(
+            f"radbank did not answer /healthz within {self.startup_timeout_s:.0f} s; "
+            f"log tail:\n{_tail(self.log_path)}"
+        )
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        # uvicorn's workers are children of the server process: signal the whole group.
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=timeout_s)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def start_server(name: str, workdir: Path, args: argparse.Namespace) -> Server:
+    if name == "orthanc":
+        orthanc = OrthancPeer(workdir).start()
+        return Server(name, orthanc.dicomweb_url, {}, orthanc.stop)
+    radbank = RadbankProcess(workdir, args.workers).start()
+    return Server(
+        name, radbank.dicomweb_url, {"Authorization": f"Bearer {radbank.token}"}, radbank.stop
+    )
+
+
+# ---------------------------------------------------------------------------- ingest
+
+
+@dataclass
+class IngestResult:
+    server: str
+    clients: int
+    instances: int
+    megabytes: float
+    seconds: float
+    failed_instances: int
+    instances_per_s: float = field(init=False)
+    mb_per_s: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.instances_per_s = self.instances / self.seconds if self.seconds else 0.0
+        self.mb_per_s = self.megabytes / self.seconds if self.seconds else 0.0
+
+
+def _failed_in_answer(response: httpx.Response, n_parts: int) -> int:
+    if response.status_code not in (200, 202):
+        return n_parts
+    try:
+        failed = response.json().get("00081198", {}).get("Value", [])
+    except ValueError:
+        return 0
+    return len(failed)
+
+
+def stow(
+    server: Server,
+    bodies: Sequence[tuple[bytes, int]],
+    clients: int,
+    deadline: Deadline,
+) -> tuple[float, int]:
+    """Send every (body, part count) by STOW-RS from `clients` threads; wall time, failures."""
+    queue: Iterator[tuple[bytes, int]] = iter(bodies)
+    headers = {
+        **server.headers,
+        "Content-Type": STOW_CONTENT_TYPE,
+        "Accept": "application/dicom+json",
+    }
+    abort = threading.Event()
+
+    def client() -> int:
+        failed = 0
+        with httpx.Client(timeout=httpx.Timeout(600, connect=10)) as http:
+            # next() on a list iterator is atomic under the GIL: the clients share the
+            # queue without a lock, and each request body is sent exactly once.
+            for body, n_parts in queue:
+                if abort.is_set():
+                    break
+                deadline.check(f"STOW-RS to {server.name}")
+                response = http.post(
+                    f"{server.dicomweb_url}/studies", content=body, headers=headers
+                )
+                failed += _failed_in_answer(response, n_parts)
+        return failed
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        futures = [pool.submit(client) for _ in range(clients)]
+        try:
+            failures = sum(future.result() for future in futures)
+        except BaseException:
+            # Ctrl-C or the time limit: the other clients stop after their current request.
+            abort.set()
+            raise
+    return time.perf_counter() - started, failures
+
+
+def run_ingest(
+    servers: Sequence[str],
+    studies: list[list[bytes]],
+    args: argparse.Namespace,
+    workroot: Path,
+    deadline: Deadline,
+) -> list[IngestResult]:
+    bodies = [(multipart_body(parts), len(parts)) for parts in studies]
+    n_instances = sum(len(parts) for parts in studies)
+    megabytes = sum(len(part) for parts in studies for part in parts) / MB
+    results = []
+    for clients in (1, 2):
+        for name in servers:
+            deadline.check("ingest")
+            server = start_server(name, workroot / f"ingest-{name}-{clients}", args)
+            try:
+                seconds, failures = stow(server, bodies, clients, deadline)
+            finally:
+                server.stop()
+            result = IngestResult(name, clients, n_instances, megabytes, seconds, failures)
+            results.append(result)
+            print(
+                f"  {name:8} {clients} client(s): {result.instances_per_s:8.1f} instances/s "
+                f"{result.mb_per_s:8.1f} MB/s  ({seconds:.1f} s, {failures} failed)",
+                flush=True,
+            )
+    return results
+
+
+# ---------------------------------------------------------------------------- QIDO-RS
+
+
+@dataclass
+class QidoResult:
+    server: str
+    query: str
+    query_string: str
+    matches: int
+    requests: int
+    median_ms: float
+    p95_ms: float
+
+
+def _first_value(result: dict[str, Any], tag: str) -> Any:
+    values = result.get(tag, {}).get("Value") or [None]
+    value = values[0]
+    return value.get("Alphabetic") if isinstance(value, dict) else value
+
+
+def _search(http: httpx.Client, server: Server, query_string: str) -> list[dict[str, Any]]:
+    response = http.get(f"{server.dicomweb_url}/studies?{query_string}", headers=server.headers)
+    response.raise_for_status()
+    return response.json() if response.content else []
+
+
+def plan_queries(http: httpx.Client, server: Server, n_studies: int) -> dict[str, str]:
+    """The four query strings for one server, from a probe study found on that server.
+
+    The same rule on both servers: PatientID of the probe; its StudyDate +- 30 days;
+    ModalitiesInStudy=MR; the shortest prefix of the probe's PatientName (from 2
+    characters) followed by `*` that matches at most 1 % of the `n_studies` loaded, or the
+    whole name followed by `*`.
+    """
+    probe = _search(http, server, "limit=1")
+    if not probe:
+        raise RuntimeError(f"{server.name} has no study to plan queries from")
+    patient_id = _first_value(probe[0], "00100020")
+    if not _first_value(probe[0], "00080020"):
+        raise RuntimeError(f"{server.name}'s probe study has no StudyDate to plan a range from")
+    study_date = datetime.datetime.strptime(_first_value(probe[0], "00080020"), "%Y%m%d").date()
+    name = _first_value(probe[0], "00100010") or ""
+    most = max(1, n_studies // 100)
+    wildcard = f"{name}*"
+    for length in range(2, len(name)):
+        candidate = f"{name[:length]}*"
+        if " " in candidate:
+            break
+        # limit: a prefix matching thousands of studies need not list them all.
+        found = _search(
+            http, server, qido_query_string([("PatientName", candidate), ("limit", most + 1)])
+        )
+        if len(found) <= most:
+            wildcard = candidate
+            break
+    low = (study_date - datetime.timedelta(days=30)).strftime("%Y%m%d")
+    high = (study_date + datetime.timedelta(days=30)).strftime("%Y%m%d")
+    return {
+        "PatientID": qido_query_string([("PatientID", patient_id)]),
+        "StudyDate range": qido_query_string([("StudyDate", f"{low}-{high}")]),
+        "ModalitiesInStudy": qido_query_string([("ModalitiesInStudy", "MR")]),
+        "PatientName wildcard": qido_query_string([("PatientName", wildcard)]),
+    }
+
+
+def load_for_qido(server: Server, parts: Sequence[bytes], deadline: Deadline) -> float:
+    bodies = [
+        (multipart_body(parts[i : i + QIDO_LOAD_BATCH]), len(parts[i : i + QIDO_LOAD_BATCH]))
+        for i in range(0, len(parts), QIDO_LOAD_BATCH)
+    ]
+    seconds, failures = stow(server, bodies, 2, deadline)
+    if failures:
+        raise RuntimeError(f"{server.name} refused {failures} of the QIDO-RS corpus instances")
+    return seconds
+
+
+def time_queries(
+    server: Server,
+    n_studies: int,
+    n_requests: int,
+    seconds_per_query: float,
+    deadline: Deadline,
+) -> list[QidoResult]:
+    """Latency of each planned query: n_requests, or fewer when a query's time is spent."""
+    results = []
+    with httpx.Client(timeout=60) as http:
+        for query, query_string in plan_queries(http, server, n_studies).items():
+            matches = len(_search(http, server, query_string))
+            latencies_ms: list[float] = []
+            budget_ends = time.monotonic() + seconds_per_query
+            for _ in range(n_requests):
+                deadline.check(f"QIDO-RS on {server.name}")
+                if len(latencies_ms) >= MIN_QIDO_REQUESTS and time.monotonic() > budget_ends:
+                    break
+                started = time.perf_counter()
+                _search(http, server, query_string)
+                latencies_ms.append((time.perf_counter() - started) * 1000)
+            results.append(
+                QidoResult(
+                    server.name,
+                    query,
+                    query_string,
+                    matches,
+                    len(latencies_ms),
+                    statistics.median(latencies_ms),
+                    statistics.quantiles(latencies_ms, n=20)[-1]
+                    if len(latencies_ms) > 1
+                    else latencies_ms[0],
+                )
+            )
+            print(
+                f"    {query:22} {results[-1].matches:6d} matches, "
+                f"median {results[-1].median_ms:.1f} ms over {len(latencies_ms)} requests",
+                flush=True,
+            )
+    return results
+
+
+def run_qido(
+    servers: Sequence[str], args: argparse.Namespace, workroot: Path, deadline: Deadline
+) -> tuple[list[dict[str, Any]], list[QidoResult]]:
+    parts = qido_corpus(args.qido_studies)
+    loads, results = [], []
+    for name in servers:
+        deadline.check("QIDO-RS load")
+        server = start_server(name, workroot / f"qido-{name}", args)
+        try:
+            seconds = load_for_qido(server, parts, deadline)
+            loads.append(
+                {
+                    "server": name,
+                    "studies": len(parts),
+                    "seconds": seconds,
+                    "instances_per_s": len(parts) / seconds,
+                }
+            )
+            print(
+                f"  {name:8} loaded {len(parts)} studies in {seconds:.1f} s "
+                f"({len(parts) / seconds:.0f} instances/s, 2 clients, "
+                f"{QIDO_LOAD_BATCH} per request)",
+                flush=True,
+            )
+            results.extend(
+                time_queries(
+                    server, len(parts), args.qido_requests, args.qido_query_seconds, deadline
+                )
+            )
+        finally:
+            server.stop()
+    return loads, results
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return "   -" if value is None else f"{value:6.2f}"
+
+
+def report(ingest: list[IngestResult], qido: list[QidoResult]) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "ingest_ratio_radbank_over_orthanc": {},
+        "qido_ratio_radbank_over_orthanc": {},
+    }
+    if ingest:
+        print("\nSTOW-RS ingest                 instances/s      MB/s   failed")
+        for r in ingest:
+            print(
+                f"  {r.server:8} {r.clients} client(s)      {r.instances_per_s:10.1f} "
+                f"{r.mb_per_s:9.1f} {r.failed_instances:8d}"
+            )
+        for clients in (1, 2):
+            by_server = {r.server: r for r in ingest if r.clients == clients}
+            if {"orthanc", "radbank"} <= by_server.keys():
+                value = ratio(
+                    by_server["radbank"].instances_per_s, by_server["orthanc"].instances_per_s
+                )
+                summary["ingest_ratio_radbank_over_orthanc"][f"{clients}_clients"] = value
+                print(
+                    f"  radbank/Orthanc throughput, {clients} client(s): {_fmt_ratio(value)}"
+                    "  (above 1: radbank faster)"
+                )
+    if qido:
+        print("\nQIDO-RS /studies         server    matches requests  median ms   p95 ms")
+        for r in qido:
+            print(
+                f"  {r.query:22} {r.server:8} {r.matches:8d} {r.requests:8d} "
+                f"{r.median_ms:10.2f} {r.p95_ms:8.2f}"
+            )
+        for query in QUERY_NAMES:
+            by_server = {r.server: r for r in qido if r.query == query}
+            if {"orthanc", "radbank"} <= by_server.keys():
+                median = ratio(by_server["radbank"].median_ms, by_server["orthanc"].median_ms)
+                p95 = ratio(by_server["radbank"].p95_ms, by_server["orthanc"].p95_ms)
+                summary["qido_ratio_radbank_over_orthanc"][query] = {"median": median, "p95": p95}
+                print(
+                    f"  radbank/Orthanc latency, {query:22} median {_fmt_ratio(median)} "
+                    f"p95 {_fmt_ratio(p95)}  (above 1: radbank slower)"
+                )
+    return summary
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--instances", type=int, default=2000, help="CT instances to ingest")
+    parser.add_argument("--studies", type=int, default=40, help="studies they form")
+    parser.add_argument(
+        "--qido-studies",
+        type=int,
+        default=10_000,
+        help="studies loaded for the QIDO-RS latency test",
+    )
+    parser.add_argument(
+        "--qido-requests", type=int, default=200, help="timed requests per query and server"
+    )
+    parser.add_argument(
+        "--qido-query-seconds",
+        type=float,
+        default=60,
+        help=f"time budget of one query on one server: fewer requests (at least "
+        f"{MIN_QIDO_REQUESTS}) when it is spent",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="radbank serve --workers")
+    parser.add_argument(
+        "--orthanc-only", action="store_true", help="measure Orthanc alone (no radbank)"
+    )
+    parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--skip-qido", action="store_true")
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=1800,
+        help="seconds after which the run stops and reports what it has",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where servers keep their data (default: a temporary directory, removed at the end)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    return parser.parse_args(argv)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    missing = orthanc_missing_reason()
+    if missing:
+        print(f"cannot run: {missing}", file=sys.stderr)
+        return 2
+    # SIGTERM (a CI timeout, `kill`) takes the same path as Ctrl-C: servers are stopped.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    servers = ["orthanc"] if args.orthanc_only else ["orthanc", "radbank"]
+    deadline = Deadline(args.time_limit)
+    workroot = args.workdir or Path(tempfile.mkdtemp(prefix="radbank-bench-"))
+    ingest: list[IngestResult] = []
+    qido: list[QidoResult] = []
+    loads: list[dict[str, Any]] = []
+    status = 0
+    try:
+        if not args.skip_ingest:
+            print(
+                f"Building {args.instances} CT instances in {args.studies} studies...", flush=True
+            )
+            studies = ingest_corpus(args.instances, args.studies)
+            print(
+                f"STOW-RS ingest, {sum(map(len, studies))} instances in {len(studies)} requests:",
+                flush=True,
+            )
+            ingest = run_ingest(servers, studies, args, workroot, deadline)
+            del studies
+        if not args.skip_qido:
+            print(
+                f"QIDO-RS with {args.qido_studies} studies, {args.qido_requests} requests "
+                "per query:",
+                flush=True,
+            )
+            loads, qido = run_qido(servers, args, workroot, deadline)
+    except TimeLimitReached as exc:
+        print(f"\n{exc}; reporting what was measured", file=sys.stderr)
+        status = 3
+    except KeyboardInterrupt:
+        print("\ninterrupted; servers stopped", file=sys.stderr)
+        status = 130
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workroot, ignore_errors=True)
+    summary = report(ingest, qido)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "settings": {
+                        k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                    },
+                    "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+                    "ingest": [asdict(r) for r in ingest],
+                    "qido_load": loads,
+                    "qido": [asdict(r) for r in qido],
+                    **summary,
+                    "complete": status == 0,
+                },
+                indent=2,
+            )
+        )
+        print(f"\nresults written to {args.json}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+from radbank.cli import main
+
+main()

@@ -1,0 +1,342 @@
+"""Apply a compiled profile to one dataset: the per-element actions, the patient pseudonym,
+UID remapping, date shifting, private attributes and the de-identification records.
+
+Element by element (nested sequence items included), by the action the profile resolves:
+K keep untouched (the raw element is not even decoded), X delete, Z empty, D dummy value
+valid for the VR (`DUMMY_VALUES`; a sequence gets one empty item; a UID is remapped),
+U remap UIDs / keyed text pseudonym / de-identify the items of a sequence, P the patient
+pseudonym, R de-identify the items of a kept sequence, S shift a DA/DT when the profile
+shifts dates, C clean: DA/DT are shifted (TM kept) under the modified-dates option,
+sequences are de-identified item by item, other values are emptied until real
+descriptor/structured-content cleaning lands.
+
+UID values starting with 1.2.840.10008. (DICOM-defined) are never remapped. Dates that
+cannot be shifted (partial or malformed) are emptied rather than kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydicom import Dataset, config
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.multival import MultiValue
+from pydicom.tag import Tag
+
+from radbank.dicom.deid.dates import patient_age, shift_date, shift_datetime
+from radbank.dicom.deid.private import SAFE_PRIVATE_ATTRIBUTES
+from radbank.dicom.deid.profile import (
+    WELL_KNOWN_UID_PREFIX,
+    CompiledProfile,
+    Profile,
+    compile_profile,
+    dictionary_vr,
+)
+from radbank.dicom.deid.pseudonyms import (
+    date_shift_days,
+    patient_pseudonym,
+    pseudonymise_text,
+    pseudonymise_uid,
+)
+from radbank.dicom.deid.records import record_deidentification, rewrite_file_meta
+
+_TEXT_MAX_LENGTH = {
+    "AE": 16, "CS": 16, "SH": 16, "LO": 64, "PN": 64, "ST": 1024, "LT": 10240,
+    "UC": 1024, "UT": 1024,
+}  # fmt: skip
+_DUMMY_TEXT = "ANONYMOUS"
+_DUMMY_BYTES = b"\x00" * 8  # a valid length for OB, OW, OL, OF, OD, OV and UN
+DUMMY_VALUES: dict[str, object] = {
+    **{vr: _DUMMY_TEXT for vr in _TEXT_MAX_LENGTH},
+    "UR": _DUMMY_TEXT,
+    "DA": "19000101",
+    "TM": "000000",
+    "DT": "19000101000000",
+    "AS": "000D",
+    "IS": "0",
+    "DS": "0",
+    **{vr: 0 for vr in ("US", "SS", "UL", "SL", "UV", "SV", "AT")},
+    **{vr: 0.0 for vr in ("FL", "FD")},
+    **{vr: _DUMMY_BYTES for vr in ("OB", "OW", "OL", "OF", "OD", "OV", "UN")},
+}
+
+_EMPTY: dict[str, object] = {
+    vr: "" for vr in (*_TEXT_MAX_LENGTH, "UR", "DA", "TM", "DT", "AS", "IS", "DS", "UI")
+}
+
+_PATIENT_ID = 0x00100020
+_PATIENT_NAME = 0x00100010
+_PATIENT_AGE = 0x00101010
+
+
+class DeidentificationError(ValueError):
+    """The object cannot be de-identified; the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class DeidResult:
+    """The outcome of `deidentify`. `dataset` is the input object, modified in place."""
+
+    dataset: Dataset
+    patient_pseudonym: str
+    original_sop_instance_uid: str
+    date_shift_days: int
+
+
+@dataclass(frozen=True)
+class _Context:
+    key: bytes
+    pseudonym: str
+    shift_days: int
+    object_name: str
+
+
+def deidentify(dataset: Dataset, profile: Profile, key: bytes) -> DeidResult:
+    """De-identify one DICOM object with `profile` under the project `key`.
+
+    The dataset is modified in place (copying every instance would halve ingest speed) and
+    returned in the result. Pixel data is neither decoded nor changed. The output depends
+    only on (input, profile, key): no clock, no randomness, so re-sends hash identically.
+    Raises DeidentificationError for objects that cannot be de-identified.
+    """
+    original_uid = _uid(dataset, 0x00080018)
+    name = _object_name(dataset, original_uid)
+    if not original_uid:
+        raise DeidentificationError(
+            f"{name} has no SOP Instance UID (0008,0018), so it is not a storable DICOM "
+            "instance; send the original object from the modality or PACS"
+        )
+    sop_class_uid = _uid(dataset, 0x00080016) or _meta_sop_class(dataset)
+    if not sop_class_uid:
+        raise DeidentificationError(
+            f"{name} has no SOP Class UID (0008,0016) and no Media Storage SOP Class UID; "
+            "the object type is unknown, send the original object from the modality or PACS"
+        )
+    compiled = compile_profile(profile)
+    pseudonym = patient_pseudonym(
+        _text(dataset, "IssuerOfPatientID", name), _text(dataset, "PatientID", name), key
+    )
+    shift = date_shift_days(pseudonym, key) if compiled.shift_dates else 0
+    if compiled.resolve(_PATIENT_AGE) == "K" and "PatientAge" not in dataset:
+        age = patient_age(
+            _text(dataset, "PatientBirthDate", name), _text(dataset, "StudyDate", name)
+        )
+        if age is not None:
+            dataset.PatientAge = age
+    context = _Context(key=key, pseudonym=pseudonym, shift_days=shift, object_name=name)
+    _deidentify_items(dataset, compiled, context)
+    if "StudyInstanceUID" in dataset:
+        # The Patient module is mandatory wherever there is a study; the index needs it.
+        for tag, vr in ((_PATIENT_ID, "LO"), (_PATIENT_NAME, "PN")):
+            if tag not in dataset and compiled.resolve(tag) == "P":
+                dataset[tag] = _new(tag, vr, pseudonym)
+    record_deidentification(dataset, profile, dates_shifted=shift != 0)
+    rewrite_file_meta(dataset, sop_class_uid, _uid(dataset, 0x00080018))
+    return DeidResult(
+        dataset=dataset,
+        patient_pseudonym=pseudonym,
+        original_sop_instance_uid=original_uid,
+        date_shift_days=shift,
+    )
+
+
+def _deidentify_items(dataset: Dataset, compiled: CompiledProfile, context: _Context) -> None:
+    resolved = compiled.resolved
+    shifting = context.shift_days != 0
+    safe_private: list[int] = []
+    for tag in list(dataset.keys()):
+        # int() first: looking a BaseTag up in an int-keyed dict calls BaseTag.__eq__.
+        action = resolved.get(int(tag)) or compiled.resolve(tag)
+        if action == "K":
+            continue
+        if action == "X":
+            del dataset[tag]
+            continue
+        if action == "C" and tag & 0x10000:
+            safe_private.append(tag)
+            continue
+        # Fast paths decide from the VR and, for UI/DA/DT, the raw bytes, so that most
+        # elements are never decoded by pydicom.
+        vr = _raw_vr(dataset, tag)
+        if vr is None or vr == "SQ":
+            pass
+        elif action == "Z":
+            dataset[tag] = _new(tag, vr, _EMPTY.get(vr))
+            continue
+        elif action == "P":
+            dataset[tag] = _new(tag, vr, context.pseudonym)
+            continue
+        elif action == "D" and vr != "UI":
+            dataset[tag] = _new(tag, vr, DUMMY_VALUES.get(vr))
+            continue
+        elif vr == "UI" and action in ("U", "D"):
+            dataset[tag] = _new(tag, vr, _remap_uids(_strings(dataset, tag), context.key))
+            continue
+        elif action in ("S", "C") and shifting and vr in ("DA", "DT"):
+            shift = shift_date if vr == "DA" else shift_datetime
+            values = _strings(dataset, tag)
+            dataset[tag] = _new(tag, vr, _map_values(values, shift, context))
+            continue
+        elif action in ("S", "R") or (action == "C" and shifting and vr == "TM"):
+            continue
+        _replace(dataset, tag, _apply(action, _element(dataset, tag, context), compiled, context))
+    if safe_private:
+        _keep_safe_private(dataset, safe_private)
+
+
+def _strings(dataset: Dataset, tag: int) -> object:
+    """The value of an ASCII-only element (UI, DA, DT), from its raw bytes when undecoded."""
+    element = dataset.get_item(tag)
+    value = element.value
+    if isinstance(element, RawDataElement) and isinstance(value, bytes):
+        parts = [part.strip(" \x00") for part in value.decode("latin-1").split("\\")]
+        return parts if len(parts) > 1 else parts[0]
+    return value
+
+
+def _replace(dataset: Dataset, tag: int, replacement: DataElement) -> None:
+    if replacement is not dataset.get_item(tag):
+        dataset[tag] = replacement
+
+
+def _raw_vr(dataset: Dataset, tag: int) -> str | None:
+    """The element's VR without decoding its value; None when only decoding can tell."""
+    vr = dataset.get_item(tag, keep_deferred=True).VR
+    if vr is None:
+        vr = dictionary_vr(tag)
+    if vr is None or vr == "UN" or " or " in vr:
+        return None
+    return vr
+
+
+def _new(tag: int, vr: str, value: object) -> DataElement:
+    # Values built here are valid by construction; validating each one costs more than the
+    # rest of the de-identification of a typical header.
+    return DataElement(tag, vr, value, validation_mode=config.IGNORE)
+
+
+def _apply(
+    action: str, element: DataElement, compiled: CompiledProfile, context: _Context
+) -> DataElement:
+    vr = element.VR
+    tag = element.tag
+    if vr == "SQ":
+        if action == "Z":
+            return _new(tag, "SQ", [])
+        if action == "D":
+            return _new(tag, "SQ", [Dataset()])
+        for item in element.value:
+            _deidentify_items(item, compiled, context)
+        return element
+    if action == "P":
+        return _new(tag, vr, context.pseudonym)
+    if vr == "UI" and action in ("U", "D"):
+        return _new(tag, vr, _remap_uids(element.value, context.key))
+    if action in ("S", "C") and vr in ("DA", "DT") and context.shift_days:
+        shift = shift_date if vr == "DA" else shift_datetime
+        return _new(tag, vr, _map_values(element.value, shift, context))
+    if action in ("S", "R") or (action == "C" and vr == "TM" and context.shift_days):
+        return element
+    if action == "U" and vr in _TEXT_MAX_LENGTH:
+        value = _map_values(
+            element.value,
+            lambda text, _: _text_pseudonym(text, vr, context.key),
+            context,
+        )
+        return _new(tag, vr, value)
+    if action in ("D", "U") and vr in DUMMY_VALUES:
+        return _new(tag, vr, DUMMY_VALUES[vr])
+    return _new(tag, vr, element.empty_value)
+
+
+def _map_values(value: object, function: Callable[[str, int], str], context: _Context) -> object:
+    if value is None or value == "":
+        return value
+    if isinstance(value, MultiValue | list | tuple):
+        return [function(str(item), context.shift_days) for item in value]
+    return function(str(value), context.shift_days)
+
+
+def _text_pseudonym(text: str, vr: str, key: bytes) -> str:
+    pseudonym = pseudonymise_text(text, key, _TEXT_MAX_LENGTH[vr])
+    return pseudonym.replace("-", "_") if vr == "CS" else pseudonym
+
+
+def _remap_uids(value: object, key: bytes) -> object:
+    def remap(uid: str) -> str:
+        uid = uid.strip("\x00 ")
+        if not uid or uid.startswith(WELL_KNOWN_UID_PREFIX):
+            return uid
+        return pseudonymise_uid(uid, key)
+
+    if value is None or value == "":
+        return value
+    if isinstance(value, MultiValue | list | tuple):
+        return [remap(str(uid)) for uid in value]
+    return remap(str(value))
+
+
+def _keep_safe_private(dataset: Dataset, tags: list[int]) -> None:
+    creators: dict[tuple[int, int], str] = {}
+    for tag in tags:
+        if 0x10 <= tag & 0xFFFF <= 0xFF:
+            creators[(tag >> 16, tag & 0xFF)] = str(dataset[tag].value).strip()
+    kept_blocks: set[tuple[int, int]] = set()
+    for tag in tags:
+        group, element = tag >> 16, tag & 0xFFFF
+        block = (group, element >> 8)
+        creator = creators.get(block)
+        if element > 0xFF and (group, creator, element & 0xFF) in SAFE_PRIVATE_ATTRIBUTES:
+            kept_blocks.add(block)
+        elif element > 0xFF or element < 0x10:
+            del dataset[tag]
+    for group, block in creators:
+        if (group, block) not in kept_blocks:
+            del dataset[(group << 16) | block]
+
+
+def _element(dataset: Dataset, tag: int, context: _Context) -> DataElement:
+    try:
+        return dataset[tag]
+    except Exception as exc:
+        raise DeidentificationError(
+            f"{context.object_name}: attribute {Tag(tag)} cannot be decoded ({exc}); "
+            "the object is malformed, export it again from the source system"
+        ) from exc
+
+
+def _text(dataset: Dataset, keyword: str, name: str) -> str:
+    try:
+        value = dataset.get(keyword)
+    except Exception as exc:
+        raise DeidentificationError(
+            f"{name}: {keyword} cannot be decoded ({exc}); the object is malformed, "
+            "export it again from the source system"
+        ) from exc
+    if value is None:
+        return ""
+    return str(value).strip("\x00 ")
+
+
+def _uid(dataset: Dataset, tag: int) -> str:
+    if tag not in dataset:
+        return ""
+    value = _strings(dataset, tag)
+    return value if isinstance(value, str) else ""
+
+
+def _meta_sop_class(dataset: Dataset) -> str:
+    meta = getattr(dataset, "file_meta", None)
+    if meta is None:
+        return ""
+    return str(meta.get("MediaStorageSOPClassUID", "") or "").strip("\x00 ")
+
+
+def _object_name(dataset: Dataset, sop_instance_uid: str) -> str:
+    filename = getattr(dataset, "filename", None)
+    if isinstance(filename, str) and filename:
+        return f"file {filename}"
+    if sop_instance_uid:
+        return f"SOP Instance {sop_instance_uid}"
+    return "a DICOM object without file name"

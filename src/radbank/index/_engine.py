@@ -1,0 +1,78 @@
+"""Engines for SQLite and PostgreSQL, and migration to the newest schema."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# SQLite waits this long for another writer (process or thread) before "database is locked".
+BUSY_TIMEOUT_MS = 30_000
+_WRITE = "radbank_write"
+_MIGRATION_LOCK = 0x72616462  # pg_advisory_xact_lock key: "radb"
+
+
+def create_engine(database_url: str) -> sa.Engine:
+    url = sa.make_url(database_url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    serializer = partial(json.dumps, separators=(",", ":"))
+    if url.get_backend_name() != "sqlite":
+        return sa.create_engine(url, json_serializer=serializer, pool_pre_ping=True)
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        url, json_serializer=serializer, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}
+    )
+    sa.event.listen(engine, "connect", _sqlite_connect)
+    sa.event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The sqlite3 module's own transaction handling would defer BEGIN; we emit it (below).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    # FULL: an acknowledged instance must survive power loss, not only a process crash.
+    cursor.execute("PRAGMA synchronous = FULL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _sqlite_begin(connection: sa.Connection) -> None:
+    # A writer takes the write lock up front: upgrading a read transaction to a write one
+    # fails at once with "database is locked" when another process wrote meanwhile,
+    # whereas BEGIN IMMEDIATE waits (busy_timeout) for its turn.
+    write = connection.get_execution_options().get(_WRITE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    with engine.connect() as connection:
+        connection.execution_options(**{_WRITE: True})
+        with connection.begin():
+            yield connection
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Bring the schema to the newest revision; safe when several processes start at once."""
+    with write_transaction(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+            )
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

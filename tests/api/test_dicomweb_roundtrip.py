@@ -1,0 +1,122 @@
+"""STOW-RS, QIDO-RS and WADO-RS through the dicomweb-client library against a live node."""
+
+from __future__ import annotations
+
+import io
+
+import corpus  # noqa: E402
+import pydicom
+import pytest
+from dicomweb_client.api import DICOMwebClient
+
+
+def _client(node) -> DICOMwebClient:  # noqa: ANN001
+    return DICOMwebClient(url=node.dicomweb_url, headers=node.headers)
+
+
+def _ct(name: str = "CT_small.dcm") -> pydicom.Dataset:
+    return pydicom.dcmread(corpus.path(name))
+
+
+def test_store_search_retrieve_round_trip(live_node) -> None:  # noqa: ANN001
+    client = _client(live_node)
+    original = _ct()
+    response = client.store_instances([original])
+    referenced = response.ReferencedSOPSequence
+    assert len(referenced) == 1
+    new_uid = referenced[0].ReferencedSOPInstanceUID
+    assert new_uid != original.SOPInstanceUID and new_uid.startswith("2.25.")
+
+    studies = client.search_for_studies()
+    assert len(studies) == 1
+    study = pydicom.Dataset.from_json(studies[0])
+    assert study.PatientID != original.PatientID
+    assert str(study.PatientName) != str(original.PatientName)
+    assert study.NumberOfStudyRelatedInstances == 1
+    assert study.ModalitiesInStudy == "CT"
+
+    series = client.search_for_series(study.StudyInstanceUID)
+    instances = client.search_for_instances(study.StudyInstanceUID, pydicom.Dataset.from_json(series[0]).SeriesInstanceUID)
+    assert pydicom.Dataset.from_json(instances[0]).SOPInstanceUID == new_uid
+
+    instance = client.retrieve_instance(study.StudyInstanceUID, series and pydicom.Dataset.from_json(series[0]).SeriesInstanceUID, new_uid)
+    assert instance.SOPInstanceUID == new_uid
+    assert instance.PatientIdentityRemoved == "YES"
+    assert instance.PixelData == original.PixelData
+    raw = io.BytesIO()
+    instance.save_as(raw)
+    assert str(original.PatientName).encode() not in raw.getvalue()
+
+
+def test_retrieve_study_series_and_metadata_like_ohif(live_node) -> None:  # noqa: ANN001
+    client = _client(live_node)
+    originals = [_ct("CT_small.dcm"), _ct("MR_small.dcm")]
+    client.store_instances(originals)
+    for study_json in client.search_for_studies():
+        study_uid = pydicom.Dataset.from_json(study_json).StudyInstanceUID
+        study = client.retrieve_study(study_uid)
+        assert len(study) == 1
+        series_uid = study[0].SeriesInstanceUID
+        assert [d.SOPInstanceUID for d in client.retrieve_series(study_uid, series_uid)] == [study[0].SOPInstanceUID]
+        metadata = client.retrieve_series_metadata(study_uid, series_uid)
+        assert len(metadata) == 1
+        pixel = metadata[0]["7FE00010"]
+        assert "BulkDataURI" in pixel and "InlineBinary" not in pixel
+        # OHIF asks for study metadata with a plain JSON Accept header.
+        with live_node.client() as http:
+            reply = http.get(
+                f"{live_node.dicomweb_url}/studies/{study_uid}/metadata",
+                headers={"Accept": "application/json"},
+            )
+        assert reply.status_code == 200
+        assert reply.json()[0]["0020000D"]["Value"] == [study_uid]
+        bulk = client.retrieve_bulkdata(pixel["BulkDataURI"])
+        assert bulk[0] == study[0].PixelData
+
+
+def test_frames_uncompressed_and_transfer_syntax_negotiation(live_node) -> None:  # noqa: ANN001
+    client = _client(live_node)
+    original = _ct()
+    sop = client.store_instances([original]).ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+    found = pydicom.Dataset.from_json(client.search_for_instances()[0])
+    study, series = found.StudyInstanceUID, found.SeriesInstanceUID
+    frames = client.retrieve_instance_frames(study, series, sop, [1])
+    assert frames == [original.PixelData]
+
+    with live_node.client() as http:
+        url = f"{live_node.dicomweb_url}/studies/{study}/series/{series}/instances/{sop}"
+        implicit = http.get(url, headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2'})
+        assert implicit.status_code == 200
+        assert "transfer-syntax=1.2.840.10008.1.2\r\n" in implicit.content.decode("latin-1")
+        jpeg = http.get(url, headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50'})
+        assert jpeg.status_code == 406
+        assert "transfer-syntax=*" in jpeg.json()["error"]
+        missing_frame = http.get(f"{url}/frames/2", headers={"Accept": 'multipart/related; type="application/octet-stream"'})
+        assert missing_frame.status_code == 404
+        assert "1 frame" in missing_frame.json()["error"]
+
+
+def test_multiframe_frames(live_node) -> None:  # noqa: ANN001
+    client = _client(live_node)
+    original = pydicom.dcmread(corpus.path("emri_small.dcm"))
+    sop = client.store_instances([original]).ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+    found = pydicom.Dataset.from_json(client.search_for_instances(search_filters={"SOPInstanceUID": sop})[0])
+    frames = client.retrieve_instance_frames(found.StudyInstanceUID, found.SeriesInstanceUID, sop, [2, 4])
+    size = original.Rows * original.Columns * original.BitsAllocated // 8
+    assert frames == [original.PixelData[size : 2 * size], original.PixelData[3 * size : 4 * size]]
+
+
+@pytest.mark.parametrize("name", ["MR_small_jp2klossless.dcm", "MR_small_RLE.dcm"])
+def test_compressed_frames_as_stored(live_node, name: str) -> None:  # noqa: ANN001
+    client = _client(live_node)
+    original = pydicom.dcmread(corpus.path(name))
+    sop = client.store_instances([original]).ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+    found = pydicom.Dataset.from_json(client.search_for_instances()[0])
+    from pydicom.encaps import generate_frames
+
+    expected = next(generate_frames(original.PixelData, number_of_frames=1))
+    frames = client.retrieve_instance_frames(
+        found.StudyInstanceUID, found.SeriesInstanceUID, sop, [1],
+        media_types=(("image/jp2" if "jp2k" in name else "image/dicom-rle", "*"),),
+    )
+    assert frames == [expected]

@@ -1,0 +1,230 @@
+"""STOW-RS status codes, duplicates, conflicts and every kind of bad request."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import corpus  # noqa: E402
+import httpx
+import pydicom
+import pytest
+from liveserver import start_server  # noqa: E402
+
+from radbank.api.multipart import write_parts  # noqa: E402
+
+CT = corpus.path("CT_small.dcm")
+REFERENCED, FAILED, FAILURE_REASON, REASON_TEXT = "00081199", "00081198", "00081197", "00091001"
+
+
+def _body(parts: list[bytes], boundary: str = "xyzzy", content_type: str = "application/dicom") -> bytes:
+    return b"".join(write_parts([({"Content-Type": content_type}, iter([p])) for p in parts], boundary))
+
+
+def _post(node, parts: list[bytes], *, study: str | None = None, boundary: str = "xyzzy",  # noqa: ANN001
+          content_type: str | None = None, body: bytes | None = None) -> httpx.Response:
+    url = f"{node.dicomweb_url}/studies" + (f"/{study}" if study else "")
+    headers = {
+        "Content-Type": content_type or f'multipart/related; type="application/dicom"; boundary={boundary}'
+    }
+    with node.client() as http:
+        return http.post(url, content=_body(parts, boundary) if body is None else body, headers=headers)
+
+
+def _instances(node) -> list:  # noqa: ANN001
+    with node.client() as http:
+        return http.get(f"{node.dicomweb_url}/instances").json()
+
+
+def _modified(path: Path, **changes: str) -> bytes:
+    dataset = pydicom.dcmread(path)
+    for keyword, value in changes.items():
+        setattr(dataset, keyword, value)
+    out = io.BytesIO()
+    dataset.save_as(out)
+    return out.getvalue()
+
+
+def test_all_stored_is_200_with_retrieve_urls(live_node) -> None:  # noqa: ANN001
+    reply = _post(live_node, [CT.read_bytes()])
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("application/dicom+json")
+    item = reply.json()[REFERENCED]["Value"][0]
+    assert item["00081190"]["Value"][0].startswith(f"{live_node.dicomweb_url}/studies/2.25.")
+    assert reply.json()["00081190"]["Value"][0].endswith(item["00081190"]["Value"][0].split("/series/")[0].split("/studies/")[1])
+
+
+def test_resend_is_acknowledged_as_duplicate_and_stored_once(live_node) -> None:  # noqa: ANN001
+    first = _post(live_node, [CT.read_bytes()])
+    again = _post(live_node, [CT.read_bytes(), CT.read_bytes()])
+    assert first.status_code == again.status_code == 200
+    assert len(again.json()[REFERENCED]["Value"]) == 2
+    assert len(_instances(live_node)) == 1
+
+
+def test_conflicting_resend_is_409_and_keeps_the_original(live_node) -> None:  # noqa: ANN001
+    assert _post(live_node, [CT.read_bytes()]).status_code == 200
+    before = _instances(live_node)
+    changed = _modified(CT, InstanceNumber="42")
+    reply = _post(live_node, [changed])
+    assert reply.status_code == 409
+    failed = reply.json()[FAILED]["Value"][0]
+    assert failed[FAILURE_REASON]["Value"] == [0x0111]
+    assert "different content" in failed[REASON_TEXT]["Value"][0]
+    assert _instances(live_node) == before
+
+
+def test_partly_bad_request_is_202_naming_the_bad_part(live_node) -> None:  # noqa: ANN001
+    reply = _post(live_node, [CT.read_bytes(), b"this is not DICOM at all" * 20])
+    assert reply.status_code == 202
+    body = reply.json()
+    assert len(body[REFERENCED]["Value"]) == 1
+    failed = body[FAILED]["Value"][0]
+    assert failed[FAILURE_REASON]["Value"] == [0xC000]
+    assert "part 2" in failed[REASON_TEXT]["Value"][0]
+
+
+def test_only_garbage_is_400(live_node) -> None:  # noqa: ANN001
+    reply = _post(live_node, [b"\x00" * 50])
+    assert reply.status_code == 400
+    assert "too short" in reply.json()[FAILED]["Value"][0][REASON_TEXT]["Value"][0]
+    assert _instances(live_node) == []
+
+
+def test_study_scoped_store_rejects_other_studies_with_409(live_node) -> None:  # noqa: ANN001
+    original_study = pydicom.dcmread(CT).StudyInstanceUID
+    assert _post(live_node, [CT.read_bytes()], study=original_study).status_code == 200
+    other = _modified(CT, SOPInstanceUID="1.2.3.4.5", StudyInstanceUID="1.2.3.4.6")
+    reply = _post(live_node, [other], study=original_study)
+    assert reply.status_code == 409
+    assert reply.json()[FAILED]["Value"][0][FAILURE_REASON]["Value"] == [0xA900]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status", "words"),
+    [
+        ("application/dicom", 415, "multipart/related"),
+        ("application/json", 415, "multipart/related"),
+        ('multipart/related; type="application/dicom+json"; boundary=xyzzy', 415, "not supported"),
+        ("multipart/related; type=\"application/dicom\"", 400, "boundary"),
+    ],
+)
+def test_wrong_content_type(live_node, content_type: str, status: int, words: str) -> None:  # noqa: ANN001
+    reply = _post(live_node, [CT.read_bytes()], content_type=content_type)
+    assert reply.status_code == status
+    assert words in str(reply.json())
+    assert _instances(live_node) == []
+
+
+def test_wrong_boundary_is_400(live_node) -> None:  # noqa: ANN001
+    body = _body([CT.read_bytes()], boundary="actual")
+    reply = _post(live_node, [], body=body, boundary="announced")
+    assert reply.status_code == 400
+    assert "does not occur" in str(reply.json())
+    assert _instances(live_node) == []
+
+
+def test_truncated_multipart_body_is_400(live_node) -> None:  # noqa: ANN001
+    body = _body([CT.read_bytes()])
+    reply = _post(live_node, [], body=body[: len(body) // 2])
+    assert reply.status_code == 400
+    assert "ended before" in str(reply.json())
+    assert _instances(live_node) == []
+
+
+def test_empty_request_is_400(live_node) -> None:  # noqa: ANN001
+    reply = _post(live_node, [], body=b"--xyzzy--\r\n")
+    assert reply.status_code == 400
+
+
+def test_part_with_wrong_content_type_fails_alone(live_node) -> None:  # noqa: ANN001
+    body = b"".join(
+        write_parts(
+            [({"Content-Type": "application/dicom"}, iter([CT.read_bytes()])),
+             ({"Content-Type": "text/plain"}, iter([b"hello"]))],
+            "xyzzy",
+        )
+    )
+    reply = _post(live_node, [], body=body)
+    assert reply.status_code == 202
+    assert "text/plain" in reply.json()[FAILED]["Value"][0][REASON_TEXT]["Value"][0]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/dicom-web/projects/no-such-project/studies", 404),
+        ("/dicom-web/projects/UPPER/studies", 400),
+        ("/dicom-web/projects/%2e%2e/studies", 400),
+        ("/dicom-web/projects/a%2fb/studies", 404),
+    ],
+)
+def test_unknown_or_hostile_project_names(live_node, path: str, status: int) -> None:  # noqa: ANN001
+    with live_node.client() as http:
+        reply = http.post(path, content=_body([CT.read_bytes()]),
+                          headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=xyzzy'})
+    assert reply.status_code == status
+    assert reply.json()["error"]
+
+
+def test_invalid_study_uid_in_url_is_400(live_node) -> None:  # noqa: ANN001
+    reply = _post(live_node, [CT.read_bytes()], study="not-a-uid")
+    assert reply.status_code == 400
+
+
+@pytest.mark.parametrize("token", [None, "wrong", "test-admin-token-but-longer"])
+def test_no_or_wrong_token_is_401_and_stores_nothing(live_node, token: str | None) -> None:  # noqa: ANN001
+    headers = {"Content-Type": 'multipart/related; type="application/dicom"; boundary=xyzzy'}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    reply = httpx.post(f"{live_node.dicomweb_url}/studies", content=_body([CT.read_bytes()]), headers=headers)
+    assert reply.status_code == 401
+    assert _instances(live_node) == []
+
+
+@pytest.fixture(scope="module")
+def small_limit_server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    server = start_server(
+        tmp_path_factory.mktemp("small") / "data",
+        extra_env={"RADBANK_MAX_REQUEST_BYTES": "100000", "RADBANK_MAX_INSTANCE_BYTES": "60000"},
+    )
+    with server.client() as http:
+        assert http.post("/api/projects", json={"name": "small"}).status_code == 201
+    yield server
+    server.stop()
+
+
+def test_oversize_body_is_413(small_limit_server) -> None:  # noqa: ANN001
+    body = _body([CT.read_bytes()] * 5)
+    with small_limit_server.client() as http:
+        reply = http.post("/dicom-web/projects/small/studies", content=body,
+                          headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=xyzzy'})
+        assert reply.status_code == 413
+        assert "limit" in reply.json()["error"]
+        assert http.get("/dicom-web/projects/small/instances").json() == []
+
+
+def test_oversize_chunked_body_is_413(small_limit_server) -> None:  # noqa: ANN001
+    body = _body([CT.read_bytes()] * 5)
+
+    def chunks():  # noqa: ANN202
+        for start in range(0, len(body), 8192):
+            yield body[start : start + 8192]
+
+    with small_limit_server.client() as http:
+        reply = http.post("/dicom-web/projects/small/studies", content=chunks(),
+                          headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=xyzzy'})
+        assert reply.status_code == 413
+
+
+def test_oversize_part_is_413(small_limit_server) -> None:  # noqa: ANN001
+    big = pydicom.dcmread(corpus.path("MR_small.dcm"))
+    big.PixelData = bytes(70000)
+    big.Rows, big.Columns = 100, 350
+    out = io.BytesIO()
+    big.save_as(out)
+    with small_limit_server.client() as http:
+        reply = http.post("/dicom-web/projects/small/studies", content=_body([out.getvalue()]),
+                          headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=xyzzy'})
+        assert reply.status_code == 413
+        assert "part 1" in str(reply.json())

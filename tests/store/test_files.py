@@ -1,0 +1,45 @@
+"""The file blob store: atomic, durable writes and keys that cannot escape the root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from radbank.store import FileStore, InvalidBlobKey
+
+
+def test_put_get_delete_round_trip(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "blobs")
+    store.put_many([("1/a/x.dcm", b"first"), ("1/b/y.dcm", b"second")])
+    assert store.get("1/a/x.dcm") == b"first"
+    assert store.exists("1/b/y.dcm")
+    assert sorted(store.keys()) == ["1/a/x.dcm", "1/b/y.dcm"]
+    store.delete("1/a/x.dcm")
+    assert not store.exists("1/a/x.dcm")
+    store.delete("1/a/x.dcm")  # deleting twice is not an error
+
+
+def test_put_replaces_atomically_and_leaves_no_temporaries(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    store.put("k.dcm", b"old")
+    store.put("k.dcm", b"new")
+    assert store.get("k.dcm") == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["k.dcm"]
+
+
+def test_crash_leftovers_are_not_listed_and_are_removed(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / ".x.dcm.abc.part").write_bytes(b"half")
+    assert list(store.keys()) == []
+    assert store.remove_temporaries() == 1
+    assert not any(tmp_path.rglob("*.part"))
+
+
+@pytest.mark.parametrize("key", ["../escape", "a/../../b", "/abs", "a//b", "", "a/./b", "a\\b"])
+def test_keys_cannot_escape_the_root(tmp_path: Path, key: str) -> None:
+    store = FileStore(tmp_path / "root")
+    with pytest.raises(InvalidBlobKey):
+        store.put(key, b"x")
+    assert not (tmp_path / "escape").exists()
