@@ -72,7 +72,7 @@ def test_verify_reports_missing_orphan_and_corrupt_blobs(tmp_path: Path) -> None
     radbank(data, "project", "create", "v")
     folder = tmp_path / "in"
     folder.mkdir()
-    for name in ("CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm"):
+    for name in ("CT_small.dcm", "MR_small.dcm", "emri_small.dcm"):
         shutil.copy(corpus.path(name), folder / name)
     assert radbank(data, "import", str(folder), "--project", "v").returncode == 0
     clean = radbank(data, "verify")

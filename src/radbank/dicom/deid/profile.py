@@ -15,7 +15,9 @@ resolves every row once, in this order, later steps winning:
    Date/Time in SR documents and multi-frame images, Acquisition DateTime in enhanced images,
    Device Serial Number in the Enhanced General Equipment module of dose SRs), where
    X/Z/D and Z/D -> D;
-4. radbank's patient rule: Patient ID and Patient's Name become the patient pseudonym ("P");
+4. radbank's supplement (`SUPPLEMENT`): attributes the table does not list but that name
+   the issuing institution of an identifier, removed unless Retain Institution Identity;
+4b. radbank's patient rule: Patient ID and Patient's Name become the patient pseudonym ("P");
 5. the profile's overrides ("keep", "remove", "empty", "dummy", "pseudonymise").
 
 Actions: K keep, X remove, Z empty, D dummy value for the VR, C clean, U pseudonymise (UIDs
@@ -62,6 +64,15 @@ DUMMY_WHEN_COMBINED = frozenset(
 
 _COMBINED = {"X/Z": "Z", "X/D": "D", "X/Z/D": "Z", "Z/D": "Z", "X/Z/U*": "U"}
 _PATIENT_TAGS = {0x00100020: "P", 0x00100010: "P"}  # PatientID, PatientName
+# Not in Table E.1-1, yet they name who issued an identifier: an institution's namespace
+# next to a removed accession number or order number.
+SUPPLEMENT = types.MappingProxyType(
+    {
+        0x00080051: "X",  # Issuer of Accession Number Sequence
+        0x00400026: "X",  # Order Placer Identifier Sequence
+        0x00400027: "X",  # Order Filler Identifier Sequence
+    }
+)
 _HEX_TAG = re.compile(r"\(?(?:0x)?([0-9A-Fa-f]{4}),?([0-9A-Fa-f]{4})\)?")
 
 
@@ -260,6 +271,9 @@ def _compile(profile: Profile) -> CompiledProfile:
         else:
             masks.append((row.mask, row.value, resolve_combined(action, "")))
     uid_action = actions[0x00080018]  # SOPInstanceUID, before the overrides
+    if Option.RETAIN_INSTITUTION_IDENTITY not in profile.options:
+        for tag, action in SUPPLEMENT.items():
+            actions.setdefault(tag, action)
     actions.update(_PATIENT_TAGS)
     for key, word in profile.overrides.items():
         tag = parse_tag(key)
