@@ -27,7 +27,8 @@ def _store(node, datasets: list[pydicom.Dataset]) -> None:  # noqa: ANN001
 
 
 @pytest.fixture
-def populated(live_node):  # noqa: ANN001, ANN201
+def populated(live_node_any_index):  # noqa: ANN001, ANN201
+    live_node = live_node_any_index
     datasets = []
     for number in range(5):
         dataset = pydicom.dcmread(corpus.path("CT_small.dcm"))
