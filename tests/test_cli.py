@@ -114,3 +114,48 @@ def test_refuses_key_file_readable_by_others(tmp_path: Path, mode: int) -> None:
     result = radbank(data, "project", "list")
     assert result.returncode == 2
     assert "must be 0600" in result.stderr
+
+
+def test_serve_prints_url_and_a_one_time_token_that_works(tmp_path: Path) -> None:
+    import re
+    import time
+
+    import httpx
+    from liveserver import free_port
+
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RADBANK_")}
+
+    def start() -> tuple[subprocess.Popen, str]:
+        port = free_port()
+        log = tmp_path / f"serve-{port}.log"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "radbank", "serve", "--data-dir", str(data), "--port", str(port)],
+            env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        )
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        return process, port, log.read_text()
+
+    process, port, output = start()
+    try:
+        assert f"http://127.0.0.1:{port}" in output
+        token = re.search(r"Admin API token \(shown once.*?\): (\S+)", output).group(1)
+        ok = httpx.get(f"http://127.0.0.1:{port}/api/projects", headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200
+        denied = httpx.get(f"http://127.0.0.1:{port}/api/projects")
+        assert denied.status_code == 401
+        assert token not in (data / "keys.json").read_text()
+    finally:
+        process.terminate()
+        process.wait(20)
+    process, port, output = start()
+    try:
+        assert "Admin API token" not in output
+    finally:
+        process.terminate()
+        process.wait(20)

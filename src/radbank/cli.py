@@ -27,8 +27,8 @@ from radbank.projects import InvalidProject, create_project
 app = typer.Typer(help="radbank: a node of a research repository network for images and dose.")
 project_app = typer.Typer(help="Create and list projects.")
 app.add_typer(project_app, name="project")
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DEMO_PROJECT = "demo"
 _BATCH_FILES = 64
