@@ -20,11 +20,16 @@ be equal. Known, justified differences of Orthanc 1.10.1 with its DICOMweb plugi
   study twice, together exactly the unpaged answer.
 - Orthanc reads percent-encoded characters of query values literally (`%2A` is not `*`),
   so the queries send the characters of DICOM matching unencoded
-  (`tests/peers/orthanc.py: qido_query_string`); radbank decodes either form.
+  (`tests/peers/orthanc.py: qido_query_string`); radbank decodes either form. A value
+  with a space or a non-ASCII character cannot be queried on Orthanc at all, so name
+  queries use an ASCII name (radbank's pseudonyms are).
 - Person Name matching is case-insensitive in radbank (PS3.4 C.2.2.2.1 leaves it to the
-  SCP); Orthanc is started with CaseSensitivePN/QidoCaseSensitive false to match.
-- IS/DS values are JSON numbers for Orthanc and may be strings elsewhere (PS3.18 F.2.3
-  allows both for IS/DS): they are compared as numbers. Modalities in Study is a set.
+  SCP); Orthanc is started with CaseSensitivePN/QidoCaseSensitive false to match. Orthanc
+  then folds the case of every string attribute (Patient ID, Accession Number...), where
+  PS3.4 and radbank match exactly; so queries on those use the values as stored, on
+  which both rules agree, and case variants are only tried on PatientName.
+- Numbers (IS, DS, US...) are compared as numbers, so 1, 1.0 and "1" are equal whichever
+  JSON form a server chooses. Modalities in Study is compared as a set.
 """
 
 from __future__ import annotations

@@ -81,9 +81,10 @@ class OrthancPeer:
 
     `case_sensitive_pn` sets how QIDO-RS matches Person Name (PN) attributes: PS3.4
     C.2.2.2.1 lets an SCP match PN case-sensitively or not, so a comparison must start
-    Orthanc with the same choice as the server under test. Identifier attributes (Patient
-    ID, Accession Number, UIDs) are always matched by Orthanc after upper-casing both
-    sides; no option turns that off (see `tests/api/test_qido_vs_orthanc.py`).
+    Orthanc with the same choice as the server under test. Orthanc 1.10 applies the
+    choice to every string attribute of a query, though: case-insensitive PN matching
+    also makes Patient ID, Accession Number and descriptions match case-insensitively,
+    where PS3.4 wants an exact match.
     """
 
     def __init__(

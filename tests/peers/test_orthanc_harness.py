@@ -11,9 +11,19 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
 try:
-    from tests.peers.orthanc import OrthancPeer, orthanc_available, orthanc_missing_reason
+    from tests.peers.orthanc import (
+        OrthancPeer,
+        orthanc_available,
+        orthanc_missing_reason,
+        qido_query_string,
+    )
 except ModuleNotFoundError:  # pytest put tests/ itself on sys.path (no tests/__init__.py)
-    from peers.orthanc import OrthancPeer, orthanc_available, orthanc_missing_reason
+    from peers.orthanc import (
+        OrthancPeer,
+        orthanc_available,
+        orthanc_missing_reason,
+        qido_query_string,
+    )
 
 pytestmark = [
     pytest.mark.orthanc,
@@ -50,3 +60,34 @@ def test_two_peers_run_side_by_side_with_separate_storage(tmp_path: Path) -> Non
 
         assert DICOMwebClient(url=first.dicomweb_url).search_for_studies()
         assert DICOMwebClient(url=second.dicomweb_url).search_for_studies() == []
+
+
+def test_person_name_case_sensitivity_is_chosen_at_start(tmp_path: Path) -> None:
+    dataset = dcmread(get_testdata_file("CT_small.dcm"))
+    dataset.PatientName = "Doe^Jane"
+    dataset.PatientID = "abc123"
+    counts = {}
+    for case_sensitive_pn in (True, False):
+        with OrthancPeer(
+            tmp_path / str(case_sensitive_pn), case_sensitive_pn=case_sensitive_pn
+        ) as orthanc:
+            DICOMwebClient(url=orthanc.dicomweb_url).store_instances([dataset])
+            for params in (
+                [("PatientName", "Doe^J*")],
+                [("PatientName", "D?e^*")],
+                [("PatientName", "dOE^j*")],
+                [("PatientID", "abc123")],
+            ):
+                url = f"{orthanc.dicomweb_url}/studies?{qido_query_string(params)}"
+                counts[case_sensitive_pn, params[0][1]] = len(httpx.get(url).json())
+
+    assert counts == {
+        (True, "Doe^J*"): 1,
+        (True, "D?e^*"): 1,
+        (True, "dOE^j*"): 0,
+        (True, "abc123"): 1,
+        (False, "Doe^J*"): 1,
+        (False, "D?e^*"): 1,
+        (False, "dOE^j*"): 1,
+        (False, "abc123"): 1,
+    }

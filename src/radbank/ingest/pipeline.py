@@ -23,6 +23,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from radbank.dicom import quality
 from radbank.dicom.deid import DeidentificationError, Profile, deidentify
 from radbank.dicom.dataset_json import index_attributes
+from radbank.dicom.encode import part10_bytes
 from radbank.governance.keys import KeyRing
 from radbank.governance.policy import Principal
 from radbank.index import DuplicateInstance, Index, InstanceRecord, Project
@@ -151,9 +152,7 @@ class Pipeline:
             if rejects:
                 reason = "; ".join(f.message for f in rejects)
                 return Outcome(item.name, Status.REJECTED, f"{label}: {reason}", FAILURE_CANNOT_UNDERSTAND)
-            buffer = io.BytesIO()
-            pydicom.dcmwrite(buffer, deidentified, enforce_file_format=True)
-            blob = buffer.getvalue()
+            blob = part10_bytes(deidentified)
             attributes = index_attributes(deidentified)
         except DeidentificationError as exc:
             return Outcome(item.name, Status.REJECTED, f"{label}: {exc}", FAILURE_CANNOT_UNDERSTAND)
@@ -173,7 +172,9 @@ class Pipeline:
             sop_instance_uid=str(deidentified.SOPInstanceUID),
             sop_class_uid=str(deidentified.SOPClassUID),
             transfer_syntax_uid=str(deidentified.file_meta.TransferSyntaxUID),
-            blob_key=_blob_key(project, sha256, quarantined=bool(quarantines)),
+            blob_key=_blob_key(
+                project, str(deidentified.StudyInstanceUID), sha256, quarantined=bool(quarantines)
+            ),
             size_bytes=len(blob),
             sha256=sha256,
             attributes=attributes,
@@ -302,9 +303,6 @@ def _parse(item: Item) -> pydicom.Dataset:
                     f"{item.name}: not a DICOM file (no 'DICM' prefix at byte 128 and no "
                     "SOP Class/Instance UID in the data set)"
                 )
-        # Read every element now, so truncation and garbage surface here, named.
-        for _ in dataset.iterall():
-            pass
         if "TransferSyntaxUID" not in dataset.file_meta:
             # Files without meta information: record the encoding they were read in.
             implicit, little = dataset.original_encoding
@@ -336,9 +334,11 @@ def _outcome(p: _Prepared, status: Status, reason: str = "", failure: int | None
     )
 
 
-def _blob_key(project: Project, sha256: str, *, quarantined: bool) -> str:
-    area = "quarantine" if quarantined else "instances"
-    return f"{project.id}/{area}/{sha256[:2]}/{sha256[2:4]}/{sha256}.dcm"
+def _blob_key(project: Project, study_instance_uid: str, sha256: str, *, quarantined: bool) -> str:
+    """Content-addressed, grouped by study: a study's files share a directory, so a batch
+    needs one directory flush, and re-sent identical content maps to the same key."""
+    area = "quarantine" if quarantined else "studies"
+    return f"{project.id}/{area}/{study_instance_uid}/{sha256}.dcm"
 
 
 def read_file(path: Path) -> Item:

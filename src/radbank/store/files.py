@@ -6,6 +6,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,6 +24,7 @@ class FileStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
+        self._flushers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync")
 
     def _path(self, key: str) -> Path:
         if not _KEY.match(key) or any(part in (".", "..") for part in key.split("/")):
@@ -34,27 +36,31 @@ class FileStore:
 
     def put_many(self, items: list[tuple[str, bytes]]) -> None:
         directories: set[Path] = set()
-        for key, data in items:
-            path = self._path(key)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TEMP_SUFFIX}")
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-            try:
+        staged: list[tuple[Path, Path, int]] = []
+        try:
+            for key, data in items:
+                path = self._path(key)
+                directories.update(_make_directories(path.parent))
+                temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TEMP_SUFFIX}")
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+                staged.append((temp, path, fd))
                 view = memoryview(data)
                 while view:
                     written = os.write(fd, view)
                     view = view[written:]
-                os.fsync(fd)
-            except BaseException:
+            # Flushing many files at once lets the device merge the writes.
+            list(self._flushers.map(os.fsync, [fd for _, _, fd in staged]))
+        except BaseException:
+            for temp, _, fd in staged:
                 os.close(fd)
                 temp.unlink(missing_ok=True)
-                raise
+            raise
+        for temp, path, fd in staged:
             os.close(fd)
             os.replace(temp, path)
             directories.add(path.parent)
-        # The rename is durable only once its directory entry is on disk.
-        for directory in directories:
-            _fsync_directory(directory)
+        # A rename (or a new directory) is durable only once its directory entry is on disk.
+        list(self._flushers.map(_fsync_directory, directories))
 
     def get(self, key: str) -> bytes:
         return self._path(key).read_bytes()
@@ -86,6 +92,17 @@ class FileStore:
                     Path(dirpath, name).unlink(missing_ok=True)
                     removed += 1
         return removed
+
+
+def _make_directories(directory: Path) -> list[Path]:
+    """Create directory and missing parents; return the parents whose entries changed."""
+    missing: list[Path] = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    for created in reversed(missing):
+        created.mkdir(exist_ok=True)
+    return [created.parent for created in missing]
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -1,0 +1,144 @@
+"""Part 10 encoding of de-identified data sets, fast where most elements are untouched.
+
+De-identification changes a few dozen elements of an object and leaves the rest, above all
+the pixel data, exactly as read. pydicom's writer handles every case but spends ~15 µs per
+element; here untouched elements of an Explicit VR Little Endian data set are copied as
+their raw bytes, and pydicom encodes only the elements that were changed. The output is
+byte-identical to `pydicom.dcmwrite(..., enforce_file_format=True)` (tested on the whole
+corpus); anything unusual falls back to pydicom.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import pydicom
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import FileMetaDataset
+from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
+from pydicom.uid import UID
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element, write_file_meta_info
+
+_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+_LONG_LENGTH_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT"})
+_UNDEFINED = 0xFFFFFFFF
+_TEXT_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DT", "TM", "UI", "LO", "SH", "LT", "ST", "UT", "UC", "UR"}
+)
+_INTEGER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l"}
+_SIMPLE_CODECS = {None: "ascii", "ISO_IR 6": "ascii", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
+_HEADER_SHORT = struct.Struct("<HH2sH")
+_HEADER_LONG = struct.Struct("<HH2sHL")
+
+
+def part10_bytes(dataset: pydicom.Dataset) -> bytes:
+    """The data set as a DICOM Part 10 file (preamble, file meta, data set)."""
+    if not _fast_path_applies(dataset):
+        return _pydicom_bytes(dataset)
+    out = io.BytesIO()
+    out.write(dataset.preamble or b"\x00" * 128)
+    out.write(b"DICM")
+    meta = DicomBytesIO()
+    meta.is_little_endian, meta.is_implicit_VR = True, False
+    write_file_meta_info(meta, _file_meta(dataset), enforce_standard=True)
+    out.write(meta.getvalue())
+    encoding = dataset.get("SpecificCharacterSet", "iso8859")
+    codec = _SIMPLE_CODECS.get(encoding if isinstance(encoding, str) else None)
+    for tag in sorted(dataset.keys()):
+        if tag.element == 0 and tag.group > 6:
+            continue  # retired group lengths are not written (PS3.5 7.2)
+        element = dataset.get_item(tag)
+        if (
+            isinstance(element, RawDataElement)
+            and element.VR
+            and element.length != _UNDEFINED
+            and element.value is not None
+            and not element.is_implicit_VR
+            and element.is_little_endian
+        ):
+            if not _write_element(out, tag, element.VR, element.value):
+                return _pydicom_bytes(dataset)  # pydicom rewrites such elements as UN
+        else:
+            converted = dataset[tag]
+            encoded = _encode_simple(converted, codec)
+            if encoded is not None:
+                _write_element(out, tag, converted.VR, encoded)
+                continue
+            scratch = DicomBytesIO()
+            scratch.is_little_endian, scratch.is_implicit_VR = True, False
+            write_data_element(scratch, converted, encoding)
+            out.write(scratch.getvalue())
+    return out.getvalue()
+
+
+def _write_element(out: io.BytesIO, tag: BaseTag, vr: str, value: bytes) -> bool:
+    if vr in _LONG_LENGTH_VRS:
+        out.write(_HEADER_LONG.pack(tag.group, tag.element, vr.encode(), 0, len(value)))
+    elif len(value) <= 0xFFFF:
+        out.write(_HEADER_SHORT.pack(tag.group, tag.element, vr.encode(), len(value)))
+    else:
+        return False
+    out.write(value)
+    return True
+
+
+def _encode_simple(element: DataElement, codec: str | None) -> bytes | None:
+    """Encoded value of a changed element with a plain text or integer value, else None."""
+    vr = element.VR
+    value = element.value
+    if codec is None or vr not in _TEXT_VRS:
+        if vr in _INTEGER_FORMATS and isinstance(value, int) and not isinstance(value, bool):
+            try:
+                return struct.pack("<" + _INTEGER_FORMATS[vr], value)
+            except struct.error:
+                return None
+        return None
+    if value is None:
+        return b""
+    if type(value) is str or type(value) is UID:
+        text = value
+    elif isinstance(value, MultiValue) and all(type(v) is str or type(v) is UID for v in value):
+        text = "\\".join(value)
+    else:
+        return None
+    try:
+        data = text.encode(codec)
+    except UnicodeEncodeError:
+        return None
+    if len(data) % 2:
+        data += b"\0" if vr == "UI" else b" "
+    return data
+
+
+def _file_meta(dataset: pydicom.Dataset) -> FileMetaDataset:
+    """The file meta information as dcmwrite writes it: UIDs agree with the data set."""
+    meta = FileMetaDataset(dataset.file_meta)  # shallow: changed elements are replaced
+    sop_class = dataset.get("SOPClassUID")
+    if meta.get("MediaStorageSOPClassUID") is None or (
+        sop_class and sop_class != meta.MediaStorageSOPClassUID
+    ):
+        meta.MediaStorageSOPClassUID = sop_class
+    sop_instance = dataset.get("SOPInstanceUID")
+    if meta.get("MediaStorageSOPInstanceUID") is None or (
+        sop_instance and sop_instance != meta.MediaStorageSOPInstanceUID
+    ):
+        meta.MediaStorageSOPInstanceUID = sop_instance
+    return meta
+
+
+def _fast_path_applies(dataset: pydicom.Dataset) -> bool:
+    meta = dataset.file_meta
+    return (
+        meta.get("TransferSyntaxUID") == _EXPLICIT_VR_LITTLE_ENDIAN
+        and dataset.original_encoding == (False, True)
+        and dataset.original_character_set == dataset._character_set
+    )
+
+
+def _pydicom_bytes(dataset: pydicom.Dataset) -> bytes:
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
+    return buffer.getvalue()
