@@ -17,8 +17,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     running.stop()
 
 
-
-
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """A second node whose index is PostgreSQL (skipped, saying why, where none runs)."""

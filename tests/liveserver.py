@@ -51,8 +51,14 @@ class RunningServer:
         )
 
 
-def start_server(data_dir: Path, *, token: str = "test-admin-token", port: int | None = None,
-                 workers: int = 1, extra_env: dict[str, str] | None = None) -> RunningServer:
+def start_server(
+    data_dir: Path,
+    *,
+    token: str = "test-admin-token",
+    port: int | None = None,
+    workers: int = 1,
+    extra_env: dict[str, str] | None = None,
+) -> RunningServer:
     """Start `radbank serve` as a real process and wait until it answers."""
     port = port or free_port()
     env = dict(os.environ, RADBANK_ADMIN_TOKEN=token, **(extra_env or {}))
@@ -60,9 +66,23 @@ def start_server(data_dir: Path, *, token: str = "test-admin-token", port: int |
     data_dir.mkdir(parents=True, exist_ok=True)
     handle = log.open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "radbank", "serve", "--data-dir", str(data_dir),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-        env=env, stdout=handle, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "radbank",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
     )
     server = RunningServer(f"http://127.0.0.1:{port}", token, data_dir, process, log, port, env)
     deadline = time.monotonic() + 60
@@ -77,8 +97,6 @@ def start_server(data_dir: Path, *, token: str = "test-admin-token", port: int |
         time.sleep(0.1)
     server.stop(kill=True)
     raise RuntimeError(f"radbank serve did not start:\n{log.read_text()[-4000:]}")
-
-
 
 
 @dataclass

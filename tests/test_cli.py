@@ -14,10 +14,15 @@ import corpus  # noqa: E402
 import pytest
 
 
-def radbank(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def radbank(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "radbank", *args, "--data-dir", str(data_dir)],
-        capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -130,8 +135,19 @@ def test_serve_prints_url_and_a_one_time_token_that_works(tmp_path: Path) -> Non
         port = free_port()
         log = tmp_path / f"serve-{port}.log"
         process = subprocess.Popen(
-            [sys.executable, "-m", "radbank", "serve", "--data-dir", str(data), "--port", str(port)],
-            env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "radbank",
+                "serve",
+                "--data-dir",
+                str(data),
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
         )
         for _ in range(300):
             try:
@@ -145,7 +161,9 @@ def test_serve_prints_url_and_a_one_time_token_that_works(tmp_path: Path) -> Non
     try:
         assert f"http://127.0.0.1:{port}" in output
         token = re.search(r"Admin API token \(shown once.*?\): (\S+)", output).group(1)
-        ok = httpx.get(f"http://127.0.0.1:{port}/api/projects", headers={"Authorization": f"Bearer {token}"})
+        ok = httpx.get(
+            f"http://127.0.0.1:{port}/api/projects", headers={"Authorization": f"Bearer {token}"}
+        )
         assert ok.status_code == 200
         denied = httpx.get(f"http://127.0.0.1:{port}/api/projects")
         assert denied.status_code == 401

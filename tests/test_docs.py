@@ -10,7 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_openapi_reference_is_current() -> None:
-    spec = importlib.util.spec_from_file_location("export_openapi", ROOT / "tools" / "export_openapi.py")
+    spec = importlib.util.spec_from_file_location(
+        "export_openapi", ROOT / "tools" / "export_openapi.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert (ROOT / "docs" / "openapi.json").read_text() == module.schema(), (

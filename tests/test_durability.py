@@ -56,13 +56,28 @@ def test_sigkill_during_upload_loses_nothing_acknowledged(tmp_path: Path) -> Non
 
     def upload() -> None:
         try:
-            with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.token}"}, timeout=60) as http:
+            with httpx.Client(
+                base_url=server.base_url,
+                headers={"Authorization": f"Bearer {server.token}"},
+                timeout=60,
+            ) as http:
                 for files in studies:
-                    body = b"".join(write_parts([({"Content-Type": "application/dicom"}, iter([f])) for f in files], "b"))
-                    reply = http.post("/dicom-web/projects/durable/studies", content=body,
-                                      headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'})
+                    body = b"".join(
+                        write_parts(
+                            [({"Content-Type": "application/dicom"}, iter([f])) for f in files], "b"
+                        )
+                    )
+                    reply = http.post(
+                        "/dicom-web/projects/durable/studies",
+                        content=body,
+                        headers={
+                            "Content-Type": 'multipart/related; type="application/dicom"; boundary=b'
+                        },
+                    )
                     if reply.status_code in (200, 202):
-                        for item, original in zip(reply.json()["00081199"]["Value"], files, strict=True):
+                        for item, original in zip(
+                            reply.json()["00081199"]["Value"], files, strict=True
+                        ):
                             acknowledged[item["00081155"]["Value"][0]] = original
         except httpx.HTTPError:
             pass  # the server was killed under us: expected
@@ -78,7 +93,9 @@ def test_sigkill_during_upload_loses_nothing_acknowledged(tmp_path: Path) -> Non
     server.stop(kill=True)
     thread.join(60)
     assert not errors, errors
-    assert 3 * PER_STUDY <= len(acknowledged) < STUDIES * PER_STUDY, "the kill did not interrupt the upload"
+    assert 3 * PER_STUDY <= len(acknowledged) < STUDIES * PER_STUDY, (
+        "the kill did not interrupt the upload"
+    )
 
     restarted = start_server(data_dir, port=server.port)
     try:
@@ -88,20 +105,40 @@ def test_sigkill_during_upload_loses_nothing_acknowledged(tmp_path: Path) -> Non
         index.close()
         key = ring.project_key(project.key_salt)
         with restarted.client() as http:
-            listed = {i["00080018"]["Value"][0] for i in http.get("/dicom-web/projects/durable/instances", params={"limit": 1000}).json()}
+            listed = {
+                i["00080018"]["Value"][0]
+                for i in http.get(
+                    "/dicom-web/projects/durable/instances", params={"limit": 1000}
+                ).json()
+            }
             assert set(acknowledged) <= listed
             for sop, original in list(acknowledged.items())[:: PER_STUDY // 4]:
                 dataset = pydicom.dcmread(io.BytesIO(original))
                 expected = io.BytesIO()
-                pydicom.dcmwrite(expected, deidentify(dataset, Profile.named("basic"), key).dataset, enforce_file_format=True)
-                hit = http.get("/dicom-web/projects/durable/instances", params={"SOPInstanceUID": sop}).json()[0]
-                reply = http.get(hit["00081190"]["Value"][0], headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})
+                pydicom.dcmwrite(
+                    expected,
+                    deidentify(dataset, Profile.named("basic"), key).dataset,
+                    enforce_file_format=True,
+                )
+                hit = http.get(
+                    "/dicom-web/projects/durable/instances", params={"SOPInstanceUID": sop}
+                ).json()[0]
+                reply = http.get(
+                    hit["00081190"]["Value"][0],
+                    headers={
+                        "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'
+                    },
+                )
                 assert reply.status_code == 200
                 assert hashlib.sha256(expected.getvalue()).hexdigest() in _part_hashes(reply)
     finally:
         restarted.stop()
-    verify = subprocess.run([sys.executable, "-m", "radbank", "verify", "--data-dir", str(data_dir)],
-                            capture_output=True, text=True, timeout=300)
+    verify = subprocess.run(
+        [sys.executable, "-m", "radbank", "verify", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert " 0 problem(s)" in verify.stdout
 

@@ -31,17 +31,47 @@ SMALL = {
 
 # Type 1 attributes of the modules of the CT Image IOD (PS3.3 A.3) that apply here.
 CT_TYPE1 = (
-    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "Modality",
-    "FrameOfReferenceUID", "ImageType", "PixelSpacing", "ImageOrientationPatient",
-    "ImagePositionPatient", "SamplesPerPixel", "PhotometricInterpretation", "Rows", "Columns",
-    "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "RescaleIntercept",
-    "RescaleSlope", "PixelData", "SpecificCharacterSet",
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "Modality",
+    "FrameOfReferenceUID",
+    "ImageType",
+    "PixelSpacing",
+    "ImageOrientationPatient",
+    "ImagePositionPatient",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "RescaleIntercept",
+    "RescaleSlope",
+    "PixelData",
+    "SpecificCharacterSet",
 )
 # Type 2: present, may be empty.
 CT_TYPE2 = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-    "ReferringPhysicianName", "StudyID", "AccessionNumber", "SeriesNumber", "PatientPosition",
-    "PositionReferenceIndicator", "Manufacturer", "InstanceNumber", "SliceThickness", "KVP",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+    "SeriesNumber",
+    "PatientPosition",
+    "PositionReferenceIndicator",
+    "Manufacturer",
+    "InstanceNumber",
+    "SliceThickness",
+    "KVP",
     "AcquisitionNumber",
 )
 
@@ -119,12 +149,18 @@ def test_planted_identity_is_in_the_bytes_including_nested_and_private() -> None
     ds = next(demo_studies(**SMALL))
     raw = to_bytes(ds)
     canaries = canary_values(ds)
-    for value in (ds.PatientName, ds.PatientID, ds.IssuerOfPatientID, ds.PatientBirthDate,
-                  ds.PatientAddress, ds.InstitutionName, ds.AccessionNumber,
-                  ds.OtherPatientIDsSequence[0].PatientID,
-                  ds.RequestAttributesSequence[0].RequestedProcedureID,
-                  ds.OperatorIdentificationSequence[0].PersonIdentificationCodeSequence[0]
-                  .CodeValue):
+    for value in (
+        ds.PatientName,
+        ds.PatientID,
+        ds.IssuerOfPatientID,
+        ds.PatientBirthDate,
+        ds.PatientAddress,
+        ds.InstitutionName,
+        ds.AccessionNumber,
+        ds.OtherPatientIDsSequence[0].PatientID,
+        ds.RequestAttributesSequence[0].RequestedProcedureID,
+        ds.OperatorIdentificationSequence[0].PersonIdentificationCodeSequence[0].CodeValue,
+    ):
         assert str(value) in canaries
     assert any(value.startswith("Pt ") for value in canaries), "private LT note"
     assert "CT" not in canaries and "113691" not in canaries

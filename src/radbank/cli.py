@@ -36,7 +36,9 @@ _BATCH_BYTES = 64 * 1024 * 1024
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", envvar="RADBANK_DATA_DIR", help="Data directory (default ./radbank-data)"),
+    typer.Option(
+        "--data-dir", envvar="RADBANK_DATA_DIR", help="Data directory (default ./radbank-data)"
+    ),
 ]
 
 
@@ -64,7 +66,9 @@ def _open(settings: Settings) -> Services:
 @app.command()
 def serve(
     data_dir: DataDir = None,
-    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1)")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1)")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8043)")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default 1)")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Load the demo project first")] = False,
@@ -76,7 +80,9 @@ def serve(
     services = _open(settings)
     removed = recover(services)
     if removed:
-        console.print(f"Recovered from an interrupted write: removed {removed} unacknowledged blob(s).")
+        console.print(
+            f"Recovered from an interrupted write: removed {removed} unacknowledged blob(s)."
+        )
     if demo:
         _load_demo(services)
     services.close()
@@ -85,7 +91,9 @@ def serve(
     if settings.database_url:
         os.environ["RADBANK_DATABASE_URL"] = settings.database_url
     url = f"http://{settings.host}:{settings.port}"
-    console.print(f"radbank listening on [bold]{url}[/bold]  (DICOMweb: {url}/dicom-web/projects/<project>, API docs: {url}/docs)")
+    console.print(
+        f"radbank listening on [bold]{url}[/bold]  (DICOMweb: {url}/dicom-web/projects/<project>, API docs: {url}/docs)"
+    )
     uvicorn.run(
         "radbank.app:app_from_env",
         factory=True,
@@ -197,14 +205,20 @@ def import_(
     try:
         target = services.index.get_project(project)
         if target is None:
-            err.print(f"[red]error:[/red] unknown project {project!r} (create it with 'radbank project create')")
+            err.print(
+                f"[red]error:[/red] unknown project {project!r} (create it with 'radbank project create')"
+            )
             raise typer.Exit(2)
         sources = list(_sources(path))
         outcomes: list[Outcome] = []
         skipped: list[str] = []
         with Progress(
-            TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=err, transient=True,
+            TextColumn("importing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
         ) as progress:
             task = progress.add_task("import", total=len(sources))
             batch: list[Item] = []
@@ -223,11 +237,15 @@ def import_(
                 batch.append(Item(name, data))
                 size += len(data)
                 if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
-                    outcomes += services.pipeline.ingest(batch, target, source="cli-import", principal=ADMIN)
+                    outcomes += services.pipeline.ingest(
+                        batch, target, source="cli-import", principal=ADMIN
+                    )
                     progress.advance(task, len(batch))
                     batch, size = [], 0
             if batch:
-                outcomes += services.pipeline.ingest(batch, target, source="cli-import", principal=ADMIN)
+                outcomes += services.pipeline.ingest(
+                    batch, target, source="cli-import", principal=ADMIN
+                )
                 progress.advance(task, len(batch))
     finally:
         services.close()
@@ -240,7 +258,9 @@ def import_(
     )
     for outcome in outcomes:
         if outcome.status in (Status.REJECTED, Status.CONFLICT, Status.QUARANTINED):
-            console.print(f"  {outcome.status.value}: {outcome.reason}", highlight=False, soft_wrap=True)
+            console.print(
+                f"  {outcome.status.value}: {outcome.reason}", highlight=False, soft_wrap=True
+            )
     if counts[Status.REJECTED] or counts[Status.CONFLICT]:
         raise typer.Exit(1)
 
@@ -253,8 +273,9 @@ def _sources(path: Path) -> Iterator[tuple[str, object]]:
             with zipfile.ZipFile(file) as archive:
                 for info in archive.infolist():
                     if not info.is_dir():
-                        yield f"{file}!{info.filename}", (
-                            lambda file=file, member=info.filename: _read_member(file, member)
+                        yield (
+                            f"{file}!{info.filename}",
+                            (lambda file=file, member=info.filename: _read_member(file, member)),
                         )
         else:
             yield str(file), file.read_bytes
@@ -282,11 +303,15 @@ def verify(data_dir: DataDir = None) -> None:
                 data = services.store.get(record.blob_key)
             except FileNotFoundError:
                 problems += 1
-                console.print(f"missing blob: instance {record.sop_instance_uid} -> {record.blob_key}")
+                console.print(
+                    f"missing blob: instance {record.sop_instance_uid} -> {record.blob_key}"
+                )
                 continue
             if hashlib.sha256(data).hexdigest() != record.sha256:
                 problems += 1
-                console.print(f"checksum mismatch: instance {record.sop_instance_uid} ({record.blob_key})")
+                console.print(
+                    f"checksum mismatch: instance {record.sop_instance_uid} ({record.blob_key})"
+                )
         referenced.update(services.index.iter_quarantine_blob_keys())
         for key in services.store.keys():
             if key not in referenced:

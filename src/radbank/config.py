@@ -13,11 +13,14 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RADBANK_", extra="ignore")
 
-    data_dir: Path = Field(default=Path("radbank-data"), description="Where blobs, index and keys live")
+    data_dir: Path = Field(
+        default=Path("radbank-data"), description="Where blobs, index and keys live"
+    )
     host: str = "127.0.0.1"
     port: int = 8043
     public_url: str | None = Field(
-        default=None, description="Base URL clients use (behind a reverse proxy), e.g. https://node.example.org"
+        default=None,
+        description="Base URL clients use (behind a reverse proxy), e.g. https://node.example.org",
     )
     workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
     database_url: str | None = Field(

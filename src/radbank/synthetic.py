@@ -167,26 +167,89 @@ _SITES = (
 )
 
 _FAMILY_NAMES = (
-    "Müller", "Lefèvre", "Rossignoli", "García-Olmedo", "Kowalczyk", "Van Aerde",
-    "Andersson", "Papadakis", "Dubreuil", "Schäfermeyer", "Bianchetti", "Nowakowski",
-    "Fernández", "Hartmann", "Moreau-Lenoir", "Castellani", "Wiśniewska", "O'Callaghan",
-    "Lindqvist", "Petrović", "Fontaine", "Zimmermann", "Esposito", "Jankowski",
-    "Delacroix", "Marchetti", "Ødegård", "Kovačević", "Rodríguez", "Brandstätter",
+    "Müller",
+    "Lefèvre",
+    "Rossignoli",
+    "García-Olmedo",
+    "Kowalczyk",
+    "Van Aerde",
+    "Andersson",
+    "Papadakis",
+    "Dubreuil",
+    "Schäfermeyer",
+    "Bianchetti",
+    "Nowakowski",
+    "Fernández",
+    "Hartmann",
+    "Moreau-Lenoir",
+    "Castellani",
+    "Wiśniewska",
+    "O'Callaghan",
+    "Lindqvist",
+    "Petrović",
+    "Fontaine",
+    "Zimmermann",
+    "Esposito",
+    "Jankowski",
+    "Delacroix",
+    "Marchetti",
+    "Ødegård",
+    "Kovačević",
+    "Rodríguez",
+    "Brandstätter",
 )
 _GIVEN_NAMES = {
     "F": (
-        "Amélie", "Sabine", "Giulia", "Lucía", "Zofia", "Ingrid", "Eleni", "Margaux",
-        "Franziska", "Chiara", "Agnieszka", "Carmen", "Siobhan", "Astrid", "Milena",
+        "Amélie",
+        "Sabine",
+        "Giulia",
+        "Lucía",
+        "Zofia",
+        "Ingrid",
+        "Eleni",
+        "Margaux",
+        "Franziska",
+        "Chiara",
+        "Agnieszka",
+        "Carmen",
+        "Siobhan",
+        "Astrid",
+        "Milena",
     ),
     "M": (
-        "Jürgen", "Étienne", "Alessandro", "Joaquín", "Tomasz", "Henrik", "Dimitrios",
-        "Laurent", "Wolfgang", "Matteo", "Krzysztof", "Álvaro", "Declan", "Bjørn", "Dragan",
+        "Jürgen",
+        "Étienne",
+        "Alessandro",
+        "Joaquín",
+        "Tomasz",
+        "Henrik",
+        "Dimitrios",
+        "Laurent",
+        "Wolfgang",
+        "Matteo",
+        "Krzysztof",
+        "Álvaro",
+        "Declan",
+        "Bjørn",
+        "Dragan",
     ),
 }
 _STAFF_NAMES = (
-    "Berger^Claire", "Rinaldi^Paolo", "Krüger^Anja", "Navarro^Iñigo", "Zieliński^Marek",
-    "Girard^Sophie", "Hoffmann^Stefan", "Conti^Federica", "Sánchez^Elena", "Wójcik^Ewa",
-    "Lambert^Hugo", "Vogel^Martina", "Greco^Lorenzo", "Romero^Pablo", "Mazur^Anna",
+    "Berger^Claire",
+    "Rinaldi^Paolo",
+    "Krüger^Anja",
+    "Navarro^Iñigo",
+    "Zieliński^Marek",
+    "Girard^Sophie",
+    "Hoffmann^Stefan",
+    "Conti^Federica",
+    "Sánchez^Elena",
+    "Wójcik^Ewa",
+    "Lambert^Hugo",
+    "Vogel^Martina",
+    "Greco^Lorenzo",
+    "Romero^Pablo",
+    "Mazur^Anna",
 )
 
 
@@ -206,21 +269,44 @@ _HEAD_PHANTOM = ("113690", "IEC Head Dosimetry Phantom")
 _BODY_PHANTOM = ("113691", "IEC Body Dosimetry Phantom")
 _PROTOCOLS = (
     _Protocol(
-        "CT HEAD WITHOUT CONTRAST", "HEAD", "Routine Head", _HEAD_PHANTOM, 120, (250, 350),
-        (42.0, 62.0), (("Head 5mm", "5", "H30s"), ("Head 0.75mm bone", "0.75", "H70h")),
+        "CT HEAD WITHOUT CONTRAST",
+        "HEAD",
+        "Routine Head",
+        _HEAD_PHANTOM,
+        120,
+        (250, 350),
+        (42.0, 62.0),
+        (("Head 5mm", "5", "H30s"), ("Head 0.75mm bone", "0.75", "H70h")),
     ),
     _Protocol(
-        "CT CHEST WITH CONTRAST", "CHEST", "Thorax CE", _BODY_PHANTOM, 120, (110, 240),
-        (5.5, 13.0), (("Thorax 5mm", "5", "B31f"), ("Lung 1mm", "1", "B70f")),
+        "CT CHEST WITH CONTRAST",
+        "CHEST",
+        "Thorax CE",
+        _BODY_PHANTOM,
+        120,
+        (110, 240),
+        (5.5, 13.0),
+        (("Thorax 5mm", "5", "B31f"), ("Lung 1mm", "1", "B70f")),
     ),
     _Protocol(
-        "CT ABDOMEN PELVIS WITH CONTRAST", "ABDOMENPELVIS", "Abdomen Pelvis PV", _BODY_PHANTOM,
-        100, (150, 300), (7.0, 16.0), (("AbdPelvis 5mm", "5", "B30f"), ("AbdPelvis 2mm", "2",
-                                                                        "B30f")),
+        "CT ABDOMEN PELVIS WITH CONTRAST",
+        "ABDOMENPELVIS",
+        "Abdomen Pelvis PV",
+        _BODY_PHANTOM,
+        100,
+        (150, 300),
+        (7.0, 16.0),
+        (("AbdPelvis 5mm", "5", "B30f"), ("AbdPelvis 2mm", "2", "B30f")),
     ),
     _Protocol(
-        "CT CHEST ABDOMEN PELVIS", "CHESTABDPELVIS", "Staging CAP", _BODY_PHANTOM, 120,
-        (140, 280), (8.0, 18.0), (("CAP 5mm", "5", "B31f"), ("CAP 1.5mm", "1.5", "B31f")),
+        "CT CHEST ABDOMEN PELVIS",
+        "CHESTABDPELVIS",
+        "Staging CAP",
+        _BODY_PHANTOM,
+        120,
+        (140, 280),
+        (8.0, 18.0),
+        (("CAP 5mm", "5", "B31f"), ("CAP 1.5mm", "1.5", "B31f")),
     ),
 )
 
@@ -364,9 +450,7 @@ def demo_patients(
                     break
             used_ids.add(patient_id)
             birth = datetime.date(1935, 1, 1) + datetime.timedelta(days=rng.randint(0, 25_500))
-            address = (
-                f"{rng.randint(1, 180)} {rng.choice(site.street_names)}, {site.city}"
-            )
+            address = f"{rng.randint(1, 180)} {rng.choice(site.street_names)}, {site.city}"
             patients.append(
                 SyntheticPatient(
                     patient_id=patient_id,
@@ -475,9 +559,9 @@ def _ct_instance(
     ds.PerformingPhysicianName = series.performing_physician
     ds.NameOfPhysiciansReadingStudy = study.reading_physician
     ds.OperatorsName = series.operator
-    ds.OperatorIdentificationSequence = Sequence([_person_identification(
-        series.operator, series.operator_staff_id, site
-    )])
+    ds.OperatorIdentificationSequence = Sequence(
+        [_person_identification(series.operator, series.operator_staff_id, site)]
+    )
     ds.ManufacturerModelName = site.model_name
     ds.ReferencedPatientSequence = Sequence([_referenced_patient(patient, study)])
     ds.IrradiationEventUID = _uid(*study.key, "irradiation", series.number)
@@ -522,9 +606,15 @@ def _ct_instance(
     ds.TableSpeed = 46.1
     ds.SpiralPitchFactor = 1.2
     ds.CTDIvol = study.ctdivol_mgy
-    ds.CTDIPhantomTypeCodeSequence = Sequence([_item(
-        CodeValue=protocol.phantom[0], CodingSchemeDesignator="DCM", CodeMeaning=protocol.phantom[1]
-    )])
+    ds.CTDIPhantomTypeCodeSequence = Sequence(
+        [
+            _item(
+                CodeValue=protocol.phantom[0],
+                CodingSchemeDesignator="DCM",
+                CodeMeaning=protocol.phantom[1],
+            )
+        ]
+    )
 
     # Frame of Reference, General Series, General Image, Image Plane
     ds.StudyInstanceUID = _uid(*study.key, "study")
@@ -535,7 +625,9 @@ def _ct_instance(
     ds.InstanceNumber = str(instance_number)
     z_mm = float(series.slice_thickness) * (instance_number - 1)
     ds.ImagePositionPatient = [
-        f"{pixels.origin_xy[0]:.3f}", f"{pixels.origin_xy[1]:.3f}", f"{z_mm:.3f}"
+        f"{pixels.origin_xy[0]:.3f}",
+        f"{pixels.origin_xy[1]:.3f}",
+        f"{z_mm:.3f}",
     ]
     ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
     ds.FrameOfReferenceUID = _uid(*study.key, "frame-of-reference")
@@ -554,7 +646,8 @@ def _ct_instance(
     ds.PixelRepresentation = pixels.pixel_representation
     if pixels.pixel_padding_value is not None:
         ds.add_new(
-            0x00280120, "SS" if pixels.pixel_representation else "US",
+            0x00280120,
+            "SS" if pixels.pixel_representation else "US",
             pixels.pixel_padding_value,
         )
     ds.WindowCenter = "40" if protocol.body_part == "HEAD" else "50"
@@ -569,13 +662,17 @@ def _ct_instance(
     ds.PerformedProcedureStepStartTime = study.time
     ds.PerformedProcedureStepID = f"PPS{study.scheduled_procedure_step_id[3:]}"
     ds.PerformedProcedureStepDescription = protocol.study_description
-    ds.RequestAttributesSequence = Sequence([_item(
-        AccessionNumber=study.accession_number,
-        StudyInstanceUID=ds.StudyInstanceUID,
-        RequestedProcedureDescription=protocol.study_description,
-        ScheduledProcedureStepID=study.scheduled_procedure_step_id,
-        RequestedProcedureID=study.requested_procedure_id,
-    )])
+    ds.RequestAttributesSequence = Sequence(
+        [
+            _item(
+                AccessionNumber=study.accession_number,
+                StudyInstanceUID=ds.StudyInstanceUID,
+                RequestedProcedureDescription=protocol.study_description,
+                ScheduledProcedureStepID=study.scheduled_procedure_step_id,
+                RequestedProcedureID=study.requested_procedure_id,
+            )
+        ]
+    )
 
     ds.PixelData = pixels.pixel_data
     ds["PixelData"].VR = "OW"
@@ -630,10 +727,14 @@ def _plant_private_identity(ds: Dataset, patient: SyntheticPatient, study: _Stud
     born = patient.birth_date
     block.add_new(0x10, "LO", patient.name)
     block.add_new(0x11, "LO", f"MRN {patient.patient_id}")
-    block.add_new(0x12, "LT", (
-        f"Pt {given} {family}, born {born[6:]}/{born[4:6]}/{born[:4]}, "
-        f"tel {patient.telephone}, ref. {study.referring_physician.replace('^', ' ')}"
-    ))
+    block.add_new(
+        0x12,
+        "LT",
+        (
+            f"Pt {given} {family}, born {born[6:]}/{born[4:6]}/{born[:4]}, "
+            f"tel {patient.telephone}, ref. {study.referring_physician.replace('^', ' ')}"
+        ),
+    )
     nested = Dataset()
     nested.PatientName = patient.name
     nested.PatientID = patient.patient_id
@@ -771,23 +872,25 @@ class _PartTenTemplate:
         meta_uid = _encode(DataElement(_MEDIA_STORAGE_SOP_INSTANCE_UID, "UI", sop_instance_uid))
         meta_length = len(self._meta_head) + len(meta_uid) + len(self._meta_tail)
         runs = self._runs
-        return b"".join((
-            b"\0" * 128,
-            b"DICM",
-            struct.pack("<HH2sHI", 0x0002, 0x0000, b"UL", 4, meta_length),
-            self._meta_head,
-            meta_uid,
-            self._meta_tail,
-            runs[0],
-            _encode(DataElement(_SOP_INSTANCE_UID, "UI", sop_instance_uid)),
-            runs[1],
-            _encode(DataElement(_INSTANCE_NUMBER, "IS", instance_number)),
-            runs[2],
-            _encode(DataElement(_IMAGE_POSITION_PATIENT, "DS", image_position)),
-            runs[3],
-            _encode(DataElement(_SLICE_LOCATION, "DS", slice_location)),
-            runs[4],
-        ))
+        return b"".join(
+            (
+                b"\0" * 128,
+                b"DICM",
+                struct.pack("<HH2sHI", 0x0002, 0x0000, b"UL", 4, meta_length),
+                self._meta_head,
+                meta_uid,
+                self._meta_tail,
+                runs[0],
+                _encode(DataElement(_SOP_INSTANCE_UID, "UI", sop_instance_uid)),
+                runs[1],
+                _encode(DataElement(_INSTANCE_NUMBER, "IS", instance_number)),
+                runs[2],
+                _encode(DataElement(_IMAGE_POSITION_PATIENT, "DS", image_position)),
+                runs[3],
+                _encode(DataElement(_SLICE_LOCATION, "DS", slice_location)),
+                runs[4],
+            )
+        )
 
 
 def _path_part(value: object, fallback: str) -> str:
@@ -829,17 +932,41 @@ def write_files(datasets: Iterable[Dataset], folder: Path) -> list[Path]:
 
 # Attributes that carry identity in the synthetic data and that the PS3.15 Basic
 # Application Level Confidentiality Profile removes or replaces.
-_IDENTITY_KEYWORDS = frozenset({
-    "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientAddress",
-    "PatientTelephoneNumbers", "PatientMotherBirthName", "PatientBirthName", "OtherPatientIDs",
-    "MedicalRecordLocator", "ReferringPhysicianName", "ReferringPhysicianAddress",
-    "ReferringPhysicianTelephoneNumbers", "PhysiciansOfRecord", "PerformingPhysicianName",
-    "NameOfPhysiciansReadingStudy", "OperatorsName", "RequestingPhysician", "InstitutionName",
-    "InstitutionAddress", "InstitutionalDepartmentName", "StationName", "DeviceSerialNumber",
-    "AccessionNumber", "StudyID", "RequestedProcedureID", "ScheduledProcedureStepID",
-    "PerformedProcedureStepID", "LocalNamespaceEntityID", "PersonTelephoneNumbers",
-    "PersonAddress",
-})
+_IDENTITY_KEYWORDS = frozenset(
+    {
+        "PatientName",
+        "PatientID",
+        "IssuerOfPatientID",
+        "PatientBirthDate",
+        "PatientAddress",
+        "PatientTelephoneNumbers",
+        "PatientMotherBirthName",
+        "PatientBirthName",
+        "OtherPatientIDs",
+        "MedicalRecordLocator",
+        "ReferringPhysicianName",
+        "ReferringPhysicianAddress",
+        "ReferringPhysicianTelephoneNumbers",
+        "PhysiciansOfRecord",
+        "PerformingPhysicianName",
+        "NameOfPhysiciansReadingStudy",
+        "OperatorsName",
+        "RequestingPhysician",
+        "InstitutionName",
+        "InstitutionAddress",
+        "InstitutionalDepartmentName",
+        "StationName",
+        "DeviceSerialNumber",
+        "AccessionNumber",
+        "StudyID",
+        "RequestedProcedureID",
+        "ScheduledProcedureStepID",
+        "PerformedProcedureStepID",
+        "LocalNamespaceEntityID",
+        "PersonTelephoneNumbers",
+        "PersonAddress",
+    }
+)
 # Inside a Person Identification Code Sequence, the code itself is the person.
 _PERSON_CODE_KEYWORDS = frozenset({"CodeValue", "CodeMeaning"})
 # Shorter strings turn up by chance in pixel data and would make byte scans flaky.

@@ -16,7 +16,8 @@ FAILED, REFERENCED, REASON = "00081198", "00081199", "00091001"
 def _store_one(http, node, data: bytes):  # noqa: ANN001, ANN202
     body = b"".join(write_parts([({"Content-Type": "application/dicom"}, iter([data]))], "b"))
     return http.post(
-        f"{node.dicomweb_url}/studies", content=body,
+        f"{node.dicomweb_url}/studies",
+        content=body,
         headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'},
     )
 
@@ -38,7 +39,9 @@ def test_every_corpus_file_is_stored_or_refused_with_a_reason(live_node) -> None
                 text = body[FAILED]["Value"][0][REASON]["Value"][0]
                 assert "part 1" in text and len(text) > 20
                 refused[path] = text
-        not_dicom = [p for p in unreadable if p.suffix in (".json", ".txt", ".icc", ".gz", ".dump", "")]
+        not_dicom = [
+            p for p in unreadable if p.suffix in (".json", ".txt", ".icc", ".gz", ".dump", "")
+        ]
         assert not_dicom
         for path in not_dicom:
             assert path in refused, f"{path.name} is not DICOM yet was stored"
@@ -46,12 +49,16 @@ def test_every_corpus_file_is_stored_or_refused_with_a_reason(live_node) -> None
         # Readable files are refused only by a quality rule that says what to do.
         for name, reason in refused_readable.items():
             assert any(
-                words in reason
-                for words in ("DICOMDIR", "quarantined", "UID", "different content")
+                words in reason for words in ("DICOMDIR", "quarantined", "UID", "different content")
             ), (name, reason)
         assert len(stored) >= len(readable) - len(refused_readable) - 5
         for url, path in stored.items():
-            reply = http.get(url, headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})
+            reply = http.get(
+                url,
+                headers={
+                    "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'
+                },
+            )
             assert reply.status_code == 200, (path.name, reply.text)
             original = pydicom.dcmread(path, force=True)
             if "PixelData" in original:

@@ -36,10 +36,16 @@ def test_store_search_retrieve_round_trip(live_node) -> None:  # noqa: ANN001
     assert study.ModalitiesInStudy == "CT"
 
     series = client.search_for_series(study.StudyInstanceUID)
-    instances = client.search_for_instances(study.StudyInstanceUID, pydicom.Dataset.from_json(series[0]).SeriesInstanceUID)
+    instances = client.search_for_instances(
+        study.StudyInstanceUID, pydicom.Dataset.from_json(series[0]).SeriesInstanceUID
+    )
     assert pydicom.Dataset.from_json(instances[0]).SOPInstanceUID == new_uid
 
-    instance = client.retrieve_instance(study.StudyInstanceUID, series and pydicom.Dataset.from_json(series[0]).SeriesInstanceUID, new_uid)
+    instance = client.retrieve_instance(
+        study.StudyInstanceUID,
+        series and pydicom.Dataset.from_json(series[0]).SeriesInstanceUID,
+        new_uid,
+    )
     assert instance.SOPInstanceUID == new_uid
     assert instance.PatientIdentityRemoved == "YES"
     assert instance.PixelData == original.PixelData
@@ -57,7 +63,9 @@ def test_retrieve_study_series_and_metadata_like_ohif(live_node) -> None:  # noq
         study = client.retrieve_study(study_uid)
         assert len(study) == 1
         series_uid = study[0].SeriesInstanceUID
-        assert [d.SOPInstanceUID for d in client.retrieve_series(study_uid, series_uid)] == [study[0].SOPInstanceUID]
+        assert [d.SOPInstanceUID for d in client.retrieve_series(study_uid, series_uid)] == [
+            study[0].SOPInstanceUID
+        ]
         metadata = client.retrieve_series_metadata(study_uid, series_uid)
         assert len(metadata) == 1
         pixel = metadata[0]["7FE00010"]
@@ -85,13 +93,26 @@ def test_frames_uncompressed_and_transfer_syntax_negotiation(live_node) -> None:
 
     with live_node.client() as http:
         url = f"{live_node.dicomweb_url}/studies/{study}/series/{series}/instances/{sop}"
-        implicit = http.get(url, headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2'})
+        implicit = http.get(
+            url,
+            headers={
+                "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2'
+            },
+        )
         assert implicit.status_code == 200
         assert "transfer-syntax=1.2.840.10008.1.2\r\n" in implicit.content.decode("latin-1")
-        jpeg = http.get(url, headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50'})
+        jpeg = http.get(
+            url,
+            headers={
+                "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50'
+            },
+        )
         assert jpeg.status_code == 406
         assert "transfer-syntax=*" in jpeg.json()["error"]
-        missing_frame = http.get(f"{url}/frames/2", headers={"Accept": 'multipart/related; type="application/octet-stream"'})
+        missing_frame = http.get(
+            f"{url}/frames/2",
+            headers={"Accept": 'multipart/related; type="application/octet-stream"'},
+        )
         assert missing_frame.status_code == 404
         assert "1 frame" in missing_frame.json()["error"]
 
@@ -100,8 +121,12 @@ def test_multiframe_frames(live_node) -> None:  # noqa: ANN001
     client = _client(live_node)
     original = pydicom.dcmread(corpus.path("emri_small.dcm"))
     sop = client.store_instances([original]).ReferencedSOPSequence[0].ReferencedSOPInstanceUID
-    found = pydicom.Dataset.from_json(client.search_for_instances(search_filters={"SOPInstanceUID": sop})[0])
-    frames = client.retrieve_instance_frames(found.StudyInstanceUID, found.SeriesInstanceUID, sop, [2, 4])
+    found = pydicom.Dataset.from_json(
+        client.search_for_instances(search_filters={"SOPInstanceUID": sop})[0]
+    )
+    frames = client.retrieve_instance_frames(
+        found.StudyInstanceUID, found.SeriesInstanceUID, sop, [2, 4]
+    )
     size = original.Rows * original.Columns * original.BitsAllocated // 8
     assert frames == [original.PixelData[size : 2 * size], original.PixelData[3 * size : 4 * size]]
 
@@ -116,7 +141,10 @@ def test_compressed_frames_as_stored(live_node, name: str) -> None:  # noqa: ANN
 
     expected = next(generate_frames(original.PixelData, number_of_frames=1))
     frames = client.retrieve_instance_frames(
-        found.StudyInstanceUID, found.SeriesInstanceUID, sop, [1],
+        found.StudyInstanceUID,
+        found.SeriesInstanceUID,
+        sop,
+        [1],
         media_types=(("image/jp2" if "jp2k" in name else "image/dicom-rle", "*"),),
     )
     assert frames == [expected]

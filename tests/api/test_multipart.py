@@ -17,7 +17,10 @@ async def _chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
 
 def _read(body: bytes, boundary: str, size: int, limit: int = 10**9) -> list[tuple[dict, bytes]]:
     async def collect() -> list[tuple[dict, bytes]]:
-        return [(p.headers, bytes(p.data)) async for p in read_parts(_chunks(body, size), boundary, max_part_bytes=limit)]
+        return [
+            (p.headers, bytes(p.data))
+            async for p in read_parts(_chunks(body, size), boundary, max_part_bytes=limit)
+        ]
 
     return asyncio.run(collect())
 
@@ -29,7 +32,9 @@ PAYLOADS = [b"", b"a", b"\r\n--notit\r\n", bytes(range(256)) * 300, b"--b\r\n" *
 def test_round_trip_at_every_chunk_size(chunk: int) -> None:
     boundary = "b0undary-xyz"
     body = b"".join(
-        write_parts([({"Content-Type": "application/dicom"}, iter([p])) for p in PAYLOADS], boundary)
+        write_parts(
+            [({"Content-Type": "application/dicom"}, iter([p])) for p in PAYLOADS], boundary
+        )
     )
     parts = _read(b"preamble text\r\n" + body + b"epilogue", boundary, chunk)
     assert [data for _, data in parts] == PAYLOADS

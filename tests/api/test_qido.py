@@ -55,14 +55,29 @@ def test_required_study_attributes_and_retrieve_url(populated) -> None:  # noqa:
     studies = reply.json()
     assert len(studies) == 5
     for study in studies:
-        for tag in ("00080020", "00080030", "00080050", "00080090", "00100010", "00100020",
-                    "00100030", "00100040", "0020000D", "00200010", "00080061", "00201206",
-                    "00201208", "00081190"):
+        for tag in (
+            "00080020",
+            "00080030",
+            "00080050",
+            "00080090",
+            "00100010",
+            "00100020",
+            "00100030",
+            "00100040",
+            "0020000D",
+            "00200010",
+            "00080061",
+            "00201206",
+            "00201208",
+            "00081190",
+        ):
             assert tag in study, tag
 
 
 def test_paging_is_stable_and_complete(populated) -> None:  # noqa: ANN001
-    pages = [_get(populated, "/studies", {"limit": 2, "offset": offset}).json() for offset in (0, 2, 4)]
+    pages = [
+        _get(populated, "/studies", {"limit": 2, "offset": offset}).json() for offset in (0, 2, 4)
+    ]
     uids = [s["0020000D"]["Value"][0] for page in pages for s in page]
     assert [len(p) for p in pages] == [2, 2, 1]
     assert len(set(uids)) == 5

@@ -17,7 +17,13 @@ from radbank.synthetic import demo_studies
 def _expected(dataset: pydicom.Dataset) -> dict:
     expected = {}
     for tag in dataset.keys():
-        if tag.group == 0x0002 or tag in (0x0040A730, 0x54000100, 0x7FE00010, 0x7FE00008, 0x7FE00009):
+        if tag.group == 0x0002 or tag in (
+            0x0040A730,
+            0x54000100,
+            0x7FE00010,
+            0x7FE00008,
+            0x7FE00009,
+        ):
             continue
         try:
             element = dataset[tag]

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testdb import BACKENDS, database
 from pydicom import Dataset
+from testdb import BACKENDS, database
 
 from radbank.index import Index, InstanceRecord
 

@@ -27,13 +27,16 @@ def principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise HTTPException(
-            401, "missing bearer token (send 'Authorization: Bearer <token>')",
+            401,
+            "missing bearer token (send 'Authorization: Bearer <token>')",
             headers={"WWW-Authenticate": "Bearer"},
         )
     if services(request).keys.is_admin_token(credentials.credentials):
         return ADMIN
     raise HTTPException(
-        401, "invalid or expired token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        401,
+        "invalid or expired token",
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
     )
 
 

@@ -74,7 +74,7 @@ def choose_multipart(
     raise HTTPException(
         406,
         f"cannot answer with any media type in Accept {accept!r}; this resource is served as "
-        f"multipart/related; type=\"{part_types[0]}\"",
+        f'multipart/related; type="{part_types[0]}"',
     )
 
 

@@ -44,7 +44,11 @@ class ProjectOut(BaseModel):
 def create(body: ProjectIn, _: Admin, node: Annotated[object, Depends(services)]) -> ProjectOut:
     try:
         project = create_project(
-            node.index, body.name, title=body.title, description=body.description, profile=body.profile
+            node.index,
+            body.name,
+            title=body.title,
+            description=body.description,
+            profile=body.profile,
         )
     except InvalidProject as exc:
         raise HTTPException(400, str(exc)) from exc

@@ -58,7 +58,9 @@ async def _search(
             "Additional results can be requested."
         )
     if query.fuzzy_matching:
-        headers["Warning"] = "299 radbank: The fuzzymatching parameter is not supported. Only literal matching has been performed."
+        headers["Warning"] = (
+            "299 radbank: The fuzzymatching parameter is not supported. Only literal matching has been performed."
+        )
     return JSONResponse(results, media_type="application/dicom+json", headers=headers)
 
 
@@ -78,7 +80,9 @@ async def search_instances(request: Request, project: ReadableProject) -> JSONRe
 
 
 @router.get("/studies/{study}/series", summary="Search for series of a study")
-async def search_study_series(request: Request, project: ReadableProject, study: str) -> JSONResponse:
+async def search_study_series(
+    request: Request, project: ReadableProject, study: str
+) -> JSONResponse:
     return await _search(request, project, "series", check_uid(study, "study"))
 
 

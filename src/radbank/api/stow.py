@@ -38,7 +38,9 @@ _BODY_DOC = {
     openapi_extra=_BODY_DOC,
     response_class=JSONResponse,
 )
-async def store_instances(request: Request, project: WritableProject, caller: Caller) -> JSONResponse:
+async def store_instances(
+    request: Request, project: WritableProject, caller: Caller
+) -> JSONResponse:
     return await _store(request, project, caller, None)
 
 
@@ -62,7 +64,7 @@ async def _store(request: Request, project, caller, study: str | None) -> JSONRe
     if media_type != "multipart/related":
         raise HTTPException(
             415,
-            f"STOW-RS needs Content-Type multipart/related; type=\"application/dicom\", got "
+            f'STOW-RS needs Content-Type multipart/related; type="application/dicom", got '
             f"{media_type or 'none'!r}",
         )
     part_type = params.get("type", "application/dicom").lower()
@@ -140,7 +142,9 @@ async def _store(request: Request, project, caller, study: str | None) -> JSONRe
         return _response(request, project.name, outcomes, error=(413, detail))
     except MultipartError as exc:
         await flush()
-        return _response(request, project.name, outcomes, error=(400, f"malformed multipart body: {exc}"))
+        return _response(
+            request, project.name, outcomes, error=(400, f"malformed multipart body: {exc}")
+        )
     return _response(request, project.name, outcomes)
 
 
@@ -160,8 +164,11 @@ def _response(
                     "vr": "UR",
                     "Value": [
                         instance_url(
-                            request, project, outcome.study_instance_uid,
-                            outcome.series_instance_uid, outcome.sop_instance_uid,
+                            request,
+                            project,
+                            outcome.study_instance_uid,
+                            outcome.series_instance_uid,
+                            outcome.sop_instance_uid,
                         )
                     ],
                 },
@@ -173,7 +180,10 @@ def _response(
             item = {
                 "00081150": _ui(outcome.sop_class_uid),
                 "00081155": _ui(outcome.sop_instance_uid),
-                "00081197": {"vr": "US", "Value": [outcome.failure_reason or FAILURE_CANNOT_UNDERSTAND]},
+                "00081197": {
+                    "vr": "US",
+                    "Value": [outcome.failure_reason or FAILURE_CANNOT_UNDERSTAND],
+                },
             }
             item.update(_reason_text(outcome.reason or outcome.status.value))
             failed.append(item)

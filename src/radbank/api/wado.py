@@ -26,7 +26,9 @@ _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _CHUNK = 1024 * 1024
 
 
-def _instances(request: Request, project, study: str, series: str | None = None, sop: str | None = None) -> list[InstanceRecord]:  # noqa: ANN001,E501
+def _instances(
+    request: Request, project, study: str, series: str | None = None, sop: str | None = None
+) -> list[InstanceRecord]:  # noqa: ANN001,E501
     check_uid(study, "study")
     if series is not None:
         check_uid(series, "series")
@@ -60,7 +62,9 @@ def _retrieve(request: Request, project, records: list[InstanceRecord]) -> Strea
         for record in records:
             if syntax in (None, "*") or syntax == record.transfer_syntax_uid:
                 yield (
-                    {"Content-Type": f"application/dicom; transfer-syntax={record.transfer_syntax_uid}"},
+                    {
+                        "Content-Type": f"application/dicom; transfer-syntax={record.transfer_syntax_uid}"
+                    },
                     _file_chunks(store, record.blob_key),
                 )
             else:
@@ -97,8 +101,11 @@ async def _metadata(request: Request, project, records: list[InstanceRecord]) ->
         result = []
         for record in records:
             base = instance_url(
-                request, project.name, record.study_instance_uid,
-                record.series_instance_uid, record.sop_instance_uid,
+                request,
+                project.name,
+                record.study_instance_uid,
+                record.series_instance_uid,
+                record.sop_instance_uid,
             )
 
             def uri(tag: BaseTag, base: str = base) -> str:
@@ -167,13 +174,14 @@ def retrieve_frames(
         request.headers.get("accept"), tuple(dict.fromkeys((native, "application/octet-stream")))
     )
     stored = record.transfer_syntax_uid
-    if part_type != native or syntax not in (None, "*", stored):
-        if not (stored in UNCOMPRESSED and syntax in (None, "*", _EXPLICIT_LE, stored)):
-            raise HTTPException(
-                406,
-                f"frames of instance {sop} are stored as {stored} ({native}); ask for "
-                f'multipart/related; type="{native}"; transfer-syntax=*',
-            )
+    as_stored = part_type == native and syntax in (None, "*", stored)
+    native_frames = stored in UNCOMPRESSED and syntax in (None, "*", _EXPLICIT_LE, stored)
+    if not (as_stored or native_frames):
+        raise HTTPException(
+            406,
+            f"frames of instance {sop} are stored as {stored} ({native}); ask for "
+            f'multipart/related; type="{native}"; transfer-syntax=*',
+        )
     try:
         payload = extract_frames(_read(request, record), numbers)
     except FrameError as exc:
@@ -208,7 +216,9 @@ def retrieve_bulkdata(
     choose_multipart(request.headers.get("accept"), ("application/octet-stream",))
     boundary = new_boundary()
     return StreamingResponse(
-        write_parts([({"Content-Type": "application/octet-stream"}, iter([bytes(element.value)]))], boundary),
+        write_parts(
+            [({"Content-Type": "application/octet-stream"}, iter([bytes(element.value)]))], boundary
+        ),
         media_type=f'multipart/related; type="application/octet-stream"; boundary={boundary}',
     )
 

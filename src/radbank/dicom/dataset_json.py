@@ -25,13 +25,26 @@ BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 _NOT_INDEXED = frozenset({0x0040A730, 0x54000100, 0x7FE00010, 0x7FE00008, 0x7FE00009})
 _INLINE_LIMIT = 1024
 
-_CODECS = {None: "latin-1", "": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1",
-           "ISO_IR 192": "utf-8"}
+_CODECS = {
+    None: "latin-1",
+    "": "latin-1",
+    "ISO_IR 6": "latin-1",
+    "ISO_IR 100": "latin-1",
+    "ISO_IR 192": "utf-8",
+}
 _ASCII_VRS = frozenset({"AS", "CS", "DA", "DT", "TM", "UI"})
 _TEXT_VRS = frozenset({"LO", "SH", "UC"})
 _SINGLE_TEXT_VRS = frozenset({"LT", "ST", "UT"})
-_NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d",
-                   "SV": "q", "UV": "Q"}
+_NUMBER_FORMATS = {
+    "US": "H",
+    "SS": "h",
+    "UL": "L",
+    "SL": "l",
+    "FL": "f",
+    "FD": "d",
+    "SV": "q",
+    "UV": "Q",
+}
 
 
 def index_attributes(dataset: pydicom.Dataset) -> dict[str, Any]:
@@ -115,7 +128,9 @@ def _from_raw(element: RawDataElement, codec: str) -> dict[str, Any] | None:
         if "" in items:
             return None if len(items) > 1 else {"vr": vr}
         try:
-            numbers = [int(item) for item in items] if vr == "IS" else [float(item) for item in items]
+            numbers = (
+                [int(item) for item in items] if vr == "IS" else [float(item) for item in items]
+            )
         except ValueError:
             return None
         return {"vr": vr, "Value": numbers}

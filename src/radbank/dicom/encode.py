@@ -16,11 +16,11 @@ import struct
 import pydicom
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_data_element, write_file_meta_info
 
 _EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 _LONG_LENGTH_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT"})
@@ -29,7 +29,12 @@ _TEXT_VRS = frozenset(
     {"AE", "AS", "CS", "DA", "DT", "TM", "UI", "LO", "SH", "LT", "ST", "UT", "UC", "UR"}
 )
 _INTEGER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l"}
-_SIMPLE_CODECS = {None: "ascii", "ISO_IR 6": "ascii", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
+_SIMPLE_CODECS = {
+    None: "ascii",
+    "ISO_IR 6": "ascii",
+    "ISO_IR 100": "latin-1",
+    "ISO_IR 192": "utf-8",
+}
 _HEADER_SHORT = struct.Struct("<HH2sH")
 _HEADER_LONG = struct.Struct("<HH2sHL")
 

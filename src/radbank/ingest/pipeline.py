@@ -21,8 +21,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from radbank.dicom import quality
-from radbank.dicom.deid import DeidentificationError, Profile, deidentify
 from radbank.dicom.dataset_json import index_attributes
+from radbank.dicom.deid import DeidentificationError, Profile, deidentify
 from radbank.dicom.encode import part10_bytes
 from radbank.governance.keys import KeyRing
 from radbank.governance.policy import Principal
@@ -115,7 +115,9 @@ class Pipeline:
                 continue
             outcomes.append(None)
             prepared.append((position, result))
-        for position, outcome in self._commit([p for _, p in prepared], project, [i for i, _ in prepared]):
+        for position, outcome in self._commit(
+            [p for _, p in prepared], project, [i for i, _ in prepared]
+        ):
             outcomes[position] = outcome
         return [o for o in outcomes if o is not None]
 
@@ -151,7 +153,9 @@ class Pipeline:
             rejects = [f for f in findings if f.severity == quality.Severity.REJECT]
             if rejects:
                 reason = "; ".join(f.message for f in rejects)
-                return Outcome(item.name, Status.REJECTED, f"{label}: {reason}", FAILURE_CANNOT_UNDERSTAND)
+                return Outcome(
+                    item.name, Status.REJECTED, f"{label}: {reason}", FAILURE_CANNOT_UNDERSTAND
+                )
             blob = part10_bytes(deidentified)
             attributes = index_attributes(deidentified)
         except DeidentificationError as exc:
@@ -210,7 +214,12 @@ class Pipeline:
                 seen[uid] = p.sha256
                 to_store.append((position, p))
             elif known_sha == p.sha256:
-                results.append((position, _outcome(p, Status.DUPLICATE, "already stored with identical content")))
+                results.append(
+                    (
+                        position,
+                        _outcome(p, Status.DUPLICATE, "already stored with identical content"),
+                    )
+                )
             else:
                 results.append(
                     (
@@ -239,13 +248,23 @@ class Pipeline:
                         sop_instance_uid=p.record.sop_instance_uid,
                     )
                     results.append(
-                        (position, _outcome(p, Status.QUARANTINED, p.quarantine_reason or "", WARNING_QUARANTINED))
+                        (
+                            position,
+                            _outcome(
+                                p,
+                                Status.QUARANTINED,
+                                p.quarantine_reason or "",
+                                WARNING_QUARANTINED,
+                            ),
+                        )
                     )
             finally:
                 self.journal.end(entry)
         return results
 
-    def _index(self, to_store: list[tuple[int, _Prepared]], project: Project) -> list[tuple[int, Outcome]]:
+    def _index(
+        self, to_store: list[tuple[int, _Prepared]], project: Project
+    ) -> list[tuple[int, Outcome]]:
         if not to_store:
             return []
         try:
@@ -264,11 +283,16 @@ class Pipeline:
                         results.append((position, _outcome(p, Status.STORED)))
                         continue
                     except DuplicateInstance:
-                        known = self.index.get_instances(
-                            project.id, [p.record.sop_instance_uid]
-                        )[p.record.sop_instance_uid]
+                        known = self.index.get_instances(project.id, [p.record.sop_instance_uid])[
+                            p.record.sop_instance_uid
+                        ]
                 if known.sha256 == p.sha256:
-                    results.append((position, _outcome(p, Status.DUPLICATE, "already stored with identical content")))
+                    results.append(
+                        (
+                            position,
+                            _outcome(p, Status.DUPLICATE, "already stored with identical content"),
+                        )
+                    )
                 else:
                     results.append(
                         (
@@ -316,7 +340,9 @@ def _parse(item: Item) -> pydicom.Dataset:
     except _Rejected:
         raise
     except (InvalidDicomError, Exception) as exc:  # noqa: BLE001 - hostile input
-        raise _Rejected(f"{item.name}: not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
+        raise _Rejected(
+            f"{item.name}: not a readable DICOM file ({type(exc).__name__}: {exc})"
+        ) from exc
     return dataset
 
 

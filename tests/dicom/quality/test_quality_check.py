@@ -124,9 +124,7 @@ def test_multi_valued_uid_is_rejected(ct: Dataset) -> None:
 
 
 @pytest.mark.parametrize("parent", ["StudyInstanceUID", "SeriesInstanceUID"])
-def test_instance_uid_reused_as_study_or_series_uid_is_rejected(
-    ct: Dataset, parent: str
-) -> None:
+def test_instance_uid_reused_as_study_or_series_uid_is_rejected(ct: Dataset, parent: str) -> None:
     setattr(ct, parent, ct.SOPInstanceUID)
     findings = check(ct)
     assert codes(findings) == ["uid-reused"]

@@ -167,21 +167,27 @@ def check(dataset: Dataset) -> list[Finding]:
     sop_class_uid = _value(dataset, _SOP_CLASS_UID)
     file_meta = getattr(dataset, "file_meta", None) or Dataset()
     if _is_dicomdir(dataset, sop_class_uid, file_meta):
-        return [Finding(
-            Severity.REJECT, "dicomdir",
-            "The object is a DICOMDIR (Media Storage Directory), an index of the files on a "
-            "medium, not an instance to archive: import the files it lists instead "
-            "(for example the whole folder).",
-        )]
+        return [
+            Finding(
+                Severity.REJECT,
+                "dicomdir",
+                "The object is a DICOMDIR (Media Storage Directory), an index of the files on a "
+                "medium, not an instance to archive: import the files it lists instead "
+                "(for example the whole folder).",
+            )
+        ]
 
     findings = _check_uids(dataset, sop_class_uid, where)
     findings.extend(_check_burned_in(dataset, _text(sop_class_uid), where))
     if not _text(_value(dataset, _MODALITY)):
-        findings.append(Finding(
-            Severity.WARNING, "modality-missing",
-            f"Modality (0008,0060) is missing or empty in {where}: the object will not be "
-            "found by modality searches. Correct the sending system's configuration.",
-        ))
+        findings.append(
+            Finding(
+                Severity.WARNING,
+                "modality-missing",
+                f"Modality (0008,0060) is missing or empty in {where}: the object will not be "
+                "found by modality searches. Correct the sending system's configuration.",
+            )
+        )
     pixel_data = dataset.get_item(_PIXEL_DATA, keep_deferred=True)
     if pixel_data is not None:
         transfer_syntax = _text(_value(file_meta, _TRANSFER_SYNTAX_UID))
@@ -203,31 +209,40 @@ def _check_uids(ds: Dataset, sop_class_uid: object, where: str) -> list[Finding]
     for keyword, tag_text, tag in _REQUIRED_UIDS:
         value = sop_class_uid if tag == _SOP_CLASS_UID else _value(ds, tag)
         if value is None or value == "":
-            findings.append(Finding(
-                Severity.REJECT, "uid-missing",
-                f"{keyword} {tag_text} is missing or empty in {where}: the object cannot be "
-                "placed in a study and series. Re-export it from the source system with all "
-                "its UIDs.",
-            ))
+            findings.append(
+                Finding(
+                    Severity.REJECT,
+                    "uid-missing",
+                    f"{keyword} {tag_text} is missing or empty in {where}: the object cannot be "
+                    "placed in a study and series. Re-export it from the source system with all "
+                    "its UIDs.",
+                )
+            )
         elif not isinstance(value, str) or not _is_valid_uid(value):
             shown = "an unreadable value" if value is _UNREADABLE else repr(value)
-            findings.append(Finding(
-                Severity.REJECT, "uid-invalid",
-                f"{keyword} {tag_text} is {shown} in {where}, not a valid UID (one value of "
-                "digits and dots, no leading zeros, at most 64 characters). Fix the source "
-                "system, or re-export the object.",
-            ))
+            findings.append(
+                Finding(
+                    Severity.REJECT,
+                    "uid-invalid",
+                    f"{keyword} {tag_text} is {shown} in {where}, not a valid UID (one value of "
+                    "digits and dots, no leading zeros, at most 64 characters). Fix the source "
+                    "system, or re-export the object.",
+                )
+            )
         else:
             valid[keyword] = value
     instance = valid.get("SOPInstanceUID")
     for parent in ("StudyInstanceUID", "SeriesInstanceUID"):
         if instance is not None and valid.get(parent) == instance:
-            findings.append(Finding(
-                Severity.REJECT, "uid-reused",
-                f"SOPInstanceUID equals {parent} ({instance}) in {where}: every object, "
-                "series and study needs its own UID. Fix the source system's UID generation "
-                "and re-export the object.",
-            ))
+            findings.append(
+                Finding(
+                    Severity.REJECT,
+                    "uid-reused",
+                    f"SOPInstanceUID equals {parent} ({instance}) in {where}: every object, "
+                    "series and study needs its own UID. Fix the source system's UID generation "
+                    "and re-export the object.",
+                )
+            )
     return findings
 
 
@@ -235,12 +250,15 @@ def _check_burned_in(ds: Dataset, sop_class_uid: str, where: str) -> list[Findin
     value = _value(ds, _BURNED_IN_ANNOTATION)
     burned_in = _text(value).upper()
     if burned_in == "YES":
-        return [Finding(
-            Severity.QUARANTINE, "burned-in-annotation",
-            f"BurnedInAnnotation (0028,0301) is YES in {where}: its pixels contain text that "
-            "may identify the patient. It is held in quarantine until a data steward has "
-            "reviewed it or its pixels are cleaned.",
-        )]
+        return [
+            Finding(
+                Severity.QUARANTINE,
+                "burned-in-annotation",
+                f"BurnedInAnnotation (0028,0301) is YES in {where}: its pixels contain text that "
+                "may identify the patient. It is held in quarantine until a data steward has "
+                "reviewed it or its pixels are cleaned.",
+            )
+        ]
     sop_class_name = BURNED_IN_RISK_SOP_CLASSES.get(sop_class_uid)
     if sop_class_name is not None and burned_in != "NO":
         if value is None:
@@ -249,13 +267,16 @@ def _check_burned_in(ds: Dataset, sop_class_uid: str, where: str) -> list[Findin
             state = "unreadable"
         else:
             state = f"{value!r}, not NO"
-        return [Finding(
-            Severity.QUARANTINE, "burned-in-risk",
-            f"{where} is of SOP class {sop_class_name}, which often shows patient identity "
-            f"in its pixels or document, and BurnedInAnnotation (0028,0301) is {state}. It "
-            "is held in quarantine until a data steward has reviewed it; senders that know "
-            "their images are clean should set BurnedInAnnotation to NO.",
-        )]
+        return [
+            Finding(
+                Severity.QUARANTINE,
+                "burned-in-risk",
+                f"{where} is of SOP class {sop_class_name}, which often shows patient identity "
+                f"in its pixels or document, and BurnedInAnnotation (0028,0301) is {state}. It "
+                "is held in quarantine until a data steward has reviewed it; senders that know "
+                "their images are clean should set BurnedInAnnotation to NO.",
+            )
+        ]
     return []
 
 
@@ -270,11 +291,14 @@ def _check_pixel_data(
     if rows is None or columns is None or bits_allocated is None:
         attributes = (("Rows", rows), ("Columns", columns), ("BitsAllocated", bits_allocated))
         unusable = [name for name, number in attributes if number is None]
-        return [Finding(
-            Severity.WARNING, "pixel-attributes-missing",
-            f"PixelData is present but {', '.join(unusable)} missing or unusable in {where}: "
-            "the image cannot be displayed. Re-export it from the source system.",
-        )]
+        return [
+            Finding(
+                Severity.WARNING,
+                "pixel-attributes-missing",
+                f"PixelData is present but {', '.join(unusable)} missing or unusable in {where}: "
+                "the image cannot be displayed. Re-export it from the source system.",
+            )
+        ]
 
     length = _native_pixel_data_length(pixel_data, transfer_syntax)
     if length is None:
@@ -291,13 +315,16 @@ def _check_pixel_data(
         expected = pixels * samples * (bits_allocated // 8)
     if length == expected or (expected % 2 and length == expected + 1):
         return []
-    return [Finding(
-        Severity.WARNING, "pixel-data-length",
-        f"PixelData (7FE0,0010) of {where} is {length} bytes, but Rows x Columns x "
-        f"SamplesPerPixel x BitsAllocated/8 x NumberOfFrames ({rows} x {columns} x {samples} "
-        f"x {bits_allocated}/8 x {frames}) is {expected} bytes: the file is truncated or its "
-        "image attributes are wrong. Re-export it from the source system.",
-    )]
+    return [
+        Finding(
+            Severity.WARNING,
+            "pixel-data-length",
+            f"PixelData (7FE0,0010) of {where} is {length} bytes, but Rows x Columns x "
+            f"SamplesPerPixel x BitsAllocated/8 x NumberOfFrames ({rows} x {columns} x {samples} "
+            f"x {bits_allocated}/8 x {frames}) is {expected} bytes: the file is truncated or its "
+            "image attributes are wrong. Re-export it from the source system.",
+        )
+    ]
 
 
 @cache
