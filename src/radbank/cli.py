@@ -70,7 +70,7 @@ def serve(
         str | None, typer.Option(help="Address to listen on (default 127.0.0.1)")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8043)")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default 1)")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core, at most 4)")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Load the demo project first")] = False,
 ) -> None:
     """Start the node: DICOMweb and REST on HOST:PORT."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -22,7 +23,12 @@ class Settings(BaseSettings):
         default=None,
         description="Base URL clients use (behind a reverse proxy), e.g. https://node.example.org",
     )
-    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
+    workers: int = Field(
+        default_factory=lambda: min(os.cpu_count() or 1, 4),
+        ge=1,
+        le=64,
+        description="Worker processes (default: one per core, at most 4)",
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default SQLite in WAL mode in data_dir"
     )

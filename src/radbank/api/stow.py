@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -16,8 +18,9 @@ from radbank.ingest.pipeline import FAILURE_CANNOT_UNDERSTAND
 
 router = APIRouter(prefix="/dicom-web/projects/{project}", tags=["DICOMweb STOW-RS"])
 
-_BATCH_BYTES = 64 * 1024 * 1024
-_BATCH_PARTS = 200
+_BATCH_BYTES = 16 * 1024 * 1024
+_BATCH_PARTS = 16
+_IN_FLIGHT = 2
 _DICOM_JSON = "application/dicom+json"
 _ACCEPTED_PART_TYPES = ("application/dicom", "application/octet-stream", "")
 _BODY_DOC = {
@@ -83,7 +86,11 @@ async def _store(request: Request, project, caller, study: str | None) -> JSONRe
                 f"request body of {length} bytes exceeds the limit of {settings.max_request_bytes} "
                 "bytes; split the upload into several requests",
             )
-    outcomes: list[Outcome] = []
+    # Outcomes in request order: refused parts at once, batches when their ingest finishes.
+    # Up to _IN_FLIGHT batches are ingested while the next parts arrive, so receiving,
+    # computing and waiting for the disk overlap.
+    slots: list[Outcome | asyncio.Future[list[Outcome]]] = []
+    in_flight: deque[asyncio.Future[list[Outcome]]] = deque()
     batch: list[Item] = []
     batch_bytes = 0
     received = 0
@@ -91,8 +98,10 @@ async def _store(request: Request, project, caller, study: str | None) -> JSONRe
     async def flush() -> None:
         nonlocal batch, batch_bytes
         if batch:
-            outcomes.extend(
-                await run_in_threadpool(
+            while len(in_flight) >= _IN_FLIGHT:
+                await in_flight.popleft()
+            task = asyncio.ensure_future(
+                run_in_threadpool(
                     node.pipeline.ingest,
                     batch,
                     project,
@@ -101,7 +110,17 @@ async def _store(request: Request, project, caller, study: str | None) -> JSONRe
                     study_instance_uid=study,
                 )
             )
+            in_flight.append(task)
+            slots.append(task)
         batch, batch_bytes = [], 0
+
+    async def outcomes() -> list[Outcome]:
+        await flush()
+        await asyncio.gather(*in_flight)
+        done: list[Outcome] = []
+        for slot in slots:
+            done.extend([slot] if isinstance(slot, Outcome) else slot.result())
+        return done
 
     async def body():  # noqa: ANN202
         nonlocal received
@@ -118,7 +137,7 @@ async def _store(request: Request, project, caller, study: str | None) -> JSONRe
             name = f"part {part.index}"
             part_media, _ = parse_content_type(part.content_type)
             if part_media not in _ACCEPTED_PART_TYPES:
-                outcomes.append(
+                slots.append(
                     Outcome(
                         name,
                         Status.REJECTED,
@@ -131,21 +150,18 @@ async def _store(request: Request, project, caller, study: str | None) -> JSONRe
             batch_bytes += len(part.data)
             if batch_bytes >= _BATCH_BYTES or len(batch) >= _BATCH_PARTS:
                 await flush()
-        await flush()
     except PartTooLarge as exc:
-        await flush()
         detail = (
             f"request body exceeds the limit of {exc.limit} bytes"
             if exc.index == 0
             else f"{exc}; split the upload into several requests"
         )
-        return _response(request, project.name, outcomes, error=(413, detail))
+        return _response(request, project.name, await outcomes(), error=(413, detail))
     except MultipartError as exc:
-        await flush()
         return _response(
-            request, project.name, outcomes, error=(400, f"malformed multipart body: {exc}")
+            request, project.name, await outcomes(), error=(400, f"malformed multipart body: {exc}")
         )
-    return _response(request, project.name, outcomes)
+    return _response(request, project.name, await outcomes())
 
 
 def _response(
