@@ -260,3 +260,15 @@ def test_oversize_part_is_413(small_limit_server) -> None:  # noqa: ANN001
         )
         assert reply.status_code == 413
         assert "part 1" in str(reply.json())
+
+
+def test_series_claimed_by_two_studies_is_refused_and_leaves_no_blob(live_node) -> None:  # noqa: ANN001
+    assert _post(live_node, [CT.read_bytes()]).status_code == 200
+    blobs_before = sorted(p.name for p in live_node.data_dir.rglob("*.dcm"))
+    other_study = _modified(CT, SOPInstanceUID="1.2.3.4.5.6", StudyInstanceUID="1.2.3.4.5.7")
+    reply = _post(live_node, [other_study])
+    assert reply.status_code == 409
+    failed = reply.json()[FAILED]["Value"][0]
+    assert "another study" in failed[REASON_TEXT]["Value"][0]
+    assert len(_instances(live_node)) == 1
+    assert sorted(p.name for p in live_node.data_dir.rglob("*.dcm")) == blobs_before

@@ -26,7 +26,7 @@ from radbank.dicom.deid import DeidentificationError, Profile, deidentify
 from radbank.dicom.encode import part10_bytes
 from radbank.governance.keys import KeyRing
 from radbank.governance.policy import Principal
-from radbank.index import DuplicateInstance, Index, InstanceRecord, Project
+from radbank.index import DuplicateInstance, HierarchyConflict, Index, InstanceRecord, Project
 from radbank.ingest.journal import Journal
 from radbank.store import BlobStore
 
@@ -208,105 +208,98 @@ class Pipeline:
                 to_quarantine.append((position, p))
                 continue
             known = existing.get(uid)
-            earlier = seen.get(uid)
-            known_sha = known.sha256 if known else earlier
+            known_sha = known.sha256 if known else seen.get(uid)
             if known_sha is None:
                 seen[uid] = p.sha256
                 to_store.append((position, p))
-            elif known_sha == p.sha256:
-                results.append(
-                    (
-                        position,
-                        _outcome(p, Status.DUPLICATE, "already stored with identical content"),
-                    )
-                )
             else:
+                results.append((position, _against_stored(p, known_sha)))
+        if not (to_store or to_quarantine):
+            return results
+        written = [p for _, p in (*to_store, *to_quarantine)]
+        keys = [p.record.blob_key for p in written]
+        entry = self.journal.begin(keys)
+        try:
+            self.store.put_many([(p.record.blob_key, p.blob) for p in written])
+            indexed = self._index(to_store, project)
+            for position, p in to_quarantine:
+                self.index.add_quarantine(
+                    project.id,
+                    reason=p.quarantine_reason or "",
+                    source=p.item.name,
+                    blob_key=p.record.blob_key,
+                    sop_instance_uid=p.record.sop_instance_uid,
+                )
                 results.append(
                     (
                         position,
                         _outcome(
-                            p,
-                            Status.CONFLICT,
-                            f"{p.item.name}: an instance with SOP Instance UID {uid} is already "
-                            "stored with different content; it was not replaced",
-                            FAILURE_DUPLICATE_CONFLICT,
+                            p, Status.QUARANTINED, p.quarantine_reason or "", WARNING_QUARANTINED
                         ),
                     )
                 )
-        if to_store or to_quarantine:
-            blobs = [(p.record.blob_key, p.blob) for _, p in (*to_store, *to_quarantine)]
-            entry = self.journal.begin(key for key, _ in blobs)
-            try:
-                self.store.put_many(blobs)
-                results.extend(self._index(to_store, project))
-                for position, p in to_quarantine:
-                    self.index.add_quarantine(
-                        project.id,
-                        reason=p.quarantine_reason or "",
-                        source=p.item.name,
-                        blob_key=p.record.blob_key,
-                        sop_instance_uid=p.record.sop_instance_uid,
-                    )
-                    results.append(
-                        (
-                            position,
-                            _outcome(
-                                p,
-                                Status.QUARANTINED,
-                                p.quarantine_reason or "",
-                                WARNING_QUARANTINED,
-                            ),
-                        )
-                    )
-            finally:
-                self.journal.end(entry)
-        return results
+        except BaseException:
+            self._discard_unreferenced(keys)
+            raise
+        not_stored = [
+            p.record.blob_key
+            for (_, p), (_, outcome) in zip(to_store, indexed, strict=True)
+            if outcome.status != Status.STORED
+        ]
+        self._discard_unreferenced(not_stored)
+        self.journal.end(entry)
+        return results + indexed
 
     def _index(
         self, to_store: list[tuple[int, _Prepared]], project: Project
     ) -> list[tuple[int, Outcome]]:
+        """Index the batch in one transaction; if that fails on one instance, one by one."""
         if not to_store:
             return []
         try:
             self.index.add_instances([p.record for _, p in to_store])
             return [(position, _outcome(p, Status.STORED)) for position, p in to_store]
-        except DuplicateInstance:
-            # A concurrent request stored some of the same instances first: decide one by one.
-            results = []
-            for position, p in to_store:
-                known = self.index.get_instances(project.id, [p.record.sop_instance_uid]).get(
-                    p.record.sop_instance_uid
+        except (DuplicateInstance, HierarchyConflict):
+            pass
+        results = []
+        for position, p in to_store:
+            uid = p.record.sop_instance_uid
+            try:
+                self.index.add_instances([p.record])
+                results.append((position, _outcome(p, Status.STORED)))
+            except DuplicateInstance:
+                # A concurrent request stored the same SOP Instance UID first.
+                known = self.index.get_instances(project.id, [uid])[uid]
+                results.append((position, _against_stored(p, known.sha256)))
+            except HierarchyConflict as exc:
+                results.append(
+                    (
+                        position,
+                        _outcome(
+                            p, Status.REJECTED, f"{p.item.name}: {exc}", FAILURE_STUDY_MISMATCH
+                        ),
+                    )
                 )
-                if known is None:
-                    try:
-                        self.index.add_instances([p.record])
-                        results.append((position, _outcome(p, Status.STORED)))
-                        continue
-                    except DuplicateInstance:
-                        known = self.index.get_instances(project.id, [p.record.sop_instance_uid])[
-                            p.record.sop_instance_uid
-                        ]
-                if known.sha256 == p.sha256:
-                    results.append(
-                        (
-                            position,
-                            _outcome(p, Status.DUPLICATE, "already stored with identical content"),
-                        )
-                    )
-                else:
-                    results.append(
-                        (
-                            position,
-                            _outcome(
-                                p,
-                                Status.CONFLICT,
-                                f"{p.item.name}: SOP Instance UID {p.record.sop_instance_uid} "
-                                "was stored concurrently with different content",
-                                FAILURE_DUPLICATE_CONFLICT,
-                            ),
-                        )
-                    )
-            return results
+        return results
+
+    def _discard_unreferenced(self, keys: Iterable[str]) -> None:
+        """Remove blobs written for instances that were not indexed after all."""
+        for key in keys:
+            if not self.index.blob_key_exists(key):
+                self.store.delete(key)
+
+
+def _against_stored(p: _Prepared, stored_sha256: str) -> Outcome:
+    """Outcome of an instance whose SOP Instance UID is already stored (or earlier in the batch)."""
+    if stored_sha256 == p.sha256:
+        return _outcome(p, Status.DUPLICATE, "already stored with identical content")
+    return _outcome(
+        p,
+        Status.CONFLICT,
+        f"{p.item.name}: an instance with SOP Instance UID {p.record.sop_instance_uid} is "
+        "already stored with different content; it was not replaced",
+        FAILURE_DUPLICATE_CONFLICT,
+    )
 
 
 class _Rejected(ValueError):
