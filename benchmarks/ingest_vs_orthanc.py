@@ -17,10 +17,10 @@ taken from the generated data: on each server they are chosen from the studies i
 (listed by QIDO-RS first) by the same rule, for the same selectivity on both (see
 `plan_queries`); the number of matches is printed next to each latency.
 
-    /work/venv/bin/python benchmarks/ingest_vs_orthanc.py --json bench.json
-    /work/venv/bin/python benchmarks/ingest_vs_orthanc.py --instances 200 --studies 4 \\
+    python benchmarks/ingest_vs_orthanc.py --json bench.json
+    python benchmarks/ingest_vs_orthanc.py --instances 200 --studies 4 \\
         --qido-studies 1000 --qido-requests 50          # a quick run
-    /work/venv/bin/python benchmarks/ingest_vs_orthanc.py --orthanc-only   # the peer alone
+    python benchmarks/ingest_vs_orthanc.py --orthanc-only   # the peer alone
 
 The run is bounded by --time-limit; servers are stopped on every exit path, Ctrl-C
 included.

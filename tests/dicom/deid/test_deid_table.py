@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+
+from liveserver import SHARED_DATA
 
 from radbank.dicom.deid import load_table
 
-SHARED = Path("/work/shared/data/dicom-standard/confidentiality_profile_attributes.json")
+SHARED = SHARED_DATA / "dicom-standard" / "confidentiality_profile_attributes.json"
 
 
 def test_table_records_its_edition_and_all_rows() -> None:
