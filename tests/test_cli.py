@@ -32,6 +32,7 @@ def test_first_start_creates_a_private_key_file_and_shows_a_token_once(tmp_path:
     assert first.returncode == 0, first.stderr
     assert "Admin API token" in first.stdout
     assert stat.S_IMODE((data / "keys.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
     second = radbank(data, "project", "list")
     assert "Admin API token" not in second.stdout
     assert "trial" in second.stdout

@@ -33,6 +33,8 @@ def build_services(settings: Settings) -> tuple[Services, str | None]:
     start only, the generated admin token to show once."""
     data_dir = settings.resolved_data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    # Only the node's own account may look inside: pseudonymised data is still personal data.
+    data_dir.chmod(0o700)
     ring, generated_token = keyfile.load_or_create(settings.key_file, settings.admin_token)
     store = FileStore(settings.blob_dir)
     index = Index(settings.resolved_database_url)
