@@ -178,3 +178,17 @@ def test_serve_prints_url_and_a_one_time_token_that_works(tmp_path: Path) -> Non
     finally:
         process.terminate()
         process.wait(20)
+
+
+def test_file_names_of_the_sender_are_not_kept_at_rest(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    radbank(data, "project", "create", "names")
+    folder = tmp_path / "Mustermann_Erika_19640812"
+    folder.mkdir()
+    shutil.copy(corpus.path("CT_small.dcm"), folder / "Mustermann_Erika_CT.dcm")
+    shutil.copy(corpus.path("SC_rgb.dcm"), folder / "Mustermann_Erika_screen.dcm")  # quarantined
+    result = radbank(data, "import", str(folder), "--project", "names")
+    assert "1 stored" in result.stdout and "1 quarantined" in result.stdout
+    assert "Mustermann_Erika_screen.dcm" in result.stdout  # the sender is told which file
+    at_rest = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
+    assert b"Mustermann" not in at_rest

@@ -185,11 +185,8 @@ class Pipeline:
             received_at=received_at,
             source=source,
         )
-        reason = (
-            f"{item.name}: quarantined for review: " + "; ".join(f.message for f in quarantines)
-            if quarantines
-            else None
-        )
+        # Only the findings are kept at rest: a sender's file name may carry identity.
+        reason = "; ".join(f.message for f in quarantines) if quarantines else None
         return _Prepared(item, blob, sha256, record, reason)
 
     def _commit(
@@ -226,7 +223,7 @@ class Pipeline:
                 self.index.add_quarantine(
                     project.id,
                     reason=p.quarantine_reason or "",
-                    source=p.item.name,
+                    source=p.record.source,
                     blob_key=p.record.blob_key,
                     sop_instance_uid=p.record.sop_instance_uid,
                 )
@@ -234,7 +231,10 @@ class Pipeline:
                     (
                         position,
                         _outcome(
-                            p, Status.QUARANTINED, p.quarantine_reason or "", WARNING_QUARANTINED
+                            p,
+                            Status.QUARANTINED,
+                            f"{p.item.name}: quarantined for review: {p.quarantine_reason}",
+                            WARNING_QUARANTINED,
                         ),
                     )
                 )
