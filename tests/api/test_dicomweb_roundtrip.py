@@ -148,3 +148,23 @@ def test_compressed_frames_as_stored(live_node, name: str) -> None:  # noqa: ANN
         media_types=(("image/jp2" if "jp2k" in name else "image/dicom-rle", "*"),),
     )
     assert frames == [expected]
+
+
+def test_compressed_frames_for_an_ohif_style_accept(live_node) -> None:  # noqa: ANN001
+    from pydicom.encaps import generate_frames
+
+    client = _client(live_node)
+    original = pydicom.dcmread(corpus.path("MR_small_jp2klossless.dcm"))
+    sop = client.store_instances([original]).ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+    found = pydicom.Dataset.from_json(client.search_for_instances()[0])
+    url = (
+        f"{live_node.dicomweb_url}/studies/{found.StudyInstanceUID}/series/"
+        f"{found.SeriesInstanceUID}/instances/{sop}/frames/1"
+    )
+    accept = "multipart/related; type=application/octet-stream; transfer-syntax=*"
+    with live_node.client() as http:
+        reply = http.get(url, headers={"Accept": accept})
+    assert reply.status_code == 200
+    assert "Content-Type: image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90" in reply.text[:300]
+    expected = next(generate_frames(original.PixelData, number_of_frames=1))
+    assert expected in reply.content

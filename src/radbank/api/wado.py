@@ -23,6 +23,8 @@ from radbank.index import InstanceRecord
 router = APIRouter(prefix="/dicom-web/projects/{project}", tags=["DICOMweb WADO-RS"])
 
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+_LITTLE_ENDIAN_NATIVE = UNCOMPRESSED - {_BIG_ENDIAN}
 _CHUNK = 1024 * 1024
 
 
@@ -174,9 +176,11 @@ def retrieve_frames(
         request.headers.get("accept"), tuple(dict.fromkeys((native, "application/octet-stream")))
     )
     stored = record.transfer_syntax_uid
-    as_stored = part_type == native and syntax in (None, "*", stored)
-    native_frames = stored in UNCOMPRESSED and syntax in (None, "*", _EXPLICIT_LE, stored)
-    if not (as_stored or native_frames):
+    # transfer-syntax=* means "as stored", whatever part type was named: OHIF asks for
+    # application/octet-stream with * and decodes the compressed frames it gets.
+    as_stored = syntax == "*" or (part_type == native and syntax in (None, stored))
+    native_frames = stored in _LITTLE_ENDIAN_NATIVE and syntax in (None, "*", _EXPLICIT_LE, stored)
+    if stored == _BIG_ENDIAN or not (as_stored or native_frames):
         raise HTTPException(
             406,
             f"frames of instance {sop} are stored as {stored} ({native}); ask for "
@@ -188,6 +192,7 @@ def retrieve_frames(
         status = 404 if "does not exist" in str(exc) else 406
         raise HTTPException(status, str(exc)) from exc
     syntax_out = _EXPLICIT_LE if stored in UNCOMPRESSED else stored
+    part_type = native if stored not in UNCOMPRESSED else part_type
     boundary = new_boundary()
     parts = (
         ({"Content-Type": f"{part_type}; transfer-syntax={syntax_out}"}, iter([frame]))

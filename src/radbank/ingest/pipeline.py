@@ -215,32 +215,31 @@ class Pipeline:
             return results
         written = [p for _, p in (*to_store, *to_quarantine)]
         keys = [p.record.blob_key for p in written]
+        # If anything below fails, the journal entry stays: recovery at the next start
+        # removes what no row refers to, when no other ingest can be writing the same
+        # content-addressed key.
         entry = self.journal.begin(keys)
-        try:
-            self.store.put_many([(p.record.blob_key, p.blob) for p in written])
-            indexed = self._index(to_store, project)
-            for position, p in to_quarantine:
-                self.index.add_quarantine(
-                    project.id,
-                    reason=p.quarantine_reason or "",
-                    source=p.record.source,
-                    blob_key=p.record.blob_key,
-                    sop_instance_uid=p.record.sop_instance_uid,
+        self.store.put_many([(p.record.blob_key, p.blob) for p in written])
+        indexed = self._index(to_store, project)
+        for position, p in to_quarantine:
+            self.index.add_quarantine(
+                project.id,
+                reason=p.quarantine_reason or "",
+                source=p.record.source,
+                blob_key=p.record.blob_key,
+                sop_instance_uid=p.record.sop_instance_uid,
+            )
+            results.append(
+                (
+                    position,
+                    _outcome(
+                        p,
+                        Status.QUARANTINED,
+                        f"{p.item.name}: quarantined for review: {p.quarantine_reason}",
+                        WARNING_QUARANTINED,
+                    ),
                 )
-                results.append(
-                    (
-                        position,
-                        _outcome(
-                            p,
-                            Status.QUARANTINED,
-                            f"{p.item.name}: quarantined for review: {p.quarantine_reason}",
-                            WARNING_QUARANTINED,
-                        ),
-                    )
-                )
-        except BaseException:
-            self._discard_unreferenced(keys)
-            raise
+            )
         not_stored = [
             p.record.blob_key
             for (_, p), (_, outcome) in zip(to_store, indexed, strict=True)
@@ -283,7 +282,10 @@ class Pipeline:
         return results
 
     def _discard_unreferenced(self, keys: Iterable[str]) -> None:
-        """Remove blobs written for instances that were not indexed after all."""
+        """Remove blobs written for instances refused after all (conflicts, hierarchy errors).
+
+        Such a blob holds content that no committed or concurrent instance shares: equal
+        content would have been a duplicate, which keeps its blob."""
         for key in keys:
             if not self.index.blob_key_exists(key):
                 self.store.delete(key)
