@@ -272,3 +272,13 @@ def test_series_claimed_by_two_studies_is_refused_and_leaves_no_blob(live_node) 
     assert "another study" in failed[REASON_TEXT]["Value"][0]
     assert len(_instances(live_node)) == 1
     assert sorted(p.name for p in live_node.data_dir.rglob("*.dcm")) == blobs_before
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.6, 0.95, 0.999])
+def test_truncated_files_are_refused_naming_the_cut(live_node, fraction: float) -> None:  # noqa: ANN001
+    data = CT.read_bytes()
+    reply = _post(live_node, [data[: int(len(data) * fraction)]])
+    assert reply.status_code == 400
+    reason = reply.json()[FAILED]["Value"][0][REASON_TEXT]["Value"][0]
+    assert "truncated" in reason or "not a readable" in reason
+    assert _instances(live_node) == []

@@ -17,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
@@ -322,6 +323,7 @@ def _parse(item: Item) -> pydicom.Dataset:
                     f"{item.name}: not a DICOM file (no 'DICM' prefix at byte 128 and no "
                     "SOP Class/Instance UID in the data set)"
                 )
+        _check_complete(item, dataset)
         if "TransferSyntaxUID" not in dataset.file_meta:
             # Files without meta information: record the encoding they were read in.
             implicit, little = dataset.original_encoding
@@ -339,6 +341,23 @@ def _parse(item: Item) -> pydicom.Dataset:
             f"{item.name}: not a readable DICOM file ({type(exc).__name__}: {exc})"
         ) from exc
     return dataset
+
+
+def _check_complete(item: Item, dataset: pydicom.Dataset) -> None:
+    """pydicom reads a truncated file without complaint; storing it would lose data silently."""
+    for tag in dataset.keys():
+        element = dataset.get_item(tag)
+        if (
+            isinstance(element, RawDataElement)
+            and element.length != 0xFFFFFFFF
+            and element.value is not None
+            and len(element.value) != element.length
+        ):
+            raise _Rejected(
+                f"{item.name}: truncated: attribute ({tag.group:04X},{tag.element:04X}) declares "
+                f"{element.length} bytes but the file ends after {len(element.value)}; "
+                "send the complete file"
+            )
 
 
 def _outcome(p: _Prepared, status: Status, reason: str = "", failure: int | None = None) -> Outcome:
