@@ -192,3 +192,29 @@ def test_file_names_of_the_sender_are_not_kept_at_rest(tmp_path: Path) -> None:
     assert "Mustermann_Erika_screen.dcm" in result.stdout  # the sender is told which file
     at_rest = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
     assert b"Mustermann" not in at_rest
+
+
+def test_import_refuses_oversize_and_corrupt_zip_members(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    radbank(data, "project", "create", "zips")
+    archive = tmp_path / "in.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("big.dcm", b"\0" * 3_000_000)  # compresses to almost nothing
+        zf.write(corpus.path("CT_small.dcm"), "ok.dcm")
+    result = radbank(
+        data,
+        "import",
+        str(archive),
+        "--project",
+        "zips",
+        env={"RADBANK_MAX_INSTANCE_BYTES": "1000000"},
+    )
+    assert result.returncode == 1
+    assert "1 stored" in result.stdout
+    assert "big.dcm: 3000000 bytes, larger than the limit" in result.stdout
+    corrupt = tmp_path / "corrupt.zip"
+    raw = archive.read_bytes()
+    corrupt.write_bytes(raw[:200] + b"\xff" * 200 + raw[400:])
+    broken = radbank(data, "import", str(corrupt), "--project", "zips")
+    assert broken.returncode == 1
+    assert "Traceback" not in broken.stderr

@@ -6,8 +6,9 @@ import io
 import os
 import sys
 import zipfile
+import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -70,7 +71,9 @@ def serve(
         str | None, typer.Option(help="Address to listen on (default 127.0.0.1)")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8043)")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: one per core, at most 4)")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default: one per core, at most 4)")
+    ] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Load the demo project first")] = False,
 ) -> None:
     """Start the node: DICOMweb and REST on HOST:PORT."""
@@ -201,7 +204,8 @@ def import_(
     if not path.exists():
         err.print(f"[red]error:[/red] {path} does not exist")
         raise typer.Exit(2)
-    services = _open(_settings(data_dir))
+    settings = _settings(data_dir)
+    services = _open(settings)
     try:
         target = services.index.get_project(project)
         if target is None:
@@ -223,14 +227,25 @@ def import_(
             task = progress.add_task("import", total=len(sources))
             batch: list[Item] = []
             size = 0
-            for name, read in sources:
+            for name, file_size, read in sources:
                 if Path(name).name.upper() == "DICOMDIR":
                     skipped.append(name)
                     progress.advance(task)
                     continue
+                if file_size > settings.max_instance_bytes:
+                    outcomes.append(
+                        Outcome(
+                            name,
+                            Status.REJECTED,
+                            f"{name}: {file_size} bytes, larger than the limit of "
+                            f"{settings.max_instance_bytes} (RADBANK_MAX_INSTANCE_BYTES)",
+                        )
+                    )
+                    progress.advance(task)
+                    continue
                 try:
                     data = read()
-                except OSError as exc:
+                except (OSError, zipfile.BadZipFile, zlib.error, RuntimeError) as exc:
                     outcomes.append(Outcome(name, Status.REJECTED, f"{name}: cannot read ({exc})"))
                     progress.advance(task)
                     continue
@@ -265,8 +280,8 @@ def import_(
         raise typer.Exit(1)
 
 
-def _sources(path: Path) -> Iterator[tuple[str, object]]:
-    """(name, reader) of every file under path, looking inside .zip archives."""
+def _sources(path: Path) -> Iterator[tuple[str, int, Callable[[], bytes]]]:
+    """(name, size, reader) of every file under path, looking inside .zip archives."""
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for file in files:
         if zipfile.is_zipfile(file):
@@ -275,10 +290,11 @@ def _sources(path: Path) -> Iterator[tuple[str, object]]:
                     if not info.is_dir():
                         yield (
                             f"{file}!{info.filename}",
+                            info.file_size,
                             (lambda file=file, member=info.filename: _read_member(file, member)),
                         )
         else:
-            yield str(file), file.read_bytes
+            yield str(file), file.stat().st_size, file.read_bytes
 
 
 def _read_member(file: Path, member: str) -> bytes:
