@@ -49,7 +49,8 @@ def test_every_corpus_file_is_stored_or_refused_with_a_reason(live_node) -> None
         # Readable files are refused only by a quality rule that says what to do.
         for name, reason in refused_readable.items():
             assert any(
-                words in reason for words in ("DICOMDIR", "quarantined", "UID", "different content", "truncated")
+                words in reason
+                for words in ("DICOMDIR", "quarantined", "UID", "different content", "truncated")
             ), (name, reason)
         assert len(stored) >= len(readable) - len(refused_readable) - 5
         for url, path in stored.items():

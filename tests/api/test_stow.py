@@ -282,3 +282,19 @@ def test_truncated_files_are_refused_naming_the_cut(live_node, fraction: float) 
     reason = reply.json()[FAILED]["Value"][0][REASON_TEXT]["Value"][0]
     assert "truncated" in reason or "not a readable" in reason
     assert _instances(live_node) == []
+
+
+def test_quarantined_objects_are_listed_for_the_steward(live_node) -> None:  # noqa: ANN001
+    screen = corpus.path("SC_rgb.dcm").read_bytes()
+    reply = _post(live_node, [screen])
+    assert reply.status_code == 202
+    assert "quarantined for review" in reply.json()[FAILED]["Value"][0][REASON_TEXT]["Value"][0]
+    assert _instances(live_node) == []
+    with live_node.client() as http:
+        listed = http.get(f"/api/projects/{live_node.project}/quarantine").json()
+        missing = http.get("/api/projects/no-such/quarantine")
+    assert len(listed) == 1
+    assert listed[0]["source"] == "stow-rs"
+    assert "Secondary Capture" in listed[0]["reason"]
+    assert listed[0]["sop_instance_uid"].startswith("2.25.")
+    assert missing.status_code == 404

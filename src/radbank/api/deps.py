@@ -67,6 +67,10 @@ def writable_project(request: Request, caller: Caller, project: ProjectName) -> 
     return _project(request, caller, project, Action.WRITE)
 
 
+def administered_project(request: Request, caller: Caller, project: ProjectName) -> Project:
+    return _project(request, caller, project, Action.ADMINISTER)
+
+
 def require_admin(caller: Caller) -> Principal:
     if not can(caller, Action.ADMINISTER, "node"):
         raise HTTPException(403, "administrator role required")
@@ -75,6 +79,7 @@ def require_admin(caller: Caller) -> Principal:
 
 ReadableProject = Annotated[Project, Depends(readable_project)]
 WritableProject = Annotated[Project, Depends(writable_project)]
+AdministeredProject = Annotated[Project, Depends(administered_project)]
 Admin = Annotated[Principal, Depends(require_admin)]
 
 

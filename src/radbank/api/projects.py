@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
-from radbank.api.deps import Admin, services
+from radbank.api.deps import Admin, AdministeredProject, services
 from radbank.index import Project, ProjectExists
-from radbank.projects import InvalidProject, create_project, validate_name
+from radbank.projects import InvalidProject, create_project
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
@@ -62,13 +62,28 @@ def list_projects(_: Admin, node: Annotated[object, Depends(services)]) -> list[
     return [ProjectOut.of(p) for p in node.index.list_projects()]
 
 
-@router.get("/{name}", summary="Show a project")
-def show(name: str, _: Admin, node: Annotated[object, Depends(services)]) -> ProjectOut:
-    try:
-        validate_name(name)
-    except InvalidProject as exc:
-        raise HTTPException(400, str(exc)) from exc
-    project = node.index.get_project(name)
-    if project is None:
-        raise HTTPException(404, f"unknown project {name!r}")
+@router.get("/{project}", summary="Show a project")
+def show(project: AdministeredProject) -> ProjectOut:
     return ProjectOut.of(project)
+
+
+class QuarantinedOut(BaseModel):
+    sop_instance_uid: str | None = Field(description="De-identified SOP Instance UID")
+    reason: str
+    source: str = Field(description="Receiver that took it in: stow-rs, cli-import, ...")
+    received_at: datetime
+
+
+@router.get("/{project}/quarantine", summary="Objects held in quarantine for review")
+def quarantine(
+    project: AdministeredProject, node: Annotated[object, Depends(services)]
+) -> list[QuarantinedOut]:
+    return [
+        QuarantinedOut(
+            sop_instance_uid=row["sop_instance_uid"],
+            reason=row["reason"],
+            source=row["source"],
+            received_at=row["received_at"],
+        )
+        for row in node.index.list_quarantine(project.id)
+    ]
