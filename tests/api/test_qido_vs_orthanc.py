@@ -43,27 +43,18 @@ from typing import Any
 import httpx
 import pytest
 from dicomweb_client import DICOMwebClient
+from peers.orthanc import (
+    OrthancPeer,
+    orthanc_available,
+    orthanc_missing_reason,
+    qido_query_string,
+)
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from radbank.synthetic import demo_studies
-
-try:
-    from tests.peers.orthanc import (
-        OrthancPeer,
-        orthanc_available,
-        orthanc_missing_reason,
-        qido_query_string,
-    )
-except ModuleNotFoundError:  # pytest put tests/ itself on sys.path (no tests/__init__.py)
-    from peers.orthanc import (
-        OrthancPeer,
-        orthanc_available,
-        orthanc_missing_reason,
-        qido_query_string,
-    )
 
 pytestmark = [
     pytest.mark.orthanc,

@@ -10,20 +10,12 @@ from dicomweb_client import DICOMwebClient
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
-try:
-    from tests.peers.orthanc import (
-        OrthancPeer,
-        orthanc_available,
-        orthanc_missing_reason,
-        qido_query_string,
-    )
-except ModuleNotFoundError:  # pytest put tests/ itself on sys.path (no tests/__init__.py)
-    from peers.orthanc import (
-        OrthancPeer,
-        orthanc_available,
-        orthanc_missing_reason,
-        qido_query_string,
-    )
+from peers.orthanc import (
+    OrthancPeer,
+    orthanc_available,
+    orthanc_missing_reason,
+    qido_query_string,
+)
 
 pytestmark = [
     pytest.mark.orthanc,
