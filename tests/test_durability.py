@@ -22,7 +22,7 @@ from radbank.dicom.deid import Profile, deidentify  # noqa: E402
 from radbank.governance.keys import load_or_create  # noqa: E402
 from radbank.index import Index  # noqa: E402
 
-STUDIES, PER_STUDY = 12, 20
+STUDIES, PER_STUDY = 30, 20
 
 
 def _corpus() -> list[list[bytes]]:
@@ -89,7 +89,7 @@ def test_sigkill_during_upload_loses_nothing_acknowledged(tmp_path: Path) -> Non
     deadline = time.monotonic() + 120
     while len(acknowledged) < 3 * PER_STUDY and time.monotonic() < deadline and thread.is_alive():
         time.sleep(0.01)
-    time.sleep(0.15)  # land inside a later request
+    time.sleep(0.05)  # land inside a later request
     server.stop(kill=True)
     thread.join(60)
     assert not errors, errors
