@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import corpus  # noqa: E402
@@ -298,3 +300,47 @@ def test_quarantined_objects_are_listed_for_the_steward(live_node) -> None:  # n
     assert "Secondary Capture" in listed[0]["reason"]
     assert listed[0]["sop_instance_uid"].startswith("2.25.")
     assert missing.status_code == 404
+
+
+def test_concurrent_senders_of_the_same_study_store_each_instance_once(live_node) -> None:  # noqa: ANN001
+    import threading
+
+    from radbank.synthetic import planted_ct_instances
+
+    files = list(planted_ct_instances(48, 1, seed=11))
+    changed = pydicom.dcmread(io.BytesIO(files[5]))
+    changed.InstanceNumber = 999  # same SOP Instance UID, other content
+    out = io.BytesIO()
+    changed.save_as(out)
+    replies: list[httpx.Response] = []
+
+    def send(parts: list[bytes]) -> None:
+        replies.append(_post(live_node, parts))
+
+    senders = [
+        threading.Thread(target=send, args=(files,)),
+        threading.Thread(target=send, args=(files[::-1],)),
+        threading.Thread(target=send, args=([out.getvalue(), *files[10:20]],)),
+    ]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+    assert all(r.status_code in (200, 202, 409) for r in replies), [r.status_code for r in replies]
+    assert len(_instances(live_node)) == 48
+    conflicts = [
+        item
+        for r in replies
+        for item in r.json().get(FAILED, {}).get("Value", [])
+        if item[FAILURE_REASON]["Value"] == [0x0111]
+    ]
+    # Whichever version of instance 6 came first is kept; every other sender is told.
+    assert len(conflicts) in (1, 2)
+    assert len({item["00081155"]["Value"][0] for item in conflicts}) == 1
+    verify = subprocess.run(
+        [sys.executable, "-m", "radbank", "verify", "--data-dir", str(live_node.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert verify.returncode == 0, verify.stdout
