@@ -19,7 +19,7 @@ from pathlib import Path
 import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from radbank.dicom import quality
 from radbank.dicom.dataset_json import index_attributes
@@ -324,6 +324,12 @@ def _parse(item: Item) -> pydicom.Dataset:
                     "SOP Class/Instance UID in the data set)"
                 )
         _check_complete(item, dataset)
+        syntax = dataset.file_meta.get("TransferSyntaxUID")
+        if syntax is not None and not UID(str(syntax)).is_transfer_syntax:
+            raise _Rejected(
+                f"{item.name}: unknown transfer syntax {str(syntax)[:64]!r} in the file meta "
+                "information; send the file as the modality or PACS wrote it"
+            )
         if "TransferSyntaxUID" not in dataset.file_meta:
             # Files without meta information: record the encoding they were read in.
             implicit, little = dataset.original_encoding
