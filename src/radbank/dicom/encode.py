@@ -15,7 +15,7 @@ import struct
 
 import pydicom
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import FileMetaDataset
+from pydicom.dataset import FileMetaDataset, validate_file_meta
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.multival import MultiValue
@@ -46,10 +46,7 @@ def part10_bytes(dataset: pydicom.Dataset) -> bytes:
     out = io.BytesIO()
     out.write(dataset.preamble or b"\x00" * 128)
     out.write(b"DICM")
-    meta = DicomBytesIO()
-    meta.is_little_endian, meta.is_implicit_VR = True, False
-    write_file_meta_info(meta, _file_meta(dataset), enforce_standard=True)
-    out.write(meta.getvalue())
+    out.write(_file_meta_bytes(_file_meta(dataset)))
     encoding = dataset.get("SpecificCharacterSet", "iso8859")
     codec = _SIMPLE_CODECS.get(encoding if isinstance(encoding, str) else None)
     for tag in sorted(dataset.keys()):
@@ -132,6 +129,34 @@ def _file_meta(dataset: pydicom.Dataset) -> FileMetaDataset:
     ):
         meta.MediaStorageSOPInstanceUID = sop_instance
     return meta
+
+
+def _file_meta_bytes(meta: FileMetaDataset) -> bytes:
+    """Group 0002 as write_file_meta_info writes it, for the plain meta de-identification makes."""
+    validate_file_meta(meta, enforce_standard=True)  # adds what the standard requires, as pydicom
+    body = io.BytesIO()
+    for tag in sorted(meta.keys()):
+        if tag == 0x00020000:
+            continue
+        element = meta[tag]
+        value = element.value
+        if element.VR == "OB" and isinstance(value, bytes):
+            encoded = value
+        else:
+            encoded = _encode_simple(element, "ascii")
+            if encoded is None:
+                return _pydicom_meta(meta)
+        if not _write_element(body, tag, element.VR, encoded):
+            return _pydicom_meta(meta)
+    group = body.getvalue()
+    return _HEADER_SHORT.pack(2, 0, b"UL", 4) + struct.pack("<L", len(group)) + group
+
+
+def _pydicom_meta(meta: FileMetaDataset) -> bytes:
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, False
+    write_file_meta_info(buffer, meta, enforce_standard=True)
+    return buffer.getvalue()
 
 
 def _fast_path_applies(dataset: pydicom.Dataset) -> bool:
