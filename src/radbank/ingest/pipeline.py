@@ -74,7 +74,7 @@ class Outcome:
 
 @dataclass
 class _Prepared:
-    item: Item
+    name: str  # the identified input is not kept once it is de-identified
     blob: bytes
     sha256: str
     record: InstanceRecord
@@ -188,7 +188,7 @@ class Pipeline:
         )
         # Only the findings are kept at rest: a sender's file name may carry identity.
         reason = "; ".join(f.message for f in quarantines) if quarantines else None
-        return _Prepared(item, blob, sha256, record, reason)
+        return _Prepared(item.name, blob, sha256, record, reason)
 
     def _commit(
         self, prepared: Sequence[_Prepared], project: Project, positions: Sequence[int]
@@ -236,7 +236,7 @@ class Pipeline:
                     _outcome(
                         p,
                         Status.QUARANTINED,
-                        f"{p.item.name}: quarantined for review: {p.quarantine_reason}",
+                        f"{p.name}: quarantined for review: {p.quarantine_reason}",
                         WARNING_QUARANTINED,
                     ),
                 )
@@ -275,9 +275,7 @@ class Pipeline:
                 results.append(
                     (
                         position,
-                        _outcome(
-                            p, Status.REJECTED, f"{p.item.name}: {exc}", FAILURE_STUDY_MISMATCH
-                        ),
+                        _outcome(p, Status.REJECTED, f"{p.name}: {exc}", FAILURE_STUDY_MISMATCH),
                     )
                 )
         return results
@@ -299,7 +297,7 @@ def _against_stored(p: _Prepared, stored_sha256: str) -> Outcome:
     return _outcome(
         p,
         Status.CONFLICT,
-        f"{p.item.name}: an instance with SOP Instance UID {p.record.sop_instance_uid} is "
+        f"{p.name}: an instance with SOP Instance UID {p.record.sop_instance_uid} is "
         "already stored with different content; it was not replaced",
         FAILURE_DUPLICATE_CONFLICT,
     )
@@ -369,7 +367,7 @@ def _check_complete(item: Item, dataset: pydicom.Dataset) -> None:
 def _outcome(p: _Prepared, status: Status, reason: str = "", failure: int | None = None) -> Outcome:
     r = p.record
     return Outcome(
-        p.item.name,
+        p.name,
         status,
         reason,
         failure,
