@@ -95,7 +95,8 @@ def serve(
         os.environ["RADBANK_DATABASE_URL"] = settings.database_url
     url = f"http://{settings.host}:{settings.port}"
     console.print(
-        f"radbank listening on [bold]{url}[/bold]  (DICOMweb: {url}/dicom-web/projects/<project>, API docs: {url}/docs)"
+        f"radbank listening on [bold]{url}[/bold]  (DICOMweb: {url}/dicom-web/projects/<project>, "
+        f"OpenAPI: {url}/api/openapi.json)"
     )
     uvicorn.run(
         "radbank.app:app_from_env",

@@ -344,3 +344,13 @@ def test_concurrent_senders_of_the_same_study_store_each_instance_once(live_node
         timeout=300,
     )
     assert verify.returncode == 0, verify.stdout
+
+
+def test_only_healthz_answers_without_a_token(live_node) -> None:  # noqa: ANN001
+    assert httpx.get(f"{live_node.base_url}/healthz").status_code == 200
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert httpx.get(live_node.base_url + path).status_code == 404
+    assert httpx.get(f"{live_node.base_url}/api/openapi.json").status_code == 401
+    with live_node.client() as http:
+        schema = http.get("/api/openapi.json").json()
+    assert "/dicom-web/projects/{project}/studies" in schema["paths"]

@@ -11,7 +11,11 @@ __all__ = ["build_api"]
 
 
 def build_api(services) -> FastAPI:  # noqa: ANN001 - radbank.app.Services, imported lazily
+    # No anonymous endpoints but /healthz: the schema is served to token holders only.
     app = FastAPI(
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
         title="radbank",
         version=__version__,
         description=(
@@ -23,6 +27,7 @@ def build_api(services) -> FastAPI:  # noqa: ANN001 - radbank.app.Services, impo
     app.state.services = services
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(projects.schema_router(app))
     app.include_router(projects.router)
     app.include_router(stow.router)
     app.include_router(qido.router)

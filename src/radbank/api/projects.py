@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
 from radbank.api.deps import Admin, AdministeredProject, services
@@ -87,3 +87,16 @@ def quarantine(
         )
         for row in node.index.list_quarantine(project.id)
     ]
+
+
+def schema_router(app: FastAPI) -> APIRouter:
+    """GET /api/openapi.json: the node's OpenAPI document, for holders of a token."""
+    schema = APIRouter(tags=["projects"])
+
+    @schema.get(
+        "/api/openapi.json", summary="OpenAPI description of this node", include_in_schema=False
+    )
+    def openapi(_: Admin) -> dict:
+        return app.openapi()
+
+    return schema
