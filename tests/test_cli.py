@@ -218,3 +218,43 @@ def test_import_refuses_oversize_and_corrupt_zip_members(tmp_path: Path) -> None
     broken = radbank(data, "import", str(corrupt), "--project", "zips")
     assert broken.returncode == 1
     assert "Traceback" not in broken.stderr
+
+
+def test_serve_is_configured_by_environment_alone(tmp_path: Path) -> None:
+    import time
+
+    import httpx
+    from liveserver import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RADBANK_")}
+    env.update(
+        RADBANK_DATA_DIR=str(tmp_path / "env-data"),
+        RADBANK_HOST="127.0.0.1",
+        RADBANK_PORT=str(port),
+        RADBANK_ADMIN_TOKEN="token-from-the-environment",
+        RADBANK_WORKERS="1",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "radbank", "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        headers = {"Authorization": "Bearer token-from-the-environment"}
+        assert (
+            httpx.get(f"http://127.0.0.1:{port}/api/projects", headers=headers).status_code == 200
+        )
+        assert (tmp_path / "env-data" / "keys.json").exists()
+        assert not (tmp_path / "radbank-data").exists()
+    finally:
+        process.terminate()
+        process.wait(20)
