@@ -100,16 +100,14 @@ async def _store(request: Request, project, caller, study: str | None) -> JSONRe
         if batch:
             while len(in_flight) >= _IN_FLIGHT:
                 await in_flight.popleft()
-            task = asyncio.ensure_future(
-                run_in_threadpool(
-                    node.pipeline.ingest,
-                    batch,
-                    project,
-                    source="stow-rs",
-                    principal=caller,
-                    study_instance_uid=study,
-                )
+            # De-identification runs on the event loop on purpose: it is pure CPU work,
+            # and a worker process busy with it lets new connections go to an idle worker
+            # instead of accepting them itself. Writing and indexing wait on the disk and
+            # run in a thread while the next parts arrive.
+            prepared = node.pipeline.prepare(
+                batch, project, source="stow-rs", principal=caller, study_instance_uid=study
             )
+            task = asyncio.ensure_future(run_in_threadpool(node.pipeline.commit, prepared))
             in_flight.append(task)
             slots.append(task)
         batch, batch_bytes = [], 0
@@ -224,7 +222,12 @@ def _response(
         status = 400
     else:
         status = 409
-    return JSONResponse(body, status_code=status, media_type=_DICOM_JSON)
+    # Closing the connection after a store lets the sender's next request reach whichever
+    # worker process is idle; a kept-alive connection would pin a busy sender to one
+    # process while another idles (the kernel hands new connections out unevenly).
+    return JSONResponse(
+        body, status_code=status, media_type=_DICOM_JSON, headers={"Connection": "close"}
+    )
 
 
 def _ui(value: str | None) -> dict[str, Any]:

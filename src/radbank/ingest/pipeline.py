@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -81,6 +81,15 @@ class _Prepared:
     quarantine_reason: str | None
 
 
+@dataclass
+class PreparedBatch:
+    """De-identified instances of one batch, ready to be stored, and the early outcomes."""
+
+    project: Project
+    outcomes: list[Outcome | None] = field(default_factory=list)
+    prepared: list[tuple[int, _Prepared]] = field(default_factory=list)
+
+
 class Pipeline:
     def __init__(self, store: BlobStore, index: Index, keys: KeyRing, journal: Journal) -> None:
         self.store = store
@@ -102,22 +111,45 @@ class Pipeline:
         study_instance_uid (study-scoped STOW-RS) is the original, identified UID the sender
         used; instances of another study are rejected.
         """
+        batch = self.prepare(
+            items,
+            project,
+            source=source,
+            principal=principal,
+            study_instance_uid=study_instance_uid,
+        )
+        return self.commit(batch)
+
+    def prepare(
+        self,
+        items: Iterable[Item],
+        project: Project,
+        *,
+        source: str,
+        principal: Principal,
+        study_instance_uid: str | None = None,
+    ) -> PreparedBatch:
+        """The CPU-bound half of `ingest`: parse, de-identify, check, encode. Writes nothing."""
         key = self.keys.project_key(project.key_salt)
         profile = Profile.named(project.profile)
         received_at = datetime.now(UTC)
-        outcomes: list[Outcome | None] = []
-        prepared: list[tuple[int, _Prepared]] = []
+        batch = PreparedBatch(project)
         for position, item in enumerate(items):
             result = self._prepare(
                 item, project, profile, key, source, received_at, study_instance_uid
             )
             if isinstance(result, Outcome):
-                outcomes.append(result)
+                batch.outcomes.append(result)
                 continue
-            outcomes.append(None)
-            prepared.append((position, result))
+            batch.outcomes.append(None)
+            batch.prepared.append((position, result))
+        return batch
+
+    def commit(self, batch: PreparedBatch) -> list[Outcome]:
+        """The I/O-bound half of `ingest`: durable blobs, then one index transaction."""
+        outcomes = list(batch.outcomes)
         for position, outcome in self._commit(
-            [p for _, p in prepared], project, [i for i, _ in prepared]
+            [p for _, p in batch.prepared], batch.project, [i for i, _ in batch.prepared]
         ):
             outcomes[position] = outcome
         return [o for o in outcomes if o is not None]
