@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import FastAPI
 
 from radbank import __version__
 from radbank.api import errors, health, projects, qido, stow, wado
 
+if TYPE_CHECKING:  # radbank.app imports this package
+    from radbank.app import Services
+
 __all__ = ["build_api"]
 
 
-def build_api(services) -> FastAPI:  # noqa: ANN001 - radbank.app.Services, imported lazily
+def build_api(services: Services) -> FastAPI:
     # No anonymous endpoints but /healthz: the schema is served to token holders only.
     app = FastAPI(
         docs_url=None,

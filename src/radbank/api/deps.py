@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -12,12 +12,15 @@ from radbank.governance.policy import ADMIN, Action, Principal, can
 from radbank.index import Project
 from radbank.projects import InvalidProject, validate_name
 
+if TYPE_CHECKING:  # the composition root imports this package; only the type comes back
+    from radbank.app import Services
+
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 _bearer = HTTPBearer(auto_error=False, description="Admin API token")
 
 
-def services(request: Request):  # noqa: ANN201 - radbank.app.Services
+def services(request: Request) -> Services:
     return request.app.state.services
 
 

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from radbank.api.deps import ReadableProject, check_uid, services
 from radbank.api.urls import instance_url, series_url, study_url
 from radbank.dicom.query import parse_qido
+from radbank.index import Project
 
 router = APIRouter(prefix="/dicom-web/projects/{project}", tags=["DICOMweb QIDO-RS"])
 
@@ -25,7 +26,7 @@ def _first(result: dict[str, Any], tag: str) -> str | None:
 
 async def _search(
     request: Request,
-    project,  # noqa: ANN001
+    project: Project,
     level: str,
     study: str | None = None,
     series: str | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -13,6 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from radbank.api.deps import Caller, WritableProject, check_uid, services
 from radbank.api.multipart import MultipartError, PartTooLarge, parse_content_type, read_parts
 from radbank.api.urls import instance_url, study_url
+from radbank.governance.policy import Principal
+from radbank.index import Project
 from radbank.ingest import Item, Outcome, Status
 from radbank.ingest.pipeline import FAILURE_CANNOT_UNDERSTAND
 
@@ -60,7 +63,9 @@ async def store_study_instances(
     return await _store(request, project, caller, study)
 
 
-async def _store(request: Request, project, caller, study: str | None) -> JSONResponse:  # noqa: ANN001
+async def _store(
+    request: Request, project: Project, caller: Principal, study: str | None
+) -> JSONResponse:
     node = services(request)
     settings = node.settings
     media_type, params = parse_content_type(request.headers.get("content-type", ""))
@@ -120,7 +125,7 @@ async def _store(request: Request, project, caller, study: str | None) -> JSONRe
             done.extend([slot] if isinstance(slot, Outcome) else slot.result())
         return done
 
-    async def body():  # noqa: ANN202
+    async def body() -> AsyncIterator[bytes]:
         nonlocal received
         async for chunk in request.stream():
             received += len(chunk)

@@ -18,7 +18,8 @@ from radbank.api.multipart import new_boundary, write_parts
 from radbank.api.urls import instance_url
 from radbank.dicom.dataset_json import metadata_json
 from radbank.dicom.frames import UNCOMPRESSED, FrameError, extract_frames, frame_media_type
-from radbank.index import InstanceRecord
+from radbank.index import InstanceRecord, Project
+from radbank.store import BlobStore
 
 router = APIRouter(prefix="/dicom-web/projects/{project}", tags=["DICOMweb WADO-RS"])
 
@@ -29,8 +30,12 @@ _CHUNK = 1024 * 1024
 
 
 def _instances(
-    request: Request, project, study: str, series: str | None = None, sop: str | None = None
-) -> list[InstanceRecord]:  # noqa: ANN001,E501
+    request: Request,
+    project: Project,
+    study: str,
+    series: str | None = None,
+    sop: str | None = None,
+) -> list[InstanceRecord]:
     check_uid(study, "study")
     if series is not None:
         check_uid(series, "series")
@@ -48,7 +53,9 @@ def _read(request: Request, record: InstanceRecord) -> pydicom.Dataset:
     return pydicom.dcmread(io.BytesIO(data))
 
 
-def _retrieve(request: Request, project, records: list[InstanceRecord]) -> StreamingResponse:  # noqa: ANN001
+def _retrieve(
+    request: Request, project: Project, records: list[InstanceRecord]
+) -> StreamingResponse:
     part_type, syntax = choose_multipart(request.headers.get("accept"), ("application/dicom",))
     if syntax not in (None, "*"):
         unsupported = {r.transfer_syntax_uid for r in records if r.transfer_syntax_uid != syntax}
@@ -82,7 +89,7 @@ def _retrieve(request: Request, project, records: list[InstanceRecord]) -> Strea
     )
 
 
-def _file_chunks(store, key: str) -> Iterator[bytes]:  # noqa: ANN001
+def _file_chunks(store: BlobStore, key: str) -> Iterator[bytes]:
     with store.open(key) as handle:
         while chunk := handle.read(_CHUNK):
             yield chunk
@@ -96,7 +103,9 @@ def _transcode(data: bytes, syntax: str) -> bytes:
     return out.getvalue()
 
 
-async def _metadata(request: Request, project, records: list[InstanceRecord]) -> JSONResponse:  # noqa: ANN001
+async def _metadata(
+    request: Request, project: Project, records: list[InstanceRecord]
+) -> JSONResponse:
     require_json(request.headers.get("accept"))
 
     def build() -> list[dict[str, Any]]:
