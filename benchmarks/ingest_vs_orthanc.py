@@ -37,7 +37,6 @@ import random
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -55,10 +54,11 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-from tests.peers.orthanc import (  # noqa: E402 - the harness lives with the tests
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+# The peers and the radbank process harness live with the tests.
+from liveserver import start_server as start_radbank  # noqa: E402
+from peers.orthanc import (  # noqa: E402
     OrthancPeer,
-    free_tcp_port,
     orthanc_missing_reason,
     qido_query_string,
 )
@@ -180,128 +180,23 @@ class Server:
     stop: Callable[[], None]
 
 
-class RadbankProcess:
-    """`radbank serve` as a child process with its own data directory."""
-
-    def __init__(self, workdir: Path, workers: int, startup_timeout_s: float = 120.0) -> None:
-        self.workdir = workdir
-        self.data_dir = workdir / "data"
-        self.workers = workers
-        self.startup_timeout_s = startup_timeout_s
-        self.token = uuid.uuid4().hex + uuid.uuid4().hex
-        self.port = 0
-        self.log_path = workdir / "radbank.log"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def dicomweb_url(self) -> str:
-        return f"{self.base_url}/dicom-web/projects/{PROJECT}"
-
-    def _command(self) -> list[str]:
-        # The radbank of this interpreter (the repository's, when installed with pip -e).
-        return [sys.executable, "-m", "radbank"]
-
-    def start(self) -> RadbankProcess:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "RADBANK_ADMIN_TOKEN": self.token}
-        with self.log_path.open("ab") as log:
-            subprocess.run(
-                [
-                    *self._command(),
-                    "project",
-                    "create",
-                    PROJECT,
-                    "--data-dir",
-                    str(self.data_dir),
-                    # Shifted dates are kept, so StudyDate ranges have something to match.
-                    "--profile",
-                    "basic-dates",
-                ],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                check=True,
-                timeout=120,
-            )
-            self.port = free_tcp_port()
-            self._process = subprocess.Popen(
-                [
-                    *self._command(),
-                    "serve",
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--workers",
-                    str(self.workers),
-                ],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise RuntimeError(
-                    f"radbank serve exited with code {self._process.returncode}; "
-                    f"log tail:\n{_tail(self.log_path)}"
-                )
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(
-            f"radbank did not answer /healthz within {self.startup_timeout_s:.0f} s; "
-            f"log tail:\n{_tail(self.log_path)}"
-        )
-
-    def stop(self, timeout_s: float = 20.0) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        # uvicorn's workers are children of the server process: signal the whole group.
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=timeout_s)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def start_server(name: str, workdir: Path, args: argparse.Namespace) -> Server:
     if name == "orthanc":
         orthanc = OrthancPeer(workdir).start()
         return Server(name, orthanc.dicomweb_url, {}, orthanc.stop)
-    radbank = RadbankProcess(workdir, args.workers).start()
+    radbank = start_radbank(
+        workdir / "data", token=uuid.uuid4().hex + uuid.uuid4().hex, workers=args.workers
+    )
+    # Shifted dates are kept, so StudyDate ranges have something to match.
+    with radbank.client() as http:
+        http.post(
+            "/api/projects", json={"name": PROJECT, "profile": "basic-dates"}
+        ).raise_for_status()
     return Server(
-        name, radbank.dicomweb_url, {"Authorization": f"Bearer {radbank.token}"}, radbank.stop
+        name,
+        f"{radbank.base_url}/dicom-web/projects/{PROJECT}",
+        {"Authorization": f"Bearer {radbank.token}"},
+        radbank.stop,
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,15 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from peers.orthanc import free_tcp_port as free_port
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 _counter = itertools.count()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -85,18 +79,33 @@ def start_server(
         stderr=subprocess.STDOUT,
     )
     server = RunningServer(f"http://127.0.0.1:{port}", token, data_dir, process, log, port, env)
-    deadline = time.monotonic() + 60
+    try:
+        wait_until_healthy(server.base_url, process, log)
+    except RuntimeError:
+        server.stop(kill=True)
+        raise
+    return server
+
+
+def wait_until_healthy(
+    base_url: str, process: subprocess.Popen, log: Path | None = None, timeout_s: float = 60
+) -> None:
+    """Return once `radbank serve` answers /healthz; raise with its log if it never does."""
+
+    def tail() -> str:
+        return log.read_text(errors="replace")[-4000:] if log and log.exists() else "(no log)"
+
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"radbank serve exited early:\n{log.read_text()[-4000:]}")
+            raise RuntimeError(f"radbank serve exited with code {process.returncode}:\n{tail()}")
         try:
-            if httpx.get(f"{server.base_url}/healthz", timeout=1).status_code == 200:
-                return server
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    server.stop(kill=True)
-    raise RuntimeError(f"radbank serve did not start:\n{log.read_text()[-4000:]}")
+    raise RuntimeError(f"radbank serve did not answer {base_url}/healthz:\n{tail()}")
 
 
 @dataclass

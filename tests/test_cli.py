@@ -124,10 +124,9 @@ def test_refuses_key_file_readable_by_others(tmp_path: Path, mode: int) -> None:
 
 def test_serve_prints_url_and_a_one_time_token_that_works(tmp_path: Path) -> None:
     import re
-    import time
 
     import httpx
-    from liveserver import free_port
+    from liveserver import free_port, wait_until_healthy
 
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RADBANK_")}
@@ -150,12 +149,7 @@ def test_serve_prints_url_and_a_one_time_token_that_works(tmp_path: Path) -> Non
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
         )
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_until_healthy(f"http://127.0.0.1:{port}", process, log)
         return process, port, log.read_text()
 
     process, port, output = start()
@@ -221,10 +215,9 @@ def test_import_refuses_oversize_and_corrupt_zip_members(tmp_path: Path) -> None
 
 
 def test_serve_is_configured_by_environment_alone(tmp_path: Path) -> None:
-    import time
 
     import httpx
-    from liveserver import free_port
+    from liveserver import free_port, wait_until_healthy
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RADBANK_")}
@@ -243,12 +236,7 @@ def test_serve_is_configured_by_environment_alone(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_until_healthy(f"http://127.0.0.1:{port}", process)
         headers = {"Authorization": "Bearer token-from-the-environment"}
         assert (
             httpx.get(f"http://127.0.0.1:{port}/api/projects", headers=headers).status_code == 200

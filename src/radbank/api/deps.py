@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from radbank.dicom.uids import is_valid_uid
 from radbank.governance.policy import ADMIN, Action, Principal, can
 from radbank.index import Project
 from radbank.projects import InvalidProject, validate_name
 
 if TYPE_CHECKING:  # the composition root imports this package; only the type comes back
     from radbank.app import Services
-
-_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 _bearer = HTTPBearer(auto_error=False, description="Admin API token")
 
@@ -88,6 +86,6 @@ Admin = Annotated[Principal, Depends(require_admin)]
 
 def check_uid(value: str, what: str) -> str:
     """A UID from a URL path: 400 with the reason when it is not a valid DICOM UID."""
-    if len(value) > 64 or not _UID.match(value):
+    if not is_valid_uid(value):
         raise HTTPException(400, f"invalid {what} UID {value[:80]!r} in the URL")
     return value

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pydicom
@@ -82,9 +82,16 @@ def _retrieve(
                     iter([_transcode(store.get(record.blob_key), syntax)]),
                 )
 
+    return _multipart(parts(), part_type)
+
+
+def _multipart(
+    parts: Iterable[tuple[dict[str, str], Iterable[bytes]]], part_type: str
+) -> StreamingResponse:
+    """A streamed multipart/related answer whose parts are of part_type."""
     boundary = new_boundary()
     return StreamingResponse(
-        write_parts(parts(), boundary),
+        write_parts(parts, boundary),
         media_type=f'multipart/related; type="{part_type}"; boundary={boundary}',
     )
 
@@ -202,15 +209,11 @@ def retrieve_frames(
         raise HTTPException(status, str(exc)) from exc
     syntax_out = _EXPLICIT_LE if stored in UNCOMPRESSED else stored
     part_type = native if stored not in UNCOMPRESSED else part_type
-    boundary = new_boundary()
     parts = (
         ({"Content-Type": f"{part_type}; transfer-syntax={syntax_out}"}, iter([frame]))
         for frame in payload
     )
-    return StreamingResponse(
-        write_parts(parts, boundary),
-        media_type=f'multipart/related; type="{part_type}"; boundary={boundary}',
-    )
+    return _multipart(parts, part_type)
 
 
 @router.get(
@@ -228,12 +231,9 @@ def retrieve_bulkdata(
     if element is None or not isinstance(element.value, bytes | bytearray):
         raise HTTPException(404, f"instance {sop} has no bulk data element {tag}")
     choose_multipart(request.headers.get("accept"), ("application/octet-stream",))
-    boundary = new_boundary()
-    return StreamingResponse(
-        write_parts(
-            [({"Content-Type": "application/octet-stream"}, iter([bytes(element.value)]))], boundary
-        ),
-        media_type=f'multipart/related; type="application/octet-stream"; boundary={boundary}',
+    value = bytes(element.value)
+    return _multipart(
+        [({"Content-Type": "application/octet-stream"}, iter([value]))], "application/octet-stream"
     )
 
 

@@ -20,6 +20,8 @@ from typing import Literal
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
+from radbank.dicom.uids import is_valid_uid
+
 Level = Literal["study", "series", "instance"]
 MatchKind = Literal["universal", "single", "wildcard", "list", "range"]
 
@@ -68,7 +70,6 @@ QUERYABLE: dict[str, tuple[str, ...]] = {
 
 _WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 _INTEGER_VRS = frozenset({"IS", "US", "UL", "SS", "SL"})
-_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 _TAG = re.compile(r"[0-9A-Fa-f]{8}")
 _TM = re.compile(r"(\d\d)(\d\d)?(\d\d)?(\.\d{1,6})?")
 _DT = re.compile(r"(\d{4})(\d\d)?(\d\d)?(\d\d)?(\d\d)?(\d\d)?(\.\d{1,6})?([+-]\d{4})?")
@@ -143,7 +144,7 @@ def parse_qido(
     if series_instance_uid and level != "instance":
         raise QueryError("only an instance-level query can be scoped to a series")
     for name, uid in (("study", study_instance_uid), ("series", series_instance_uid)):
-        if uid is not None and not _is_uid(uid):
+        if uid is not None and not is_valid_uid(uid):
             raise QueryError(f"the {name} UID in the path, {_shown(uid)}, is not a valid UID")
 
     filters: dict[str, AttributeFilter] = {}
@@ -286,7 +287,7 @@ def _parse_filter(keyword: str, tag: str, vr: str, value: str) -> AttributeFilte
             raise QueryError(f"{keyword}: wildcards are not allowed in UIDs; give the full UID")
         uids = _split_list(value)
         for uid in uids:
-            if not _is_uid(uid):
+            if not is_valid_uid(uid):
                 raise QueryError(
                     f"{keyword}: {_shown(uid)} is not a valid UID (digits and dots, at most 64 "
                     "characters); separate several UIDs with commas"
@@ -403,10 +404,6 @@ def _check_dt(keyword: str, value: str) -> None:
 
 def _time_parts_valid(hour: str, minute: str | None, second: str | None) -> bool:
     return int(hour) < 24 and int(minute or 0) < 60 and int(second or 0) < 61
-
-
-def _is_uid(value: str) -> bool:
-    return len(value) <= 64 and _UID.fullmatch(value) is not None
 
 
 def _shown(value: str) -> str:

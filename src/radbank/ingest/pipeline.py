@@ -148,9 +148,7 @@ class Pipeline:
     def commit(self, batch: PreparedBatch) -> list[Outcome]:
         """The I/O-bound half of `ingest`: durable blobs, then one index transaction."""
         outcomes = list(batch.outcomes)
-        for position, outcome in self._commit(
-            [p for _, p in batch.prepared], batch.project, [i for i, _ in batch.prepared]
-        ):
+        for position, outcome in self._commit(batch.prepared, batch.project):
             outcomes[position] = outcome
         return [o for o in outcomes if o is not None]
 
@@ -223,16 +221,17 @@ class Pipeline:
         return _Prepared(item.name, blob, sha256, record, reason)
 
     def _commit(
-        self, prepared: Sequence[_Prepared], project: Project, positions: Sequence[int]
+        self, prepared: Sequence[tuple[int, _Prepared]], project: Project
     ) -> list[tuple[int, Outcome]]:
         results: list[tuple[int, Outcome]] = []
         to_store: list[tuple[int, _Prepared]] = []
         to_quarantine: list[tuple[int, _Prepared]] = []
         seen: dict[str, str] = {}
         existing = self.index.get_instances(
-            project.id, [p.record.sop_instance_uid for p in prepared if not p.quarantine_reason]
+            project.id,
+            [p.record.sop_instance_uid for _, p in prepared if not p.quarantine_reason],
         )
-        for position, p in zip(positions, prepared, strict=True):
+        for position, p in prepared:
             uid = p.record.sop_instance_uid
             if p.quarantine_reason:
                 to_quarantine.append((position, p))

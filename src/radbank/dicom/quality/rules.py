@@ -48,7 +48,9 @@ from functools import cache
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
-from pydicom.uid import RE_VALID_UID, UID, MediaStorageDirectoryStorage
+from pydicom.uid import UID, MediaStorageDirectoryStorage
+
+from radbank.dicom.uids import is_valid_uid
 
 __all__ = ["BURNED_IN_RISK_SOP_CLASSES", "Finding", "Severity", "check"]
 
@@ -137,12 +139,6 @@ def _value(ds: Dataset, tag: Tag) -> object:
         return _UNREADABLE
 
 
-def _is_valid_uid(value: str) -> bool:
-    # UID(value).is_valid, without constructing a UID: that validates the value again and
-    # costs more than all the other rules together.
-    return len(value) <= 64 and RE_VALID_UID.match(value) is not None
-
-
 def _text(value: object) -> str:
     return value.strip() if isinstance(value, str) else ""
 
@@ -218,7 +214,7 @@ def _check_uids(ds: Dataset, sop_class_uid: object, where: str) -> list[Finding]
                     "its UIDs.",
                 )
             )
-        elif not isinstance(value, str) or not _is_valid_uid(value):
+        elif not isinstance(value, str) or not is_valid_uid(value):
             shown = "an unreadable value" if value is _UNREADABLE else repr(value)
             findings.append(
                 Finding(
