@@ -23,11 +23,13 @@ from radbank.governance.keys import KeyFileError, reset_admin_token
 from radbank.governance.policy import ADMIN
 from radbank.index import ProjectExists
 from radbank.ingest import Item, Outcome, Status
+from radbank.offline import deid_command
 from radbank.projects import InvalidProject, create_project
 
 app = typer.Typer(help="radbank: a node of a research repository network for images and dose.")
 project_app = typer.Typer(help="Create and list projects.")
 app.add_typer(project_app, name="project")
+app.command("deid")(deid_command)
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
