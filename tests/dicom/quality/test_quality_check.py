@@ -73,6 +73,54 @@ def test_risky_sop_classes_without_burned_in_annotation_are_quarantined(name: st
     assert BURNED_IN_RISK_SOP_CLASSES[ds.SOPClassUID] in findings[0].message
 
 
+def test_burned_in_reason_gives_both_ways_out_and_what_a_pixel_rule_must_match() -> None:
+    findings = check(read("US1_UNCR.dcm"))
+    message = findings[0].message
+    assert "add a pixel rule to the project" in message
+    assert (
+        "Manufacturer 'G.E. Medical Systems', ManufacturerModelName 'LOGIQ 700', Rows 480, "
+        "Columns 640" in message
+    )
+    assert "have the sender set BurnedInAnnotation to NO" in message
+
+
+def test_burned_in_reason_says_when_no_pixel_rule_can_match() -> None:
+    ds = read("SC_rgb.dcm")  # no Manufacturer
+    message = check(ds)[0].message
+    assert "A pixel rule cannot match it (Manufacturer (missing)" in message
+    assert "Rows 100, Columns 100" in message
+    assert "set BurnedInAnnotation to NO" in message
+
+
+def test_encapsulated_document_has_only_the_source_as_way_out() -> None:
+    ds = constructed_ct(rows=1, columns=1, bits_allocated=8)
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.104.1"
+    ds.Modality = "DOC"
+    for keyword in ("Rows", "Columns", "SamplesPerPixel", "BitsAllocated"):
+        del ds[keyword]
+    findings = check(ds)
+    assert codes(findings) == ["burned-in-risk"]
+    assert "Encapsulated PDF Storage" in findings[0].message
+    assert "no pixels that a pixel rule could clean" in findings[0].message
+    assert "pixel rule to the project" not in findings[0].message
+
+
+@pytest.mark.parametrize(
+    "sop_class_uid",
+    [
+        "1.2.840.10008.5.1.4.1.1.6.3",  # Photoacoustic Image Storage
+        "1.2.840.10008.5.1.4.1.1.7.2",  # Multi-frame Grayscale Byte Secondary Capture
+        "1.2.840.10008.5.1.4.1.1.77.1.1.1",  # Video Endoscopic Image Storage
+        "1.2.840.10008.5.1.1.29",  # Hardcopy Grayscale Image Storage (retired): printed film
+    ],
+)
+def test_screen_camera_and_film_classes_are_at_risk(ct: Dataset, sop_class_uid: str) -> None:
+    ct.SOPClassUID = sop_class_uid
+    assert codes(check(ct)) == ["burned-in-risk"]
+    ct.BurnedInAnnotation = "NO"
+    assert check(ct) == []
+
+
 def test_risky_sop_class_declared_clean_passes() -> None:
     ds = read("SC_rgb.dcm")
     ds.BurnedInAnnotation = "NO"
@@ -84,6 +132,9 @@ def test_burned_in_annotation_yes_quarantines_any_class(ct: Dataset) -> None:
     findings = check(ct)
     assert codes(findings) == ["burned-in-annotation"]
     assert findings[0].severity is Severity.QUARANTINE
+    assert (
+        "Manufacturer 'GE MEDICAL SYSTEMS', ManufacturerModelName 'RHAPSODE'" in findings[0].message
+    )
 
 
 def test_burned_in_risk_list_names_real_sop_classes() -> None:

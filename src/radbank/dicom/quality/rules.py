@@ -19,10 +19,15 @@ REJECT: the object cannot be archived.
 QUARANTINE: the object may show identity in its pixels; it waits for a human.
 - `burned-in-annotation`: BurnedInAnnotation (0028,0301) is YES.
 - `burned-in-risk`: the SOP class is one that often carries identity burned into the
-  pixels or embedded in a document (`BURNED_IN_RISK_SOP_CLASSES`: ultrasound, secondary
-  capture, visible light video and photography, ophthalmic and dermoscopic photography,
-  whole slide microscopy with its label images, encapsulated PDF and CDA) and
-  BurnedInAnnotation is not NO (absent, empty or any other value).
+  pixels or embedded in a document (`BURNED_IN_RISK_SOP_CLASSES`: ultrasound and
+  photoacoustic, secondary capture (screen captures, dose screens), visible light video
+  and photography, ophthalmic and dermoscopic photography, whole slide microscopy with its
+  label images, printed film (hardcopy), encapsulated PDF and CDA) and BurnedInAnnotation
+  is not NO (absent, empty or any other value).
+Both messages give the two ways out: a project pixel rule for the device (they quote the
+Manufacturer, ManufacturerModelName, Rows and Columns that the rule must name), which
+blanks the text and sets BurnedInAnnotation NO (`radbank.dicom.deid.pixels`), or the
+source confirming BurnedInAnnotation NO. A document (no Pixel Data) has only the second.
 
 WARNING: archived, but something a user will notice is wrong.
 - `modality-missing`: Modality (0008,0060) is absent or empty.
@@ -69,11 +74,16 @@ class Finding:
 
 
 # SOP classes whose pixels (or embedded document) commonly show patient identity, with
-# their names in PS3.4 / PS3.6.
+# their names in PS3.4 / PS3.6: images captured from a screen or a camera rather than
+# reconstructed from an acquisition, and documents. Checked against the PS3.6 registry
+# (2024 edition) for the ultrasound, secondary capture, visible light, hardcopy and
+# encapsulated document families; 3D model documents (STL, OBJ, MTL) carry no text.
 BURNED_IN_RISK_SOP_CLASSES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.6": "Ultrasound Image Storage (Retired)",
     "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound Image Storage",
     "1.2.840.10008.5.1.4.1.1.6.2": "Enhanced US Volume Storage",
+    # Acquired and annotated on ultrasound consoles.
+    "1.2.840.10008.5.1.4.1.1.6.3": "Photoacoustic Image Storage",
     "1.2.840.10008.5.1.4.1.1.3": "Ultrasound Multi-frame Image Storage (Retired)",
     "1.2.840.10008.5.1.4.1.1.3.1": "Ultrasound Multi-frame Image Storage",
     "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture Image Storage",
@@ -81,6 +91,11 @@ BURNED_IN_RISK_SOP_CLASSES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.7.2": "Multi-frame Grayscale Byte Secondary Capture Image Storage",
     "1.2.840.10008.5.1.4.1.1.7.3": "Multi-frame Grayscale Word Secondary Capture Image Storage",
     "1.2.840.10008.5.1.4.1.1.7.4": "Multi-frame True Color Secondary Capture Image Storage",
+    # Printed film sheets: the film annotation names the patient.
+    "1.2.840.10008.5.1.1.29": "Hardcopy Grayscale Image Storage SOP Class (Retired)",
+    "1.2.840.10008.5.1.1.30": "Hardcopy Color Image Storage SOP Class (Retired)",
+    "1.2.840.10008.5.1.4.1.1.77.1": "VL Image Storage - Trial (Retired)",
+    "1.2.840.10008.5.1.4.1.1.77.2": "VL Multi-frame Image Storage - Trial (Retired)",
     "1.2.840.10008.5.1.4.1.1.77.1.1": "VL Endoscopic Image Storage",
     "1.2.840.10008.5.1.4.1.1.77.1.1.1": "Video Endoscopic Image Storage",
     "1.2.840.10008.5.1.4.1.1.77.1.2": "VL Microscopic Image Storage",
@@ -113,6 +128,8 @@ _PHOTOMETRIC_INTERPRETATION = Tag(0x0028, 0x0004)
 _NUMBER_OF_FRAMES = Tag(0x0028, 0x0008)
 _ROWS = Tag(0x0028, 0x0010)
 _COLUMNS = Tag(0x0028, 0x0011)
+_MANUFACTURER = Tag(0x0008, 0x0070)
+_MANUFACTURER_MODEL_NAME = Tag(0x0008, 0x1090)
 _BITS_ALLOCATED = Tag(0x0028, 0x0100)
 _BURNED_IN_ANNOTATION = Tag(0x0028, 0x0301)
 _PIXEL_DATA = Tag(0x7FE0, 0x0010)
@@ -251,8 +268,7 @@ def _check_burned_in(ds: Dataset, sop_class_uid: str, where: str) -> list[Findin
                 Severity.QUARANTINE,
                 "burned-in-annotation",
                 f"BurnedInAnnotation (0028,0301) is YES in {where}: its pixels contain text that "
-                "may identify the patient. It is held in quarantine until a data steward has "
-                "reviewed it or its pixels are cleaned.",
+                f"may identify the patient. It is held in quarantine. {_ways_out(ds)}",
             )
         ]
     sop_class_name = BURNED_IN_RISK_SOP_CLASSES.get(sop_class_uid)
@@ -269,11 +285,41 @@ def _check_burned_in(ds: Dataset, sop_class_uid: str, where: str) -> list[Findin
                 "burned-in-risk",
                 f"{where} is of SOP class {sop_class_name}, which often shows patient identity "
                 f"in its pixels or document, and BurnedInAnnotation (0028,0301) is {state}. It "
-                "is held in quarantine until a data steward has reviewed it; senders that know "
-                "their images are clean should set BurnedInAnnotation to NO.",
+                f"is held in quarantine. {_ways_out(ds)}",
             )
         ]
     return []
+
+
+def _ways_out(ds: Dataset) -> str:
+    """How a steward gets such an object archived, with what a pixel rule must match."""
+    confirm = (
+        "confirm at the source that these objects carry no identity and have the sender "
+        "set BurnedInAnnotation to NO"
+    )
+    if _PIXEL_DATA not in ds:
+        return f"It has no pixels that a pixel rule could clean: {confirm}."
+    manufacturer = _text(_value(ds, _MANUFACTURER))
+    model = _text(_value(ds, _MANUFACTURER_MODEL_NAME))
+    rows = _positive_int(_value(ds, _ROWS))
+    columns = _positive_int(_value(ds, _COLUMNS))
+    shown = [repr(v) if v else "(missing)" for v in (manufacturer, model)]
+    shown += [str(v) if v else "(missing)" for v in (rows, columns)]
+    device = (
+        f"Manufacturer {shown[0]}, ManufacturerModelName {shown[1]}, Rows {shown[2]}, "
+        f"Columns {shown[3]}"
+    )
+    if not manufacturer or rows is None or columns is None:
+        return (
+            f"A pixel rule cannot match it ({device}): a rule needs Manufacturer, Rows and "
+            f"Columns. Either {confirm}, or fix the sender so these attributes are present "
+            "and add a pixel rule."
+        )
+    return (
+        "Either add a pixel rule to the project for this device and image size "
+        f"({device}) with the rectangles where identity is burned in, so radbank blanks "
+        f"them and sets BurnedInAnnotation to NO; or {confirm}."
+    )
 
 
 def _check_pixel_data(
