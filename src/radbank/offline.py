@@ -1,20 +1,709 @@
-"""`radbank deid`: de-identify a folder at the site, before anything leaves the hospital."""
+"""`radbank deid`: de-identify a folder at the site, before anything leaves the hospital.
+
+This module owns the offline tool: checking IN, OUT and the key file, the run record that
+ties an output folder to one profile, key and input (`deid-run.json`), the worker processes
+that read, de-identify, check, encode and write one file each, the output layout
+OUT/<study>/<series>/<instance>.dcm (pseudonymised UIDs only), the per-file CSV report
+(`deid-report.csv`) and resuming an interrupted run from it.
+
+The de-identification is the node's own: the same parser as `radbank.ingest.pipeline`
+(truncated files and unknown transfer syntaxes refused), `radbank.dicom.deid.deidentify`,
+the quality checks and the Part 10 encoder, so a written file is byte-identical to what a
+node whose project holds the same key stores for the same input and profile.
+See docs/offline-deid.md.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+import csv
+import fcntl
+import hmac
+import json
+import multiprocessing
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import closing
+from dataclasses import astuple, dataclass, fields, replace
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+from typing import Annotated, TextIO
 
 import typer
+from pydicom import Dataset
+from pydicom.uid import MediaStorageDirectoryStorage
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from radbank.dicom import quality
+from radbank.dicom.deid import PROFILE_NAMES, DeidentificationError, Profile, deidentify
+from radbank.dicom.encode import part10_bytes
+from radbank.governance.sitekey import KeyFileError, load_or_create_key_file
+from radbank.ingest.pipeline import Item, _parse, _Rejected
+
+REPORT_NAME = "deid-report.csv"
+RUN_RECORD_NAME = "deid-run.json"
+RUN_RECORD_FORMAT = "radbank-deid-run"
+RUN_RECORD_VERSION = 1
+DEFAULT_PROFILE = "research-dose"
+# Temporary files are hidden and end in this suffix; a run removes those an earlier,
+# killed run left behind before it starts.
+PARTIAL_SUFFIX = ".partial"
+_MAX_CHUNK_FILES = 64
+_WITHHELD_UID = "(original UID withheld)"
+
+
+class Status(StrEnum):
+    """What happened to one input file; the values appear in the report."""
+
+    WRITTEN = "written"
+    QUARANTINED = "quarantined"
+    REJECTED = "rejected"
+    SKIPPED_EXISTING = "skipped-existing"
+    SKIPPED_DICOMDIR = "skipped-dicomdir"
+
+
+_STATUS_VALUES = frozenset(status.value for status in Status)
+# Statuses of files that a later run over the same input does not process again.
+_DONE = frozenset({Status.WRITTEN, Status.SKIPPED_EXISTING})
+_FINAL = frozenset({Status.QUARANTINED, Status.SKIPPED_DICOMDIR})
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One row of deid-report.csv. Nothing in it comes from the identified data set: the
+    input path is the site's own file name, the rest is pseudonymised or radbank's text."""
+
+    input: str  # relative to IN, with '/' separators
+    status: Status
+    output: str = ""  # relative to OUT; empty when nothing was written
+    patient_pseudonym: str = ""
+    sop_instance_uid: str = ""  # de-identified
+    reason: str = ""
+
+
+REPORT_COLUMNS = tuple(f.name for f in fields(ReportRow))
+
+
+class Refused(RuntimeError):
+    """The run cannot start as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    rows: list[ReportRow]
+    processed: int  # files read in this run (not carried over from an earlier one)
+    seconds: float
+    removed_partials: int
+
+    @property
+    def counts(self) -> Counter[Status]:
+        return Counter(row.status for row in self.rows)
 
 
 def deid_command(
-    source: Annotated[Path, typer.Argument(help="Folder (or file) of DICOM files to read")],
-    target: Annotated[Path, typer.Argument(help="Folder to write de-identified files to")],
-    profile: Annotated[str, typer.Option(help="De-identification profile")] = "research-dose",
-    key_file: Annotated[Path, typer.Option("--key-file", help="Project key file")] = Path(
-        "radbank-project.key"
-    ),
+    source: Annotated[
+        Path,
+        typer.Argument(metavar="IN", help="Folder (searched recursively) or single file to read"),
+    ],
+    target: Annotated[
+        Path,
+        typer.Argument(metavar="OUT", help="Folder to write de-identified files and the report to"),
+    ],
+    key_file: Annotated[
+        Path,
+        typer.Option(
+            "--key-file",
+            help="Project key file (mode 0600); created with a new random key if absent",
+        ),
+    ],
+    profile: Annotated[
+        str, typer.Option(help=f"De-identification profile: {', '.join(PROFILE_NAMES)}")
+    ] = DEFAULT_PROFILE,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Worker processes (default: one per core)"),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar and no per-file listing")
+    ] = False,
 ) -> None:
-    """De-identify a folder with the same engine as the server."""
-    raise NotImplementedError("being written")
+    """De-identify DICOM files at the site, with the node's engine, before they leave it.
+
+    Writes OUT/<study>/<series>/<instance>.dcm and OUT/deid-report.csv; the same command
+    again resumes. Exit code 0: nothing rejected, 1: files rejected, 2: run refused.
+    """
+    out = Console(soft_wrap=True, highlight=False)
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    try:
+        run = prepare_run(source, target, profile, key_file)
+    except (Refused, KeyFileError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if run.key_created:
+        err.print(
+            f"Created key file {key_file} with a new random key (mode 0600). Keep it at the "
+            "site and back it up: the same key gives the same pseudonyms and UIDs. A node "
+            f"links with this output when its project holds this key: "
+            f"radbank project create NAME --key-file {key_file}"
+        )
+    show_progress = err.is_terminal and not quiet
+    try:
+        with _ProgressBar(err, show_progress) as advance:
+            summary = run.execute(jobs or os.cpu_count() or 1, advance)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: run the same command again to resume into {target}")
+        raise typer.Exit(130) from None
+    finally:
+        run.close()
+    _print_summary(out, summary, target, quiet=quiet)
+    if summary.counts[Status.REJECTED]:
+        raise typer.Exit(1)
+
+
+def _print_summary(out: Console, summary: RunSummary, target: Path, *, quiet: bool) -> None:
+    counts = summary.counts
+    rate = summary.processed / summary.seconds if summary.seconds > 0 else 0.0
+    if summary.removed_partials and not quiet:
+        out.print(f"removed {summary.removed_partials} partial file(s) left by an interrupted run")
+    out.print(
+        f"{len(summary.rows)} file(s): "
+        + ", ".join(f"{counts[status]} {status.value}" for status in Status)
+        + f"; processed {summary.processed} in {summary.seconds:.1f} s ({rate:.1f} files/s)"
+    )
+    out.print(f"report: {target / REPORT_NAME}")
+    if quiet:
+        return
+    for row in summary.rows:
+        if row.status in (Status.REJECTED, Status.QUARANTINED):
+            out.print(f"  {row.status.value}: {row.input}: {row.reason}")
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.1f} files/s" if speed else "- files/s")
+
+
+class _ProgressBar:
+    """A rich progress bar (files, rate, time left) on a terminal; nothing otherwise."""
+
+    def __init__(self, console: Console, enabled: bool) -> None:
+        self.started = False
+        self.progress = Progress(
+            TextColumn("de-identifying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _RateColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=not enabled,
+        )
+        self.task = self.progress.add_task("deid", total=None, start=False)
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        return self.advance
+
+    def advance(self, done: int, total: int) -> None:
+        # The bar starts with the first result, after the worker processes were forked:
+        # rich draws from a thread, and forking a threaded process is unsafe.
+        if not self.started:
+            self.started = True
+            self.progress.start()
+            self.progress.start_task(self.task)
+        self.progress.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Run:
+    """A checked, locked run: what to read, where to write, with which profile and key."""
+
+    source_root: Path  # the folder input paths are relative to
+    inputs: list[str]
+    target: Path
+    profile: Profile
+    key: bytes
+    key_created: bool
+    previous: dict[str, ReportRow]
+    removed_partials: int
+    lock: TextIO
+
+    def close(self) -> None:
+        self.lock.close()  # releases the lock
+
+    def execute(self, jobs: int, advance: Callable[[int, int], None]) -> RunSummary:
+        """Process every input not done by an earlier run; write the report as results come."""
+        started = time.monotonic()
+        rows: dict[str, ReportRow] = {}
+        todo: list[str] = []
+        for name in self.inputs:
+            carried = _carried_over(self.previous.get(name), self.target)
+            if carried is not None:
+                rows[name] = carried
+            else:
+                todo.append(name)
+        total = len(self.inputs)
+        report = _open_report_for_append(self.target, list(self.previous.values()))
+        try:
+            worker = _WorkerSettings(self.source_root, self.target, self.profile.name, self.key)
+            # closing(): on Ctrl-C the pool is shut down before the report is finished.
+            with closing(_results(worker, todo, jobs)) as results:
+                for batch in results:
+                    for row in batch:
+                        rows[row.input] = row
+                        _append_row(report, row)
+                    report.flush()
+                    advance(len(rows), total)
+        finally:
+            report.close()
+            # Everything finished so far is in the report, also after Ctrl-C.
+            ordered = [rows[name] for name in self.inputs if name in rows]
+            _write_report(self.target, ordered)
+        return RunSummary(ordered, len(todo), time.monotonic() - started, self.removed_partials)
+
+
+def prepare_run(source: Path, target: Path, profile_name: str, key_file: Path) -> Run:
+    """Check paths, profile and key; create or check the run record; lock OUT.
+
+    Nothing is created (not even the key file) unless the run can start.
+    """
+    try:
+        profile = Profile.named(profile_name)
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
+    if not source.exists():
+        raise Refused(f"input {source} does not exist")
+    source = source.resolve()
+    resolved_target = target.resolve()
+    _check_paths(source, resolved_target, key_file.resolve())
+    record_path = resolved_target / RUN_RECORD_NAME
+    has_record = record_path.is_file()
+    if resolved_target.exists() and not has_record and any(resolved_target.iterdir()):
+        raise Refused(
+            f"output folder {target} is not empty and holds no {RUN_RECORD_NAME}, so it was "
+            "not written by radbank deid; give a new or empty folder"
+        )
+    if has_record and not key_file.exists():
+        raise Refused(
+            f"output folder {target} holds the output of an earlier run made with another key, "
+            f"and key file {key_file} does not exist; give the key file of that run, or a new "
+            "output folder"
+        )
+    key, created = load_or_create_key_file(key_file)
+    resolved_target.mkdir(parents=True, exist_ok=True)
+    record = _run_record(profile, key, source)
+    if not has_record:
+        _create_file(record_path, json.dumps(record, indent=2) + "\n")
+    lock = record_path.open(encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Refused(
+                f"another radbank deid is writing to {target}; wait for it to finish"
+            ) from None
+        _check_run_record(lock.read(), record, target, key_file)
+        removed = _remove_partials(resolved_target)
+        previous = _read_report(resolved_target / REPORT_NAME)
+        root, inputs = _list_inputs(source)
+    except BaseException:
+        lock.close()
+        raise
+    return Run(root, inputs, resolved_target, profile, key, created, previous, removed, lock)
+
+
+def _check_paths(source: Path, target: Path, key_file: Path) -> None:
+    if target == source:
+        raise Refused(f"output folder {target} is the input; give a separate output folder")
+    if target.is_relative_to(source):
+        raise Refused(
+            f"output folder {target} is inside the input {source}; give an output folder "
+            "outside the input"
+        )
+    if source.is_relative_to(target):
+        raise Refused(
+            f"input {source} is inside the output folder {target}; give an output folder "
+            "outside the input"
+        )
+    if target.exists() and not target.is_dir():
+        raise Refused(f"output {target} exists and is not a folder; give a folder")
+    for folder, what in ((target, "output folder"), (source, "input")):
+        if key_file.is_relative_to(folder):
+            raise Refused(
+                f"key file {key_file} is inside the {what} {folder}; keep the key file "
+                "outside both, so it is never sent with the data"
+            )
+
+
+def _run_record(profile: Profile, key: bytes, source: Path) -> dict[str, object]:
+    """What a later run into the same folder must match. Fingerprints are keyed HMACs:
+    they tell keys and inputs apart without revealing the key or the site's paths."""
+    return {
+        "format": RUN_RECORD_FORMAT,
+        "version": RUN_RECORD_VERSION,
+        "profile": profile.name,
+        "profile_version": profile.version,
+        "key_fingerprint": _fingerprint(key, b"key"),
+        "input_fingerprint": _fingerprint(key, b"input\x00" + os.fsencode(source)),
+    }
+
+
+def _fingerprint(key: bytes, what: bytes) -> str:
+    return hmac.new(key, b"radbank deid run\x00" + what, "sha256").hexdigest()[:32]
+
+
+def _check_run_record(text: str, expected: dict[str, object], target: Path, key_file: Path) -> None:
+    try:
+        found = json.loads(text)
+        if found.get("format") != RUN_RECORD_FORMAT:
+            raise ValueError(f"format is {found.get('format')!r}")
+    except (ValueError, AttributeError) as exc:
+        raise Refused(
+            f"{target / RUN_RECORD_NAME} is not a radbank deid run record ({exc}); give a new "
+            "output folder"
+        ) from None
+    if found.get("version") != RUN_RECORD_VERSION:
+        raise Refused(
+            f"{target} was written by a radbank deid with run record version "
+            f"{found.get('version')!r}; give a new output folder"
+        )
+    if (found.get("profile"), found.get("profile_version")) != (
+        expected["profile"],
+        expected["profile_version"],
+    ):
+        raise Refused(
+            f"{target} holds output of profile {found.get('profile')} version "
+            f"{found.get('profile_version')}, not {expected['profile']} version "
+            f"{expected['profile_version']}; use --profile {found.get('profile')} to resume "
+            "that run, or give a new output folder"
+        )
+    if found.get("key_fingerprint") != expected["key_fingerprint"]:
+        raise Refused(
+            f"{target} holds output made with another key than the one in {key_file} "
+            f"(key fingerprint {found.get('key_fingerprint')}, this key "
+            f"{expected['key_fingerprint']}); give the key file of that run, or a new output "
+            "folder"
+        )
+    if found.get("input_fingerprint") != expected["input_fingerprint"]:
+        raise Refused(
+            f"{target} holds output of a run over another input folder (or the input moved); "
+            "give a new output folder for this input"
+        )
+
+
+def _create_file(path: Path, text: str) -> None:
+    """Write `path` whole or not at all, never replacing an existing file (a concurrent
+    first run may have made it; the lock and the run record check decide next)."""
+    temp = _temporary(path)
+    try:
+        temp.write_text(text, encoding="utf-8")
+        _publish(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}{PARTIAL_SUFFIX}")
+
+
+def _publish(temp: Path, final: Path) -> bool:
+    """Give the complete file `temp` its final name; False if `final` exists already.
+
+    A hard link never replaces a file, so two writers of one name cannot overwrite each
+    other; on file systems without hard links (FAT, exFAT) a checked rename does."""
+    try:
+        os.link(temp, final)
+    except FileExistsError:
+        return False
+    except OSError:
+        if final.exists():
+            return False
+        os.rename(temp, final)
+    return True
+
+
+def _remove_partials(target: Path) -> int:
+    removed = 0
+    for folder, _, files in os.walk(target):
+        for name in files:
+            if name.startswith(".") and name.endswith(PARTIAL_SUFFIX):
+                os.unlink(os.path.join(folder, name))
+                removed += 1
+    return removed
+
+
+def _list_inputs(source: Path) -> tuple[Path, list[str]]:
+    """(root, paths relative to root): every file under a folder, or the single file."""
+    if not source.is_dir():
+        return source.parent, [source.name]
+    found: list[str] = []
+    # os.walk does not follow symbolic links to folders, so a link cannot loop.
+    for folder, folders, files in os.walk(source):
+        folders.sort()
+        relative = PurePosixPath(Path(folder).relative_to(source).as_posix())
+        found.extend(str(relative / name) for name in sorted(files))
+    return source, found
+
+
+def _carried_over(previous: ReportRow | None, target: Path) -> ReportRow | None:
+    """The row of a file an earlier run finished, or None when it must be (re)done."""
+    if previous is None:
+        return None
+    if previous.status in _DONE and previous.output and (target / previous.output).is_file():
+        return replace(previous, status=Status.SKIPPED_EXISTING, reason="written by an earlier run")
+    if previous.status in _FINAL:
+        return previous
+    return None
+
+
+# -------------------------------------------------------------------------- the report
+
+
+def _read_report(path: Path) -> dict[str, ReportRow]:
+    """Rows of an earlier run's report, the last row per input winning; a line cut short by
+    a killed run, or anything else unreadable, is ignored (that file is done again)."""
+    rows: dict[str, ReportRow] = {}
+    try:
+        handle = path.open(newline="", encoding="utf-8", errors="surrogateescape")
+    except FileNotFoundError:
+        return rows
+    with handle:
+        for values in csv.reader(handle):
+            if len(values) != len(REPORT_COLUMNS) or values[1] not in _STATUS_VALUES:
+                continue
+            row = ReportRow(values[0], Status(values[1]), *values[2:])
+            rows[row.input] = row
+    return rows
+
+
+def _write_report(target: Path, rows: Iterable[ReportRow]) -> None:
+    path = target / REPORT_NAME
+    temp = _temporary(path)
+    with temp.open("w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(REPORT_COLUMNS)
+        writer.writerows(astuple(row) for row in rows)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def _open_report_for_append(target: Path, previous: list[ReportRow]) -> TextIO:
+    # Rewritten first so that appending never continues a line a killed run cut short.
+    _write_report(target, previous)
+    return (target / REPORT_NAME).open("a", newline="", encoding="utf-8", errors="surrogateescape")
+
+
+def _append_row(report: TextIO, row: ReportRow) -> None:
+    csv.writer(report).writerow(astuple(row))
+
+
+# ------------------------------------------------------------------------- the workers
+
+
+@dataclass(frozen=True)
+class _WorkerSettings:
+    source_root: Path
+    target: Path
+    profile_name: str
+    key: bytes
+
+
+def _results(settings: _WorkerSettings, todo: list[str], jobs: int) -> Iterator[list[ReportRow]]:
+    """Report rows in batches as workers finish them; in this process when jobs is 1."""
+    if jobs == 1 or len(todo) <= 1:
+        worker = _Worker(settings)
+        for name in todo:
+            yield [worker.run(name)]
+        return
+    size = max(1, min(_MAX_CHUNK_FILES, len(todo) // (jobs * 8)))
+    chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+    context = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    )
+    executor = ProcessPoolExecutor(
+        max_workers=min(jobs, len(chunks)),
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(settings,),
+    )
+    try:
+        # Only names go to the workers and only report rows come back: no data set, no
+        # pixel data crosses a pipe.
+        futures: list[Future[list[ReportRow]]] = [
+            executor.submit(_run_chunk, chunk) for chunk in chunks
+        ]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+_worker: _Worker | None = None
+
+
+def _start_worker(settings: _WorkerSettings) -> None:
+    global _worker
+    # Ctrl-C reaches the whole process group: the main process stops handing out work and
+    # the workers finish the file they are on, so no output is left half-written.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _worker = _Worker(settings)
+
+
+def _run_chunk(names: list[str]) -> list[ReportRow]:
+    assert _worker is not None, "the pool initializer sets up the worker"
+    return [_worker.run(name) for name in names]
+
+
+class _Worker:
+    """Reads, de-identifies, checks, encodes and writes one file at a time."""
+
+    def __init__(self, settings: _WorkerSettings) -> None:
+        self.source_root = settings.source_root
+        self.target = settings.target
+        self.profile = Profile.named(settings.profile_name)
+        self.key = settings.key
+
+    def run(self, name: str) -> ReportRow:
+        if PurePosixPath(name).name.upper() == "DICOMDIR":
+            return ReportRow(name, Status.SKIPPED_DICOMDIR, reason=_DICOMDIR_REASON)
+        try:
+            with open(self.source_root / name, "rb") as handle:  # never opened for writing
+                data = handle.read()
+        except OSError as exc:
+            return _rejected(name, f"cannot read the file ({exc.strerror})")
+        try:
+            dataset = _parse(Item(name, data))
+        except _Rejected as exc:
+            return _rejected(name, str(exc).removeprefix(f"{name}: "))
+        if dataset.file_meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
+            return ReportRow(name, Status.SKIPPED_DICOMDIR, reason=_DICOMDIR_REASON)
+        originals = _original_uids(dataset)
+        try:
+            result = deidentify(dataset, self.profile, self.key)
+            findings = quality.check(result.dataset)
+            rejects = [f.message for f in findings if f.severity == quality.Severity.REJECT]
+            if rejects:
+                return _rejected(name, "; ".join(rejects))
+            sop_instance_uid = str(result.dataset.SOPInstanceUID)
+            quarantines = [f.message for f in findings if f.severity == quality.Severity.QUARANTINE]
+            if quarantines:
+                return ReportRow(
+                    name,
+                    Status.QUARANTINED,
+                    patient_pseudonym=result.patient_pseudonym,
+                    sop_instance_uid=sop_instance_uid,
+                    reason="not written, review before release: " + "; ".join(quarantines),
+                )
+            blob = part10_bytes(result.dataset)
+            # quality.check rejected invalid UIDs: these are digits and dots, safe as names.
+            output = PurePosixPath(
+                str(result.dataset.StudyInstanceUID),
+                str(result.dataset.SeriesInstanceUID),
+                f"{sop_instance_uid}.dcm",
+            )
+        except DeidentificationError as exc:
+            return _rejected(name, _withhold(str(exc), originals))
+        except Exception as exc:  # noqa: BLE001 - hostile input can fail anywhere in pydicom
+            return _rejected(
+                name,
+                "cannot be read as a DICOM data set "
+                f"({type(exc).__name__}: {_withhold(str(exc), originals)})",
+            )
+        row = ReportRow(
+            name,
+            Status.WRITTEN,
+            str(output),
+            result.patient_pseudonym,
+            sop_instance_uid,
+        )
+        return self._write(row, blob)
+
+    def _write(self, row: ReportRow, blob: bytes) -> ReportRow:
+        final = self.target / row.output
+        if final.exists():
+            return _against_existing(row, final, blob)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = _temporary(final)
+        try:
+            with open(temp, "xb") as handle:
+                handle.write(blob)
+                handle.flush()
+                # Flushed before it gets its name: a file under its final name is complete,
+                # also after a power cut, so a later run may skip it.
+                os.fsync(handle.fileno())
+            if not _publish(temp, final):
+                # Two inputs with the same de-identified SOP Instance UID at the same time.
+                return _against_existing(row, final, blob)
+        except OSError as exc:
+            return replace(
+                row,
+                status=Status.REJECTED,
+                output="",
+                reason=f"cannot write {row.output} ({exc.strerror}); check free space and "
+                "permissions of the output folder, then run again",
+            )
+        finally:
+            temp.unlink(missing_ok=True)
+        return row
+
+
+_DICOMDIR_REASON = "a DICOMDIR indexes files on a medium; it is not an instance"
+
+
+def _rejected(name: str, reason: str) -> ReportRow:
+    return ReportRow(name, Status.REJECTED, reason=reason)
+
+
+def _against_existing(row: ReportRow, final: Path, blob: bytes) -> ReportRow:
+    if final.read_bytes() == blob:
+        return replace(
+            row,
+            status=Status.SKIPPED_EXISTING,
+            reason="the output folder already holds this de-identified instance",
+        )
+    return replace(
+        row,
+        status=Status.REJECTED,
+        output="",
+        reason=f"the output folder already holds {row.output} with other content "
+        "(another input file with the same SOP Instance UID?); it was not replaced",
+    )
+
+
+def _original_uids(dataset: Dataset) -> list[str]:
+    """The identified UIDs of the object, to keep them out of the report's reasons."""
+    found = []
+    for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
+        try:
+            value = str(getattr(dataset, keyword, "") or "")
+        except Exception:  # noqa: BLE001 - an undecodable UID cannot appear in a message
+            continue
+        if value:
+            found.append(value)
+    return found
+
+
+def _withhold(message: str, originals: list[str]) -> str:
+    for uid in originals:
+        message = message.replace(uid, _WITHHELD_UID)
+    return message

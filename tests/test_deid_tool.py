@@ -1,0 +1,389 @@
+"""`radbank deid IN OUT`, the offline tool a hospital runs before anything leaves the site.
+
+The runs go through the real command in a subprocess (worker processes, exit codes, what a
+site sees on screen); refusals, which stop before any work, through typer's CliRunner.
+Inputs are pydicom's test files (good, truncated, not DICOM, SR, multi-frame, a secondary
+capture that must be quarantined, a DICOMDIR) and planted CT instances from
+radbank.synthetic whose identity must not reach OUT.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import hashlib
+import io
+import os
+import pty
+import select
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import corpus
+import pydicom
+import pytest
+from typer.testing import CliRunner
+
+from radbank import synthetic
+from radbank.cli import app
+from radbank.dicom.deid import Profile, deidentify
+from radbank.dicom.encode import part10_bytes
+from radbank.governance.sitekey import read_key_file, write_key_file
+from radbank.ingest.pipeline import Item, _parse
+
+PROFILE = "basic-dates"
+CORPUS_FILES = {
+    "CT_small.dcm": "written",
+    "MR_small.dcm": "written",
+    "test-SR.dcm": "written",  # Comprehensive SR
+    "emri_small.dcm": "written",  # Enhanced MR, 10 frames
+    "SC_rgb_rle_2frame.dcm": "quarantined",  # secondary capture: burned-in risk
+    "MR_truncated.dcm": "rejected",
+    "README.txt": "rejected",
+    "DICOMDIR": "skipped-dicomdir",
+}
+N_PLANTED = 8
+
+
+def deid(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "radbank", "deid", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def report(out: Path) -> dict[str, dict[str, str]]:
+    with (out / "deid-report.csv").open(newline="") as handle:
+        return {row["input"]: row for row in csv.DictReader(handle)}
+
+
+def fingerprints(folder: Path) -> dict[Path, tuple[str, int]]:
+    """sha256 and mtime of every file: what a run must leave untouched."""
+    return {
+        p: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def planted() -> list[bytes]:
+    return list(synthetic.planted_ct_instances(N_PLANTED, 2))
+
+
+def write_planted(folder: Path, parts: list[bytes]) -> None:
+    # Neutral names: the report carries input file names, and write_files' names (site,
+    # patient ID) are identifying by design.
+    folder.mkdir(parents=True)
+    for number, part in enumerate(parts):
+        (folder / f"{number:04d}.dcm").write_bytes(part)
+
+
+@pytest.fixture(scope="module")
+def mixed_run(
+    tmp_path_factory: pytest.TempPathFactory, planted: list[bytes]
+) -> tuple[Path, Path, Path, subprocess.CompletedProcess, dict[Path, tuple[str, int]]]:
+    """One run over a mixed folder: (IN, OUT, key file, the process, inputs before)."""
+    root = tmp_path_factory.mktemp("mixed")
+    source = root / "in"
+    (source / "corpus").mkdir(parents=True)
+    for name in CORPUS_FILES:
+        shutil.copy(corpus.path(name), source / "corpus" / name)
+    write_planted(source / "planted" / "ct", planted)
+    before = fingerprints(source)
+    target, key_file = root / "out", root / "site.key"
+    result = deid(source, target, "--profile", PROFILE, "--key-file", key_file, "--jobs", "2")
+    return source, target, key_file, result, before
+
+
+def test_mixed_folder_gives_one_report_row_per_file_and_exit_code_1(mixed_run) -> None:
+    source, target, key_file, result, before = mixed_run
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = report(target)
+    expected = {f"corpus/{name}": status for name, status in CORPUS_FILES.items()}
+    expected |= {f"planted/ct/{n:04d}.dcm": "written" for n in range(N_PLANTED)}
+    assert {name: row["status"] for name, row in rows.items()} == expected
+    assert "truncated" in rows["corpus/MR_truncated.dcm"]["reason"]
+    assert "not a DICOM file" in rows["corpus/README.txt"]["reason"]
+    quarantined = rows["corpus/SC_rgb_rle_2frame.dcm"]
+    assert "BurnedInAnnotation" in quarantined["reason"] and quarantined["output"] == ""
+    assert quarantined["sop_instance_uid"].startswith("2.25.")
+    assert "12 written, 1 quarantined, 2 rejected, 0 skipped-existing, 1 skipped-dicomdir" in (
+        result.stdout
+    )
+    assert "rejected: corpus/README.txt" in result.stdout
+    assert "de-identifying" not in result.stderr  # no progress bar without a terminal
+    # The key file was made for this run, private, and the site is told how to use it.
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert f"Created key file {key_file}" in result.stderr
+    assert f"radbank project create NAME --key-file {key_file}" in result.stderr
+    assert fingerprints(source) == before
+
+
+def test_output_layout_names_files_by_pseudonymised_uids_only(mixed_run) -> None:
+    _, target, _, _, _ = mixed_run
+    rows = report(target)
+    written = {row["output"]: row for row in rows.values() if row["status"] == "written"}
+    files = {p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()}
+    assert files == {*written, "deid-report.csv", "deid-run.json"}
+    for output, row in written.items():
+        study, series, instance = output.split("/")
+        dataset = pydicom.dcmread(target / output)
+        assert (study, series, instance) == (
+            dataset.StudyInstanceUID,
+            dataset.SeriesInstanceUID,
+            f"{dataset.SOPInstanceUID}.dcm",
+        )
+        assert all(uid.startswith("2.25.") for uid in (study, series, dataset.SOPInstanceUID))
+        assert row["sop_instance_uid"] == dataset.SOPInstanceUID
+        assert row["patient_pseudonym"] == dataset.PatientID
+
+
+def test_no_planted_identity_in_any_byte_of_the_output(mixed_run, planted) -> None:
+    source, target, _, _, _ = mixed_run
+    forbidden: set[bytes] = set()
+    for part in planted:
+        dataset = pydicom.dcmread(io.BytesIO(part))
+        forbidden |= {value.encode() for value in synthetic.canary_values(dataset)}
+    for path in source.rglob("*.dcm"):
+        try:
+            dataset = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 - the malformed inputs have nothing to look for
+            continue
+        for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
+            if keyword in dataset:
+                forbidden.add(str(dataset[keyword].value).encode())
+    assert len(forbidden) > 50
+    outputs = [p for p in target.rglob("*") if p.is_file()]
+    assert {p.name for p in outputs} >= {"deid-report.csv", "deid-run.json"}
+    for path in outputs:
+        data = path.read_bytes()
+        left = sorted(value for value in forbidden if value in data)
+        assert not left, f"{path.relative_to(target)} still holds {left}"
+
+
+def test_written_files_are_byte_identical_to_the_engine_with_the_same_key(mixed_run) -> None:
+    source, target, key_file, _, _ = mixed_run
+    key = read_key_file(key_file)
+    written = [row for row in report(target).values() if row["status"] == "written"]
+    assert len(written) == 12
+    for row in written:
+        item = Item(row["input"], (source / row["input"]).read_bytes())
+        result = deidentify(_parse(item), Profile.named(PROFILE), key)
+        assert row["patient_pseudonym"] == result.patient_pseudonym
+        assert (target / row["output"]).read_bytes() == part10_bytes(result.dataset), row["input"]
+
+
+def test_same_key_same_output_elsewhere_other_key_other_uids(mixed_run, tmp_path: Path) -> None:
+    source, target, key_file, _, _ = mixed_run
+    single = source / "corpus" / "CT_small.dcm"
+    first = report(target)["corpus/CT_small.dcm"]
+    again = deid(single, tmp_path / "again", "--profile", PROFILE, "--key-file", key_file)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Created key file" not in again.stderr
+    row = report(tmp_path / "again")["CT_small.dcm"]
+    assert row["output"] == first["output"]
+    assert (tmp_path / "again" / row["output"]).read_bytes() == (
+        target / first["output"]
+    ).read_bytes()
+    other_key = tmp_path / "other.key"
+    other = deid(single, tmp_path / "other", "--profile", PROFILE, "--key-file", other_key)
+    assert other.returncode == 0, other.stdout + other.stderr
+    other_row = report(tmp_path / "other")["CT_small.dcm"]
+    assert other_row["sop_instance_uid"] != first["sop_instance_uid"]
+    assert other_row["patient_pseudonym"] != first["patient_pseudonym"]
+
+
+def test_rerun_redoes_only_missing_and_half_written_files(tmp_path: Path, planted) -> None:
+    source, target, key_file = tmp_path / "in", tmp_path / "out", tmp_path / "site.key"
+    write_planted(source, planted)
+    before = fingerprints(source)
+    args = (source, target, "--profile", PROFILE, "--key-file", key_file, "--jobs", "2")
+    assert deid(*args).returncode == 0
+    first = report(target)
+    outputs = {name: target / row["output"] for name, row in first.items()}
+    content = {name: path.read_bytes() for name, path in outputs.items()}
+    deleted, half_written = ["0001.dcm", "0005.dcm"], "0006.dcm"
+    for name in deleted:
+        outputs[name].unlink()
+    # A run killed while writing: the temporary file is there, the final one is not.
+    partial = outputs[half_written].with_name(f".{outputs[half_written].name}.4242.partial")
+    partial.write_bytes(content[half_written][:1000])
+    outputs[half_written].unlink()
+    # ... and it was killed before its last report row was complete.
+    lines = (target / "deid-report.csv").read_text().splitlines(keepends=True)
+    (target / "deid-report.csv").write_text("".join(lines[:-1]) + lines[-1][:20])
+    cut_off = lines[-1].split(",")[0]
+    untouched = {
+        name: (path.stat().st_ino, path.stat().st_mtime_ns)
+        for name, path in outputs.items()
+        if name not in (*deleted, half_written)
+    }
+
+    rerun = deid(*args)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "removed 1 partial file(s) left by an interrupted run" in rerun.stdout
+    assert not partial.exists()
+    rows = report(target)
+    assert {name: row["status"] for name, row in rows.items()} == {
+        name: "written" if name in (*deleted, half_written) else "skipped-existing"
+        for name in first
+    }
+    assert rows[cut_off]["reason"] == "the output folder already holds this de-identified instance"
+    for name, path in outputs.items():
+        assert path.read_bytes() == content[name]
+    for name, identity in untouched.items():
+        assert (outputs[name].stat().st_ino, outputs[name].stat().st_mtime_ns) == identity
+    assert fingerprints(source) == before
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path: Path, planted) -> None:
+    source, key_file = tmp_path / "in", tmp_path / "site.key"
+    write_planted(source, planted)
+    shown = run_in_terminal(source, tmp_path / "out", "--key-file", key_file, "--jobs", "2")
+    assert "de-identifying" in shown and "files/s" in shown
+    quiet = run_in_terminal(source, tmp_path / "out2", "--key-file", key_file, "--quiet")
+    assert "de-identifying" not in quiet
+    assert f"{N_PLANTED} written" in quiet
+
+
+def run_in_terminal(source: Path, target: Path, *args: str | Path) -> str:
+    """The command's output as a terminal shows it (the tool draws progress only there)."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "radbank", "deid", str(source), str(target)]
+        + ["--profile", PROFILE, *map(str, args)],
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=terminal,
+        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"},
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        ready, _, _ = select.select([controller], [], [], 120)
+        if not ready:
+            process.kill()
+            raise AssertionError(f"no output for 120 s; so far: {shown!r}")
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    assert process.wait(timeout=60) == 0, shown
+    return shown.decode(errors="replace")
+
+
+def test_same_instance_twice_is_written_once_and_never_overwritten(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    shutil.copy(corpus.path("CT_small.dcm"), source / "a.dcm")
+    shutil.copy(corpus.path("CT_small.dcm"), source / "b.dcm")
+    changed = pydicom.dcmread(corpus.path("CT_small.dcm"))
+    original_pixels = changed.PixelData
+    changed.PixelData = bytes(reversed(original_pixels))
+    changed.save_as(source / "c.dcm")
+    target = tmp_path / "out"
+    result = invoke(
+        source, target, "--profile", PROFILE, "--key-file", tmp_path / "k", "--jobs", "1"
+    )
+    assert result.exit_code == 1, result.output
+    rows = report(target)
+    assert [rows[name]["status"] for name in ("a.dcm", "b.dcm", "c.dcm")] == [
+        "written",
+        "skipped-existing",
+        "rejected",
+    ]
+    assert rows["b.dcm"]["output"] == rows["a.dcm"]["output"]
+    assert "with other content" in rows["c.dcm"]["reason"]
+    assert pydicom.dcmread(target / rows["a.dcm"]["output"]).PixelData == original_pixels
+
+
+# ------------------------------------------------------------------------------ refusals
+
+
+def invoke(*args: str | Path):
+    return CliRunner().invoke(app, ["deid", *map(str, args)])
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    source = tmp_path / "in"
+    source.mkdir()
+    shutil.copy(corpus.path("CT_small.dcm"), source / "a.dcm")
+    return source, tmp_path / "site.key"
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("in/out", "is inside the input"),
+        ("in", "is the input"),
+        (".", "is inside the output folder"),
+    ],
+)
+def test_refuses_output_overlapping_the_input(folders, target: str, message: str) -> None:
+    source, key_file = folders
+    before = fingerprints(source.parent)
+    result = invoke(source, source.parent / target, "--profile", PROFILE, "--key-file", key_file)
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert fingerprints(source.parent) == before  # not even the key file was created
+
+
+def test_refuses_another_key_profile_or_concurrent_run_for_an_existing_output(
+    folders, tmp_path: Path
+) -> None:
+    source, key_file = folders
+    target = tmp_path / "out"
+    assert invoke(source, target, "--profile", PROFILE, "--key-file", key_file).exit_code == 0
+    other_key = tmp_path / "other.key"
+    write_key_file(other_key, os.urandom(32))
+    wrong = invoke(source, target, "--profile", PROFILE, "--key-file", other_key)
+    assert wrong.exit_code == 2 and "made with another key" in wrong.stderr, wrong.output
+    missing = invoke(source, target, "--profile", PROFILE, "--key-file", tmp_path / "new.key")
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr, missing.output
+    assert not (tmp_path / "new.key").exists()
+    profile = invoke(source, target, "--profile", "basic", "--key-file", key_file)
+    assert profile.exit_code == 2, profile.output
+    assert f"holds output of profile {PROFILE}" in profile.stderr
+    assert invoke(source, target, "--profile", PROFILE, "--key-file", key_file).exit_code == 0
+    with (target / "deid-run.json").open() as record:
+        fcntl.flock(record.fileno(), fcntl.LOCK_EX)  # as a run in progress holds it
+        busy = invoke(source, target, "--profile", PROFILE, "--key-file", key_file)
+    assert busy.exit_code == 2 and "another radbank deid is writing" in busy.stderr
+
+
+def test_refuses_a_key_file_others_can_read(folders, tmp_path: Path) -> None:
+    source, key_file = folders
+    write_key_file(key_file, os.urandom(32))
+    key_file.chmod(0o644)
+    result = invoke(source, tmp_path / "out", "--profile", PROFILE, "--key-file", key_file)
+    assert result.exit_code == 2 and f"chmod 600 {key_file}" in result.stderr, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_refuses_foreign_output_folder_unknown_profile_and_key_inside_output(
+    folders, tmp_path: Path
+) -> None:
+    source, key_file = folders
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("someone else's")
+    result = invoke(source, foreign, "--profile", PROFILE, "--key-file", key_file)
+    assert result.exit_code == 2 and "not written by radbank deid" in result.stderr
+    unknown = invoke(source, tmp_path / "out", "--profile", "nonsense", "--key-file", key_file)
+    assert unknown.exit_code == 2 and "shipped profiles: basic" in unknown.stderr
+    inside = invoke(
+        source, tmp_path / "out", "--profile", PROFILE, "--key-file", tmp_path / "out/k"
+    )
+    assert inside.exit_code == 2 and "never sent with the data" in inside.stderr
+    assert not key_file.exists()
