@@ -8,7 +8,8 @@ UIDs and quoted strings removed) so that the comparison is about the kind of err
 attribute, not about values that de-identification changes by design. Inputs whose own
 reading by dciodvfy fails part-way (truncated files) are left out: their input report is
 incomplete, so "new" errors in the output would mean nothing (they are still de-identified
-and written, which must not fail). Objects the engine refuses
+and written, which must not fail). Inputs that cannot be re-encoded even before
+de-identification (ingest refuses them) are left out too. Objects the engine refuses
 with DeidentificationError are not outputs; any other exception, or an output that cannot
 be written, is a failure. Files run in parallel on two processes.
 """
@@ -86,6 +87,13 @@ def check_file(path: Path, profile_names: tuple[str, ...]) -> FileReport:
     unreadable = [line for line in before_lines if any(word in line for word in _UNREADABLE)]
     if unreadable:
         report.excluded = unreadable[0]  # still de-identified and written below
+    try:
+        part10_bytes(read_dicom(path))
+    except Exception as exc:  # noqa: BLE001 - the input itself is the problem
+        # e.g. implicit VR data under an explicit transfer syntax: ingest refuses such an
+        # input before de-identification, so there is no output to compare.
+        report.excluded = f"the input itself cannot be re-encoded: {exc!r:.120}"
+        return report
     before = Counter(normalise(line) for line in before_lines)
     with tempfile.TemporaryDirectory() as scratch:
         for profile_name in profile_names:

@@ -255,23 +255,92 @@ def test_object_without_sop_instance_uid_is_refused_by_name(tmp_path: Path) -> N
         deidentify(pydicom.dcmread(path), BASIC, PROJECT_KEY)
 
 
-def test_safe_private_option_keeps_only_listed_private_attributes(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from radbank.dicom.deid import engine
-
-    monkeypatch.setattr(
-        engine, "SAFE_PRIVATE_ATTRIBUTES", frozenset({(0x0009, "ACME CT PRIVATE", 0x01)})
-    )
+def test_safe_private_option_keeps_only_listed_private_attributes() -> None:
     ds = make_ct()
-    block = ds.private_block(0x0009, "ACME CT PRIVATE", create=True)
-    block.add_new(0x01, "DS", "1.25")  # listed as safe
-    block.add_new(0x02, "LO", "Jane Doe")  # same block, not listed
-    ds.private_block(0x0019, "OTHER VENDOR", create=True).add_new(0x01, "LO", "ward 7")
+    block = ds.private_block(0x0019, "GEMS_ACQU_01", create=True)
+    block.add_new(0x23, "DS", "39.375")  # Table Speed: listed in PS3.15 Table E.3.10-1
+    block.add_new(0x27, "LO", "Jane Doe")  # listed, but text where a number belongs
+    block.add_new(0x02, "LO", "Jane Doe ward 7")  # same block, not listed
+    ds.private_block(0x0021, "OTHER VENDOR", create=True).add_new(0x01, "LO", "ward 8")
     profile = Profile("safe", "1", frozenset({Option.RETAIN_SAFE_PRIVATE}))
     out = deidentify(ds, profile, PROJECT_KEY).dataset
-    assert out.get_private_item(0x0009, 0x01, "ACME CT PRIVATE").value == "1.25"
+    assert out.get_private_item(0x0019, 0x23, "GEMS_ACQU_01").value == "39.375"
     written = write_bytes(out)
-    assert b"Jane Doe" not in written and b"ward 7" not in written
+    assert b"Jane Doe" not in written and b"ward 7" not in written and b"ward 8" not in written
     assert b"OTHER VENDOR" not in written
     assert "113111" in [item.CodeValue for item in out.DeidentificationMethodCodeSequence]
+    without = deidentify(make_ct(), BASIC, PROJECT_KEY).dataset
+    assert not any(tag.is_private for tag in without.keys())
+
+
+def test_replace_and_path_overrides_in_the_output() -> None:
+    ds = make_ct()
+    request = _item(AccessionNumber="ACC-IN-REQUEST", RequestedProcedureID="RP1")
+    ds.ReferencedRequestSequence = [request]
+    profile = BASIC.with_overrides(
+        {
+            "InstitutionName": "replace:Site 07",
+            "Rows": "replace:512",
+            "ReferencedRequestSequence/AccessionNumber": "keep",
+        }
+    )
+    ds.Rows = 256
+    out = deidentify(ds, profile, PROJECT_KEY).dataset
+    assert out.InstitutionName == "Site 07"
+    assert out.Rows == 512
+    assert out.AccessionNumber == ""  # the top-level one still follows the table
+    assert out.ReferencedRequestSequence[0].AccessionNumber == "ACC-IN-REQUEST"
+    # Type 2 in the Referenced Request Sequence: emptied there, not removed.
+    assert out.ReferencedRequestSequence[0].RequestedProcedureID == ""
+
+
+def test_an_overlay_without_its_data_is_removed_whole() -> None:
+    ds = make_ct()
+    ds.add_new(0x60000010, "US", 4)  # Overlay Rows
+    ds.add_new(0x60000011, "US", 4)  # Overlay Columns
+    ds.add_new(0x60000040, "CS", "G")  # Overlay Type
+    ds.add_new(0x60000050, "SS", [1, 1])  # Overlay Origin
+    ds.add_new(0x60000100, "US", 1)  # Overlay Bits Allocated
+    ds.add_new(0x60000102, "US", 0)  # Overlay Bit Position
+    ds.add_new(0x60001500, "LO", "Jane Doe")  # Overlay Label
+    ds.add_new(0x60003000, "OW", b"\x01\x00")  # Overlay Data
+    out = deidentify(ds, BASIC, PROJECT_KEY).dataset
+    assert not [tag for tag in out.keys() if tag >> 16 == 0x6000]
+
+
+def test_clean_graphics_cleans_annotation_text() -> None:
+    ds = make_ct()
+    text = _item(
+        UnformattedTextValue="Jane Doe left lung nodule", AnchorPointAnnotationUnits="PIXEL"
+    )
+    ds.GraphicAnnotationSequence = [_item(GraphicLayer="LAYER1", TextObjectSequence=[text])]
+    graphics = Profile("graphics", "1", frozenset({Option.CLEAN_GRAPHICS}))
+    out = deidentify(ds, graphics, PROJECT_KEY).dataset
+    cleaned = out.GraphicAnnotationSequence[0].TextObjectSequence[0].UnformattedTextValue
+    assert cleaned == "[removed] [removed] left lung nodule"
+    basic = deidentify(make_ct(), BASIC, PROJECT_KEY).dataset
+    assert "GraphicAnnotationSequence" not in basic
+    ds = make_ct()
+    ds.GraphicAnnotationSequence = [_item(GraphicLayer="LAYER1", TextObjectSequence=[text])]
+    item = deidentify(ds, BASIC, PROJECT_KEY).dataset.GraphicAnnotationSequence[0]
+    assert item.GraphicLayer == "LAYER1"  # a dummy keeps the item valid
+    assert item.TextObjectSequence[0].UnformattedTextValue == "ANONYMOUS"
+
+
+def test_unknown_person_name_attributes_get_a_dummy() -> None:
+    ds = make_ct()
+    ds.EvaluatorName = "Doe^John"  # PN, not in Table E.1-1
+    ds.CalibrationImage = "YES"  # not in the table either: kept by default
+    out = deidentify(ds, BASIC, PROJECT_KEY).dataset
+    assert out.EvaluatorName == "ANONYMOUS"
+    assert out.CalibrationImage == "YES"
+
+
+def test_timezone_offset_is_kept_only_as_an_offset() -> None:
+    for value, expected in (("+0100", "+0100"), ("-0530", "-0530"), ("Room 12", "")):
+        ds = make_ct()
+        ds.TimezoneOffsetFromUTC = value
+        assert deidentify(ds, DATES, PROJECT_KEY).dataset.TimezoneOffsetFromUTC == expected
+    ds = make_ct()
+    ds.TimezoneOffsetFromUTC = "+0100"
+    assert "TimezoneOffsetFromUTC" not in deidentify(ds, BASIC, PROJECT_KEY).dataset

@@ -51,7 +51,7 @@ def test_basic_profile_actions_from_the_table() -> None:
     assert action(basic, "SOPClassUID") == "K"  # a class, not an instance
     assert action(basic, "ReferencedImageSequence") == "U"
     assert compile_profile(basic).resolve(0x00091001) == "X"  # private
-    assert compile_profile(basic).resolve(0x60003000) == "X"  # overlay data
+    assert compile_profile(basic).resolve(0x60003000) == "O"  # overlay data: the overlay goes
 
 
 def test_an_option_replaces_the_basic_action() -> None:
@@ -87,3 +87,113 @@ def test_invalid_overrides_are_rejected_with_the_profile_name() -> None:
 
 def test_compilation_is_cached() -> None:
     assert compile_profile(Profile.named("basic")) is compile_profile(Profile("basic", "1"))
+
+
+def test_research_dose_is_shipped_with_its_options() -> None:
+    profile = Profile.named("research-dose")
+    assert "research-dose" in PROFILE_NAMES
+    assert profile.options == {
+        Option.RETAIN_LONGITUDINAL_MODIFIED_DATES,
+        Option.RETAIN_PATIENT_CHARACTERISTICS,
+        Option.RETAIN_DEVICE_IDENTITY,
+        Option.CLEAN_DESCRIPTORS,
+        Option.CLEAN_STRUCTURED_CONTENT,
+        Option.RETAIN_SAFE_PRIVATE,
+    }
+    assert action(profile, "ProtocolName") == "C"  # cleaned, not removed
+    assert action(profile, "PatientWeight") == "K"
+    assert action(profile, "DeviceSerialNumber") == "K"
+    assert action(profile, "RadionuclideTotalDose") == "K"
+    assert action(profile, "RadiopharmaceuticalInformationSequence") == "R"
+    assert action(profile, "RadiopharmaceuticalStartDateTime") == "C"  # shifted
+    assert action(profile, "ContentSequence") == "C"
+
+
+def test_modified_dates_shift_dates_that_device_identity_retains() -> None:
+    profile = Profile(
+        "p",
+        "1",
+        frozenset({Option.RETAIN_DEVICE_IDENTITY, Option.RETAIN_LONGITUDINAL_MODIFIED_DATES}),
+    )
+    assert action(profile, "DateOfLastCalibration") == "C"
+    assert action(profile, "StationName") == "K"
+    assert action(Profile("d", "1", frozenset({Option.RETAIN_DEVICE_IDENTITY})),
+                  "DateOfLastCalibration") == "K"  # fmt: skip
+
+
+def test_full_and_modified_dates_exclude_each_other() -> None:
+    both = {Option.RETAIN_LONGITUDINAL_FULL_DATES, Option.RETAIN_LONGITUDINAL_MODIFIED_DATES}
+    with pytest.raises(ValueError, match="exclude each other"):
+        Profile("p", "1", frozenset(both))
+
+
+def test_sequences_whose_empty_form_is_invalid() -> None:
+    basic = Profile.named("basic")
+    assert action(basic, "ReferencedStudySequence") == "D"  # items kept, UIDs remapped
+    assert action(basic, "InstitutionCodeSequence") == "X"
+    assert action(basic, "AcquisitionContextSequence") == "Z"
+
+
+def test_unknown_person_names_are_never_kept() -> None:
+    from pydicom.datadict import DicomDictionary
+
+    compiled = compile_profile(Profile.named("basic"))
+    assert compiled.resolve(tag_for_keyword("Manufacturer")) == "K"  # the default: kept
+    untabled_pn = [
+        tag for tag, entry in DicomDictionary.items()
+        if entry[0] == "PN" and tag not in compiled.actions
+    ]  # fmt: skip
+    assert untabled_pn and {compiled.resolve(tag) for tag in untabled_pn} == {"D"}
+
+
+def test_with_overrides_validates_and_records_the_rules() -> None:
+    base = Profile.named("research-dose")
+    project = base.with_overrides(
+        {"InstitutionName": "replace:Site 07", "StudyDate": "remove", "(0018,0015)": "keep"}
+    )
+    assert action(project, "InstitutionName") == "V"
+    assert action(project, "StudyDate") == "X"
+    assert project.options == base.options
+    assert project.method.startswith("radbank research-dose 1 overrides ")
+    assert len(project.method) <= 64
+    assert base.with_overrides({}).method == "radbank research-dose 1"
+    with pytest.raises(ValueError, match="'PatientWeight'.*not a valid DS"):
+        base.with_overrides({"PatientWeight": "replace:heavy"})
+    with pytest.raises(ValueError, match="'Rows'.*not a valid US"):
+        base.with_overrides({"Rows": "replace:-1"})
+    with pytest.raises(ValueError, match="'ContentSequence'.*VR SQ cannot be replaced"):
+        base.with_overrides({"ContentSequence": "replace:x"})
+    with pytest.raises(ValueError, match="'PatientID'.*pseudonym"):
+        base.with_overrides({"PatientID": "keep"})
+    with pytest.raises(ValueError, match="'StudyDate' in 'StudyDate/Manufacturer'.*not a seq"):
+        base.with_overrides({"StudyDate/Manufacturer": "keep"})
+    with pytest.raises(ValueError, match="NoSuchKeyword"):
+        base.with_overrides({"ReferencedStudySequence/NoSuchKeyword": "keep"})
+
+
+def test_path_overrides_apply_only_at_their_path() -> None:
+    profile = Profile.named("basic").with_overrides(
+        {"ReferencedRequestSequence/AccessionNumber": "keep", "Manufacturer": "remove"}
+    )
+    root = compile_profile(profile)
+    assert root.resolve(tag_for_keyword("AccessionNumber")) == "Z"
+    inside = root.inside(tag_for_keyword("ReferencedRequestSequence"))
+    assert inside.resolve(tag_for_keyword("AccessionNumber")) == "K"
+    assert inside.resolve(tag_for_keyword("Manufacturer")) == "X"  # plain keys: every depth
+    elsewhere = root.inside(tag_for_keyword("ReferencedImageSequence"))
+    assert elsewhere.resolve(tag_for_keyword("AccessionNumber")) == "Z"
+    deeper = elsewhere.inside(tag_for_keyword("ReferencedRequestSequence"))
+    assert deeper.resolve(tag_for_keyword("AccessionNumber")) == "Z"  # not the same path
+
+
+def test_the_reference_documents_every_profile_and_safe_private_attribute() -> None:
+    from pathlib import Path
+
+    from radbank.dicom.deid.private import SAFE_PRIVATE_ATTRIBUTES
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "deidentification.md").read_text()
+    for name in PROFILE_NAMES:
+        assert f"| `{name}` | {Profile.named(name).version} |" in doc, name
+    for (group, creator, element), entry in SAFE_PRIVATE_ATTRIBUTES.items():
+        row = f"| ({group:04X},xx{element:02X}) | {creator} | {entry.vr} | {entry.meaning} |"
+        assert row in doc, row

@@ -46,7 +46,7 @@ def _writes(dataset: pydicom.Dataset) -> bool:
     return True
 
 
-@pytest.mark.parametrize("profile_name", ["basic", "basic-dates"])
+@pytest.mark.parametrize("profile_name", ["basic", "basic-dates", "research-dose"])
 def test_all_pydicom_test_files(profile_name: str) -> None:
     profile = Profile.named(profile_name)
     files = _test_files()

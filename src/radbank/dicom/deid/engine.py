@@ -3,12 +3,15 @@ UID remapping, date shifting, private attributes and the de-identification recor
 
 Element by element (nested sequence items included), by the action the profile resolves:
 K keep untouched (the raw element is not even decoded), X delete, Z empty, D dummy value
-valid for the VR (`DUMMY_VALUES`; a sequence gets one empty item; a UID is remapped),
-U remap UIDs / keyed text pseudonym / de-identify the items of a sequence, P the patient
-pseudonym, R de-identify the items of a kept sequence, S shift a DA/DT when the profile
-shifts dates, C clean: DA/DT are shifted (TM kept) under the modified-dates option,
-sequences are de-identified item by item, other values are emptied until real
-descriptor/structured-content cleaning lands.
+valid for the VR (`DUMMY_VALUES`; a UID is remapped; a sequence keeps its items, each
+de-identified, except Content Sequence, which becomes one dummy TEXT item, and Person
+Identification Code Sequence, which becomes one dummy code), U remap UIDs / keyed text
+pseudonym / de-identify the items of a sequence, P the patient pseudonym, R de-identify the
+items of a kept sequence, S shift a DA/DT when the profile shifts dates, V the override's
+value, O remove an overlay whole, Q a content item value decided by its concept name,
+C clean: DA/DT are shifted (TM kept) under the modified-dates option, sequences are
+de-identified item by item, text is cleaned of the object's identifying values (clean.py,
+structured.py), binary values (a camera's Maker Note) are removed as they cannot be cleaned.
 
 UID values starting with 1.2.840.10008. (DICOM-defined) are never remapped. Dates that
 cannot be shifted (partial or malformed) are emptied rather than kept.
@@ -16,6 +19,7 @@ cannot be shifted (partial or malformed) are emptied rather than kept.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,9 +28,12 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 
+from radbank.dicom.deid import structured
+from radbank.dicom.deid.clean import CODE_PLACEHOLDER, PLACEHOLDER, Cleaner, collect_identifiers
 from radbank.dicom.deid.dates import patient_age, shift_date, shift_datetime
-from radbank.dicom.deid.private import SAFE_PRIVATE_ATTRIBUTES
+from radbank.dicom.deid.private import SAFE_PRIVATE_ATTRIBUTES, plausible
 from radbank.dicom.deid.profile import (
+    TIMEZONE_OFFSET,
     WELL_KNOWN_UID_PREFIX,
     CompiledProfile,
     Profile,
@@ -68,6 +75,10 @@ _EMPTY: dict[str, object] = {
 _PATIENT_ID = 0x00100020
 _PATIENT_NAME = 0x00100010
 _PATIENT_AGE = 0x00101010
+_CONTENT_SEQUENCE = 0x0040A730
+_PERSON_CODE_SEQUENCE = 0x00401101  # Person Identification Code Sequence
+_UTC_OFFSET = re.compile(r"[+-](?:0\d|1[0-4])[0-5]\d")
+_BINARY_VRS = frozenset({"OB", "OW", "OL", "OF", "OD", "OV", "UN"})
 
 
 class DeidentificationError(ValueError):
@@ -90,6 +101,8 @@ class _Context:
     pseudonym: str
     shift_days: int
     object_name: str
+    patient_name: str = ""
+    cleaner: Cleaner | None = None
 
 
 def deidentify(dataset: Dataset, profile: Profile, key: bytes) -> DeidResult:
@@ -124,7 +137,16 @@ def deidentify(dataset: Dataset, profile: Profile, key: bytes) -> DeidResult:
         )
         if age is not None:
             dataset.PatientAge = age
-    context = _Context(key=key, pseudonym=pseudonym, shift_days=shift, object_name=name)
+    # Identifiers are collected before the walk removes them (the walk cleans text with them).
+    cleaner = collect_identifiers(dataset, compiled.options) if compiled.cleans_text else None
+    context = _Context(
+        key=key,
+        pseudonym=pseudonym,
+        shift_days=shift,
+        object_name=name,
+        patient_name=_text(dataset, "PatientName", name) if cleaner else "",
+        cleaner=cleaner,
+    )
     _deidentify_items(dataset, compiled, context)
     if "StudyInstanceUID" in dataset:
         # The Patient module is mandatory wherever there is a study; the index needs it.
@@ -145,6 +167,7 @@ def _deidentify_items(dataset: Dataset, compiled: CompiledProfile, context: _Con
     resolved = compiled.resolved
     shifting = context.shift_days != 0
     safe_private: list[int] = []
+    overlays: set[int] = set()
     for tag in list(dataset.keys()):
         # int() first: looking a BaseTag up in an int-keyed dict calls BaseTag.__eq__.
         action = resolved.get(int(tag)) or compiled.resolve(tag)
@@ -167,6 +190,9 @@ def _deidentify_items(dataset: Dataset, compiled: CompiledProfile, context: _Con
         elif action == "P":
             dataset[tag] = _new(tag, vr, context.pseudonym)
             continue
+        elif action == "V":
+            dataset[tag] = _new(tag, vr, compiled.replacements[tag])
+            continue
         elif action == "D" and vr != "UI":
             dataset[tag] = _new(tag, vr, DUMMY_VALUES.get(vr))
             continue
@@ -180,9 +206,16 @@ def _deidentify_items(dataset: Dataset, compiled: CompiledProfile, context: _Con
             continue
         elif action in ("S", "R") or (action == "C" and shifting and vr == "TM"):
             continue
-        _replace(dataset, tag, _apply(action, _element(dataset, tag, context), compiled, context))
+        if action == "O":
+            overlays.add(tag >> 16)
+            continue
+        element = _element(dataset, tag, context)
+        _replace(dataset, tag, _apply(action, element, dataset, compiled, context))
     if safe_private:
         _keep_safe_private(dataset, safe_private)
+    if overlays:
+        for tag in [tag for tag in dataset.keys() if tag >> 16 in overlays]:
+            del dataset[tag]
 
 
 def _strings(dataset: Dataset, tag: int) -> object:
@@ -195,8 +228,10 @@ def _strings(dataset: Dataset, tag: int) -> object:
     return value
 
 
-def _replace(dataset: Dataset, tag: int, replacement: DataElement) -> None:
-    if replacement is not dataset.get_item(tag):
+def _replace(dataset: Dataset, tag: int, replacement: DataElement | None) -> None:
+    if replacement is None:
+        del dataset[tag]
+    elif replacement is not dataset.get_item(tag):
         dataset[tag] = replacement
 
 
@@ -217,18 +252,25 @@ def _new(tag: int, vr: str, value: object) -> DataElement:
 
 
 def _apply(
-    action: str, element: DataElement, compiled: CompiledProfile, context: _Context
-) -> DataElement:
+    action: str,
+    element: DataElement,
+    dataset: Dataset,
+    compiled: CompiledProfile,
+    context: _Context,
+) -> DataElement | None:
+    """The replacement of one element (None: remove it); `dataset` is the item holding it,
+    whose concept name decides the value of a content item."""
     vr = element.VR
     tag = element.tag
     if vr == "SQ":
-        if action == "Z":
-            return _new(tag, "SQ", [])
-        if action == "D":
-            return _new(tag, "SQ", [Dataset()])
-        for item in element.value:
-            _deidentify_items(item, compiled, context)
-        return element
+        return _sequence(action, element, compiled, context)
+    if action == "Q":
+        action = compiled.content_actions.get(tag, "D")
+        if tag == structured.DATE and structured.is_birth_date(dataset):
+            action = "D"
+    if action == "V":
+        value = compiled.replacements[tag]
+        return _new(tag, vr if vr not in (None, "UN") else "LO", value)
     if action == "P":
         return _new(tag, vr, context.pseudonym)
     if vr == "UI" and action in ("U", "D"):
@@ -236,8 +278,12 @@ def _apply(
     if action in ("S", "C") and vr in ("DA", "DT") and context.shift_days:
         shift = shift_date if vr == "DA" else shift_datetime
         return _new(tag, vr, _map_values(element.value, shift, context))
-    if action in ("S", "R") or (action == "C" and vr == "TM" and context.shift_days):
+    if action in ("S", "R", "K") or (action == "C" and vr == "TM" and context.shift_days):
         return element
+    if action == "C" and vr in _TEXT_MAX_LENGTH:
+        return _new(tag, vr, _clean(element, dataset, compiled, context))
+    if action == "C" and vr in _BINARY_VRS:
+        return None  # binary text (a camera's Maker Note) cannot be cleaned
     if action == "U" and vr in _TEXT_MAX_LENGTH:
         value = _map_values(
             element.value,
@@ -248,6 +294,85 @@ def _apply(
     if action in ("D", "U") and vr in DUMMY_VALUES:
         return _new(tag, vr, DUMMY_VALUES[vr])
     return _new(tag, vr, element.empty_value)
+
+
+def _sequence(
+    action: str, element: DataElement, compiled: CompiledProfile, context: _Context
+) -> DataElement | None:
+    tag = element.tag
+    if action == "X":
+        return None
+    if action == "Z":
+        return _new(tag, "SQ", [])
+    if action == "D" and tag == _CONTENT_SEQUENCE:
+        return _new(tag, "SQ", [_dummy_text_item()])
+    if action == "D" and tag == _PERSON_CODE_SEQUENCE:
+        return _new(tag, "SQ", [_dummy_code()])
+    # D keeps the items, each de-identified: every attribute inside gets its own action,
+    # which keeps the Type 1 attributes of the items (a dummy, not an empty item).
+    inner = compiled.inside_dummy() if action == "D" else compiled.inside(tag)
+    for item in element.value:
+        _deidentify_items(item, inner, context)
+    return element
+
+
+def _dummy_text_item() -> Dataset:
+    """A valid content item that says nothing: CONTAINS TEXT (DCM 121106 Comment)."""
+    item = Dataset()
+    item[0x0040A010] = _new(0x0040A010, "CS", "CONTAINS")  # Relationship Type
+    item[0x0040A040] = _new(0x0040A040, "CS", "TEXT")  # Value Type
+    item[0x0040A043] = _new(0x0040A043, "SQ", [_code("121106", "DCM", "Comment")])
+    item[0x0040A160] = _new(0x0040A160, "UT", _DUMMY_TEXT)  # Text Value
+    return item
+
+
+def _dummy_code() -> Dataset:
+    return _code(_DUMMY_TEXT, "99RADBANK", _DUMMY_TEXT)
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item[0x00080100] = _new(0x00080100, "SH", value)
+    item[0x00080102] = _new(0x00080102, "SH", scheme)
+    item[0x00080104] = _new(0x00080104, "LO", meaning)
+    return item
+
+
+def _clean(
+    element: DataElement, dataset: Dataset, compiled: CompiledProfile, context: _Context
+) -> object:
+    """The cleaned value of a text element (the C action)."""
+    vr = element.VR
+    cleaner = context.cleaner
+    if element.tag == TIMEZONE_OFFSET:
+        offset = str(element.value or "").strip()
+        return offset if _UTC_OFFSET.fullmatch(offset) else ""
+    if vr == "PN":
+        names = _map_values(
+            element.value,
+            lambda name, _: (
+                context.pseudonym
+                if structured.is_patient_name(dataset, name, context.patient_name)
+                else _DUMMY_TEXT
+            ),
+            context,
+        )
+        return names
+    if element.tag == structured.TEXT_VALUE:
+        rule = structured.text_rule(dataset, compiled.options)
+        if rule == "pseudonym":
+            return context.pseudonym
+        if rule == "placeholder":
+            return PLACEHOLDER
+        if rule == "keep":
+            return element.value
+    if cleaner is None:
+        return element.empty_value
+    placeholder = CODE_PLACEHOLDER if vr in ("CS", "AE") else PLACEHOLDER
+    limit = _TEXT_MAX_LENGTH[vr]
+    return _map_values(
+        element.value, lambda text, _: cleaner.clean(text, placeholder)[:limit], context
+    )
 
 
 def _map_values(value: object, function: Callable[[str, int], str], context: _Context) -> object:
@@ -278,22 +403,32 @@ def _remap_uids(value: object, key: bytes) -> object:
 
 
 def _keep_safe_private(dataset: Dataset, tags: list[int]) -> None:
+    tags = [int(tag) for tag in tags]
     creators: dict[tuple[int, int], str] = {}
     for tag in tags:
         if 0x10 <= tag & 0xFFFF <= 0xFF:
-            creators[(tag >> 16, tag & 0xFF)] = str(dataset[tag].value).strip()
+            creators[(tag >> 16, tag & 0xFF)] = _creator(dataset, tag)
     kept_blocks: set[tuple[int, int]] = set()
     for tag in tags:
         group, element = tag >> 16, tag & 0xFFFF
         block = (group, element >> 8)
         creator = creators.get(block)
-        if element > 0xFF and (group, creator, element & 0xFF) in SAFE_PRIVATE_ATTRIBUTES:
+        entry = SAFE_PRIVATE_ATTRIBUTES.get((group, creator, element & 0xFF))
+        if element > 0xFF and entry is not None and plausible(dataset.get_item(tag), entry.vr):
             kept_blocks.add(block)
         elif element > 0xFF or element < 0x10:
             del dataset[tag]
     for group, block in creators:
         if (group, block) not in kept_blocks:
             del dataset[(group << 16) | block]
+
+
+def _creator(dataset: Dataset, tag: int) -> str:
+    """A private creator (LO, ASCII by convention), from its raw bytes when undecoded."""
+    value = dataset.get_item(tag).value
+    if isinstance(value, bytes):
+        return value.decode("latin-1").strip("\x00 ")
+    return str(value).strip()
 
 
 def _element(dataset: Dataset, tag: int, context: _Context) -> DataElement:
