@@ -16,11 +16,13 @@ See docs/offline-deid.md.
 from __future__ import annotations
 
 import csv
+import ctypes
 import fcntl
 import hmac
 import json
 import multiprocessing
 import os
+import secrets
 import signal
 import time
 from collections import Counter
@@ -62,6 +64,9 @@ DEFAULT_PROFILE = "research-dose"
 # killed run left behind before it starts.
 PARTIAL_SUFFIX = ".partial"
 _MAX_CHUNK_FILES = 64
+# Files are made durable in groups (see _publish_all): at most this many, or this often.
+_SYNC_FILES = 256
+_SYNC_SECONDS = 0.5
 _WITHHELD_UID = "(original UID withheld)"
 
 
@@ -95,6 +100,15 @@ class ReportRow:
 
 
 REPORT_COLUMNS = tuple(f.name for f in fields(ReportRow))
+
+
+@dataclass(frozen=True)
+class Done:
+    """A worker's result for one file: its report row and, for a file written under a
+    temporary name that still has to be published, that name."""
+
+    row: ReportRow
+    temp: str | None = None
 
 
 class Refused(RuntimeError):
@@ -267,12 +281,16 @@ class Run:
             worker = _WorkerSettings(self.source_root, self.target, self.profile.name, self.key)
             # closing(): on Ctrl-C the pool is shut down before the report is finished.
             with closing(_results(worker, todo, jobs)) as results:
+                pending: list[Done] = []
+                synced = time.monotonic()
                 for batch in results:
-                    for row in batch:
-                        rows[row.input] = row
-                        _append_row(report, row)
-                    report.flush()
-                    advance(len(rows), total)
+                    pending.extend(batch)
+                    if len(pending) >= _SYNC_FILES or time.monotonic() - synced >= _SYNC_SECONDS:
+                        _publish_all(self.target, pending, report, rows)
+                        pending.clear()
+                        synced = time.monotonic()
+                    advance(len(rows) + len(pending), total)
+                _publish_all(self.target, pending, report, rows)
         finally:
             report.close()
             # Everything finished so far is in the report, also after Ctrl-C.
@@ -422,7 +440,8 @@ def _create_file(path: Path, text: str) -> None:
 
 
 def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}{PARTIAL_SUFFIX}")
+    # Unique per call: two inputs with one de-identified UID can be pending in one group.
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
 
 
 def _publish(temp: Path, final: Path) -> bool:
@@ -439,6 +458,61 @@ def _publish(temp: Path, final: Path) -> bool:
             return False
         os.rename(temp, final)
     return True
+
+
+def _publish_all(
+    target: Path, done: list[Done], report: TextIO, rows: dict[str, ReportRow]
+) -> None:
+    """Group commit: one file-system sync makes every file of the group durable, then each
+    gets its final name, a second sync makes the names durable, and only then do their rows
+    reach the report. A file under its final name is therefore always complete, also after
+    a power cut, and a file the report lists as written is on disk; syncing once per group
+    instead of once per file keeps the disk from setting the pace."""
+    if not done:
+        return
+    if any(d.temp for d in done):
+        _sync_file_system(target)
+    published: list[ReportRow] = []
+    for result in done:
+        row = result.row
+        if result.temp is not None:
+            temp = Path(result.temp)
+            final = target / row.output
+            try:
+                if not _publish(temp, final):
+                    # Two inputs with the same de-identified SOP Instance UID.
+                    row = _against_existing(row, final, temp.read_bytes())
+            except OSError as exc:
+                row = _write_failed(row, exc)
+            finally:
+                temp.unlink(missing_ok=True)
+        published.append(row)
+    _sync_file_system(target)
+    for row in published:
+        rows[row.input] = row
+        _append_row(report, row)
+    report.flush()
+    os.fsync(report.fileno())
+
+
+def _sync_file_system(path: Path) -> None:
+    """syncfs(2) on the file system holding `path` (sync(2) where syncfs is missing)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _syncfs is None or _syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_syncfs = _load_syncfs()
 
 
 def _remove_partials(target: Path) -> int:
@@ -528,7 +602,7 @@ class _WorkerSettings:
     key: bytes
 
 
-def _results(settings: _WorkerSettings, todo: list[str], jobs: int) -> Iterator[list[ReportRow]]:
+def _results(settings: _WorkerSettings, todo: list[str], jobs: int) -> Iterator[list[Done]]:
     """Report rows in batches as workers finish them; in this process when jobs is 1."""
     if jobs == 1 or len(todo) <= 1:
         worker = _Worker(settings)
@@ -549,9 +623,7 @@ def _results(settings: _WorkerSettings, todo: list[str], jobs: int) -> Iterator[
     try:
         # Only names go to the workers and only report rows come back: no data set, no
         # pixel data crosses a pipe.
-        futures: list[Future[list[ReportRow]]] = [
-            executor.submit(_run_chunk, chunk) for chunk in chunks
-        ]
+        futures: list[Future[list[Done]]] = [executor.submit(_run_chunk, chunk) for chunk in chunks]
         for future in as_completed(futures):
             yield future.result()
     finally:
@@ -569,7 +641,7 @@ def _start_worker(settings: _WorkerSettings) -> None:
     _worker = _Worker(settings)
 
 
-def _run_chunk(names: list[str]) -> list[ReportRow]:
+def _run_chunk(names: list[str]) -> list[Done]:
     assert _worker is not None, "the pool initializer sets up the worker"
     return [_worker.run(name) for name in names]
 
@@ -583,7 +655,11 @@ class _Worker:
         self.profile = Profile.named(settings.profile_name)
         self.key = settings.key
 
-    def run(self, name: str) -> ReportRow:
+    def run(self, name: str) -> Done:
+        outcome = self._process(name)
+        return outcome if isinstance(outcome, Done) else Done(outcome)
+
+    def _process(self, name: str) -> Done | ReportRow:
         if PurePosixPath(name).name.upper() == "DICOMDIR":
             return ReportRow(name, Status.SKIPPED_DICOMDIR, reason=_DICOMDIR_REASON)
         try:
@@ -638,36 +714,34 @@ class _Worker:
         )
         return self._write(row, blob)
 
-    def _write(self, row: ReportRow, blob: bytes) -> ReportRow:
+    def _write(self, row: ReportRow, blob: bytes) -> Done:
+        """Write the file under a temporary name; the main process names it (`_publish_all`)
+        once the data is on disk."""
         final = self.target / row.output
         if final.exists():
-            return _against_existing(row, final, blob)
-        final.parent.mkdir(parents=True, exist_ok=True)
+            return Done(_against_existing(row, final, blob))
         temp = _temporary(final)
         try:
+            final.parent.mkdir(parents=True, exist_ok=True)
             with open(temp, "xb") as handle:
                 handle.write(blob)
-                handle.flush()
-                # Flushed before it gets its name: a file under its final name is complete,
-                # also after a power cut, so a later run may skip it.
-                os.fsync(handle.fileno())
-            if not _publish(temp, final):
-                # Two inputs with the same de-identified SOP Instance UID at the same time.
-                return _against_existing(row, final, blob)
         except OSError as exc:
-            return replace(
-                row,
-                status=Status.REJECTED,
-                output="",
-                reason=f"cannot write {row.output} ({exc.strerror}); check free space and "
-                "permissions of the output folder, then run again",
-            )
-        finally:
             temp.unlink(missing_ok=True)
-        return row
+            return Done(_write_failed(row, exc))
+        return Done(row, str(temp))
 
 
 _DICOMDIR_REASON = "a DICOMDIR indexes files on a medium; it is not an instance"
+
+
+def _write_failed(row: ReportRow, exc: OSError) -> ReportRow:
+    return replace(
+        row,
+        status=Status.REJECTED,
+        output="",
+        reason=f"cannot write {row.output} ({exc.strerror}); check free space and "
+        "permissions of the output folder, then run again",
+    )
 
 
 def _rejected(name: str, reason: str) -> ReportRow:
