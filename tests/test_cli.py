@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import corpus  # noqa: E402
+import pydicom
 import pytest
 
 
@@ -246,3 +247,163 @@ def test_serve_is_configured_by_environment_alone(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(20)
+
+
+def planted_folder(tmp_path: Path) -> Path:
+    from radbank.synthetic import demo_studies, write_files
+
+    folder = tmp_path / "planted"
+    write_files(
+        demo_studies(
+            sites=1,
+            patients_per_site=2,
+            studies_per_patient=1,
+            series_per_study=1,
+            instances_per_series=1,
+        ),
+        folder,
+    )
+    return folder
+
+
+def test_project_key_files_export_and_master_key_rotation(tmp_path: Path) -> None:
+    from radbank.governance.sitekey import read_key_file
+
+    data = tmp_path / "data"
+    key = tmp_path / "site.key"
+    created = radbank(data, "project", "create", "site", "--key-file", str(key))
+    assert created.returncode == 0, created.stderr
+    assert f"Created the key file {key}" in created.stdout
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    reused = radbank(data, "project", "create", "site2", "--key-file", str(key))
+    assert reused.returncode == 0 and "Created the key file" not in reused.stdout
+    taken = radbank(data, "project", "create", "site", "--key-file", str(tmp_path / "new.key"))
+    assert taken.returncode == 1 and not (tmp_path / "new.key").exists()
+
+    exported = tmp_path / "exported.key"
+    assert radbank(data, "project", "export-key", "site2", "--out", str(exported)).returncode == 0
+    assert read_key_file(exported) == read_key_file(key)
+    again = radbank(data, "project", "export-key", "site2", "--out", str(exported))
+    assert again.returncode == 2 and "never overwrites" in again.stderr
+
+    folder = planted_folder(tmp_path)
+    assert "2 stored" in radbank(data, "import", str(folder), "--project", "site").stdout
+    # The site's offline tool with the same key file gives the node's pseudonyms and UIDs.
+    out = tmp_path / "site-output"
+    site = subprocess.run(
+        [sys.executable, "-m", "radbank", "deid", str(folder), str(out), "--key-file", str(key),
+         "--profile", "basic", "--jobs", "1", "--quiet"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert site.returncode == 0, site.stdout + site.stderr
+
+    def identities(files: list[Path]) -> set[tuple[str, str]]:
+        read = [pydicom.dcmread(f) for f in files]
+        return {(str(ds.PatientID), str(ds.SOPInstanceUID)) for ds in read}
+
+    node_side = identities(sorted((data / "blobs").rglob("*.dcm")))
+    assert len(node_side) == 2 and identities(sorted(out.rglob("*.dcm"))) == node_side
+    rotated = radbank(data, "keys", "rotate")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "2 project key(s) re-wrapped" in rotated.stdout
+    # Same key after rotation: the same files de-identify to the same bytes.
+    assert (
+        "0 stored, 2 duplicate" in radbank(data, "import", str(folder), "--project", "site").stdout
+    )
+    assert "intact" in radbank(data, "audit", "verify").stdout
+
+
+def test_project_settings_are_set_shown_and_validated(tmp_path: Path) -> None:
+    import json
+
+    data = tmp_path / "data"
+    radbank(data, "project", "create", "cfg")
+    rules = tmp_path / "rules.json"
+    rules.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "US banner",
+                    "manufacturer": "ACME",
+                    "rows": 480,
+                    "columns": 640,
+                    "rectangles": [[0, 0, 640, 40]],
+                }
+            ]
+        )
+    )
+    changed = radbank(
+        data, "project", "set", "cfg", "--profile", "basic-dates",
+        "--override", "PatientWeight=keep", "--override", "(0018,1000)=remove",
+        "--pixel-rules", str(rules), "--ocr",
+    )  # fmt: skip
+    assert changed.returncode == 0, changed.stderr
+    shown = json.loads(radbank(data, "project", "show", "cfg", "--json").stdout)
+    assert shown["profile"] == "basic-dates" and shown["ocr_check"] is True
+    assert shown["overrides"] == {"PatientWeight": "keep", "(0018,1000)": "remove"}
+    assert shown["pixel_rules"][0]["name"] == "US banner"
+    assert shown["settings_version"] == 2 and shown["vault"] is None
+    radbank(data, "project", "set", "cfg", "--clear-overrides", "--no-ocr")
+    shown = json.loads(radbank(data, "project", "show", "cfg", "--json").stdout)
+    assert shown["overrides"] == {} and shown["ocr_check"] is False
+
+    bad = radbank(data, "project", "set", "cfg", "--override", "NoSuchThing=keep")
+    assert bad.returncode == 2 and "NoSuchThing" in bad.stderr
+    nothing = radbank(data, "project", "set", "cfg")
+    assert nothing.returncode == 2 and "nothing to change" in nothing.stderr
+    text = " ".join(radbank(data, "project", "show", "cfg").stdout.split())
+    assert "vault none: original identifiers are not kept, re-identification is impossible" in text
+
+
+def test_vault_init_open_lookup_rotate_and_audit_verify(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    data = tmp_path / "data"
+    broker = tmp_path / "broker.key"
+    radbank(data, "project", "create", "ct")
+    init = radbank(data, "vault", "init", "--project", "ct", "--out", str(broker), "--name", "Dr B")
+    assert init.returncode == 0, init.stderr
+    assert stat.S_IMODE(broker.stat().st_mode) == 0o600
+    twice = radbank(data, "vault", "init", "--project", "ct", "--out", str(broker))
+    assert twice.returncode == 2 and "already has a vault" in twice.stderr
+
+    assert (
+        "2 stored"
+        in radbank(data, "import", str(planted_folder(tmp_path)), "--project", "ct").stdout
+    )
+    opened = radbank(
+        data, "vault", "open", "--project", "ct", "--key", str(broker),
+        "--as", "Dr B", "--reason", "consent withdrawal", "--json",
+    )  # fmt: skip
+    assert opened.returncode == 0, opened.stderr
+    entries = json.loads(opened.stdout)
+    assert len(entries) == 2 and {e["IssuerOfPatientID"] for e in entries} == {"HQV-IPP"}
+    first = entries[0]
+    lookup = radbank(
+        data, "vault", "lookup", "--project", "ct", "--patient-id", first["PatientID"],
+        "--issuer", first["IssuerOfPatientID"], "--reason", "follow-up",
+    )  # fmt: skip
+    assert lookup.returncode == 0 and lookup.stdout.startswith(first["pseudonym"])
+    assert "1 study" in lookup.stdout
+
+    new = tmp_path / "new.key"
+    rotated = radbank(
+        data, "vault", "rotate", "--project", "ct", "--key", str(broker), "--out", str(new)
+    )
+    assert rotated.returncode == 0 and "2 vault entries" in rotated.stdout
+    stale = radbank(data, "vault", "open", "--project", "ct", "--key", str(broker))
+    assert stale.returncode == 1 and "sealed to key" in stale.stderr
+    table = radbank(data, "vault", "open", "--project", "ct", "--key", str(new))
+    assert first["pseudonym"] in table.stdout and "2 entries opened" in table.stdout
+
+    verified = radbank(data, "audit", "verify")
+    assert verified.returncode == 0 and "intact" in verified.stdout
+    with sqlite3.connect(data / "index.sqlite3") as connection:
+        opening = connection.execute(
+            "SELECT id FROM audit_events WHERE action = 'vault.open' AND outcome = 'failure'"
+        ).fetchone()[0]
+        connection.execute("DELETE FROM audit_events WHERE id = ?", (opening,))
+    broken = radbank(data, "audit", "verify")
+    assert broken.returncode == 1
+    assert f"audit record {opening} removed" in broken.stdout

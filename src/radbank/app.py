@@ -8,7 +8,9 @@ from fastapi import FastAPI
 
 from radbank.config import Settings
 from radbank.governance import keys as keyfile
-from radbank.governance.keys import KeyRing
+from radbank.governance.audit import AuditTrail
+from radbank.governance.keys import NodeKeys
+from radbank.governance.vault import Vault
 from radbank.index import Index
 from radbank.ingest import Pipeline
 from radbank.ingest.journal import Journal
@@ -20,9 +22,11 @@ class Services:
     settings: Settings
     store: FileStore
     index: Index
-    keys: KeyRing
+    keys: NodeKeys
     journal: Journal
     pipeline: Pipeline
+    trail: AuditTrail
+    vault: Vault
 
     def close(self) -> None:
         self.index.close()
@@ -36,11 +40,14 @@ def build_services(settings: Settings) -> tuple[Services, str | None]:
     # Only the node's own account may look inside: pseudonymised data is still personal data.
     data_dir.chmod(0o700)
     ring, generated_token = keyfile.load_or_create(settings.key_file, settings.admin_token)
+    keys = NodeKeys(settings.key_file, ring)
     store = FileStore(settings.blob_dir)
     index = Index(settings.resolved_database_url)
     journal = Journal(data_dir / "journal")
-    pipeline = Pipeline(store, index, ring, journal)
-    return Services(settings, store, index, ring, journal, pipeline), generated_token
+    pipeline = Pipeline(store, index, keys, journal)
+    trail = AuditTrail(index)
+    services = Services(settings, store, index, keys, journal, pipeline, trail, Vault(index, trail))
+    return services, generated_token
 
 
 def recover(services: Services) -> int:

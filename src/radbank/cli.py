@@ -1,9 +1,13 @@
-"""The radbank command: a thin shell over the library (serve, demo, project, import, verify)."""
+"""The radbank command: a thin shell over the library (serve, demo, project, import, verify,
+keys, vault, audit)."""
 
 from __future__ import annotations
 
+import getpass
 import io
+import json
 import os
+import socket
 import sys
 import zipfile
 import zlib
@@ -19,17 +23,34 @@ from rich.table import Table
 
 from radbank.app import Services, build_services, recover
 from radbank.config import Settings
-from radbank.governance.keys import KeyFileError, reset_admin_token
+from radbank.dicom.deid.ocr import tesseract_available
+from radbank.governance import sitekey
+from radbank.governance.keys import KeyFileError, reset_admin_token, rotate_master_key
 from radbank.governance.policy import ADMIN
-from radbank.index import ProjectExists
+from radbank.governance.vault import OpenedEntry, VaultError
+from radbank.index import Project, ProjectExists
 from radbank.ingest import Item, Outcome, Status
 from radbank.offline import deid_command
-from radbank.projects import InvalidProject, create_project
+from radbank.projects import (
+    InvalidProject,
+    SettingsChange,
+    create_project,
+    export_key,
+    update_settings,
+)
 
 app = typer.Typer(help="radbank: a node of a research repository network for images and dose.")
-project_app = typer.Typer(help="Create and list projects.")
+project_app = typer.Typer(help="Create, configure and list projects.")
 app.add_typer(project_app, name="project")
 app.command("deid")(deid_command)
+keys_app = typer.Typer(help="The node's master key.")
+app.add_typer(keys_app, name="keys")
+vault_app = typer.Typer(
+    help="The pseudonym vault: original identifiers sealed to the honest broker's key."
+)
+app.add_typer(vault_app, name="vault")
+audit_app = typer.Typer(help="The hash-chained audit trail.")
+app.add_typer(audit_app, name="audit")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -50,6 +71,30 @@ def _settings(data_dir: Path | None, **overrides: object) -> Settings:
     if data_dir is not None:
         values["data_dir"] = data_dir
     return Settings(**values)
+
+
+def _fail(message: object, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def _source() -> str:
+    """Where a command-line action comes from, for the audit trail."""
+    return f"cli {_local_user()}@{socket.gethostname()}"
+
+
+def _project(services: Services, name: str) -> Project:
+    project = services.index.get_project(name)
+    if project is None:
+        raise _fail(f"unknown project {name!r} (create it with 'radbank project create')")
+    return project
 
 
 def _open(settings: Settings) -> Services:
@@ -142,6 +187,10 @@ def _load_demo(services: Services) -> None:
         create_project(
             services.index,
             DEMO_PROJECT,
+            keys=services.keys,
+            trail=services.trail,
+            actor=_local_user(),
+            source=_source(),
             title="Demo: synthetic multi-site CT",
             description="Synthetic CT studies of three sites with planted identity, de-identified on ingest.",
             profile="basic-dates",
@@ -168,20 +217,60 @@ def project_create(
     title: Annotated[str, typer.Option(help="Title")] = "",
     description: Annotated[str, typer.Option(help="Description")] = "",
     profile: Annotated[str, typer.Option(help="De-identification profile")] = "basic",
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file",
+            help="Use the project key in this file (as 'radbank deid --key-file' does at the "
+            "sites); created with a fresh key when it does not exist",
+        ),
+    ] = None,
 ) -> None:
     """Create a project with its own pseudonymisation key and de-identification profile."""
     services = _open(_settings(data_dir))
+    created_key_file = False
     try:
-        create_project(services.index, name, title=title, description=description, profile=profile)
-    except InvalidProject as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        imported: bytes | None = None
+        if key_file is not None:
+            if services.index.get_project(name) is not None:
+                raise ProjectExists(name)
+            imported, created_key_file = sitekey.load_or_create_key_file(key_file)
+        create_project(
+            services.index,
+            name,
+            keys=services.keys,
+            trail=services.trail,
+            actor=_local_user(),
+            source=_source(),
+            title=title,
+            description=description,
+            profile=profile,
+            imported_key=imported,
+        )
+    except (InvalidProject, sitekey.KeyFileError) as exc:
+        _forget(key_file, created_key_file)
+        raise _fail(exc) from exc
     except ProjectExists as exc:
-        err.print(f"[red]error:[/red] project {name!r} already exists")
-        raise typer.Exit(1) from exc
+        _forget(key_file, created_key_file)
+        raise _fail(f"project {name!r} already exists", 1) from exc
     finally:
         services.close()
-    console.print(f"Created project {name!r} (profile {profile}).")
+    if created_key_file:
+        console.print(
+            f"Created the key file {key_file} with a fresh random key (mode 0600). Sites that "
+            f"de-identify for this project use it: radbank deid IN OUT --key-file {key_file}"
+        )
+    console.print(
+        f"Created project {name!r} (profile {profile}"
+        + (f", key from {key_file}" if key_file else "")
+        + ")."
+    )
+
+
+def _forget(key_file: Path | None, created: bool) -> None:
+    """Remove a key file created for a project that was not created: the key protects nothing."""
+    if key_file is not None and created:
+        key_file.unlink(missing_ok=True)
 
 
 @project_app.command("list")
@@ -189,12 +278,413 @@ def project_list(data_dir: DataDir = None) -> None:
     """List projects."""
     services = _open(_settings(data_dir))
     try:
-        table = Table("name", "title", "profile", "created")
+        table = Table("name", "title", "profile", "vault", "created")
         for p in services.index.list_projects():
-            table.add_row(p.name, p.title, p.profile, p.created_at.isoformat(timespec="seconds"))
+            table.add_row(
+                p.name,
+                p.title,
+                p.profile,
+                "yes" if p.vault_key_id else "no",
+                p.created_at.isoformat(timespec="seconds"),
+            )
         console.print(table)
     finally:
         services.close()
+
+
+def _override(text: str) -> tuple[str, str]:
+    key, sep, action = text.partition("=")
+    if not sep or not key.strip() or not action.strip():
+        raise _fail(
+            f"--override {text!r}: write KEY=ACTION, e.g. PatientWeight=keep or "
+            "'(0018,1000)=remove'"
+        )
+    return key.strip(), action.strip()
+
+
+@project_app.command("set")
+def project_set(
+    name: str,
+    data_dir: DataDir = None,
+    profile: Annotated[str | None, typer.Option(help="De-identification profile")] = None,
+    override: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--override",
+            help="KEY=ACTION: an attribute keyword, tag or path and keep, remove, empty, "
+            "dummy, pseudonymise or replace:<value> (repeatable; added to the overrides)",
+        ),
+    ] = None,
+    clear_overrides: Annotated[
+        bool, typer.Option("--clear-overrides", help="Remove all overrides first")
+    ] = False,
+    pixel_rules: Annotated[
+        Path | None,
+        typer.Option(
+            "--pixel-rules",
+            help="JSON file with the list of pixel rules (replaces the rules; [] removes them)",
+        ),
+    ] = None,
+    ocr: Annotated[
+        bool | None, typer.Option("--ocr/--no-ocr", help="Check pixels for text with OCR")
+    ] = None,
+) -> None:
+    """Change a project's de-identification settings (applied from the next upload on)."""
+    overrides = [_override(text) for text in override or []]
+    rules: list | None = None
+    if pixel_rules is not None:
+        try:
+            rules = json.loads(pixel_rules.read_text())
+        except (OSError, ValueError) as exc:
+            raise _fail(f"cannot read pixel rules from {pixel_rules}: {exc}") from exc
+    services = _open(_settings(data_dir))
+    try:
+        project = _project(services, name)
+        merged = None
+        if overrides or clear_overrides:
+            merged = {} if clear_overrides else dict(project.overrides)
+            merged.update(overrides)
+        change = SettingsChange(profile=profile, overrides=merged, pixel_rules=rules, ocr_check=ocr)
+        if not change.as_json():
+            raise _fail(
+                "nothing to change: give --profile, --override, --clear-overrides, "
+                "--pixel-rules, --ocr or --no-ocr"
+            )
+        updated = update_settings(
+            services.index,
+            project,
+            change,
+            trail=services.trail,
+            actor=_local_user(),
+            source=_source(),
+        )
+    except InvalidProject as exc:
+        raise _fail(f"project {name!r}: {exc}") from exc
+    finally:
+        services.close()
+    console.print(f"Project {name!r} updated (settings version {updated.settings_version}).")
+    if ocr and not tesseract_available():
+        err.print(
+            "[yellow]warning:[/yellow] tesseract is not installed on this machine: every "
+            "image of this project will be quarantined until it is (apt-get install "
+            "tesseract-ocr)"
+        )
+
+
+def project_json(project: Project) -> dict:
+    """A project's settings and key state as shown by `project show --json` (no secrets)."""
+    return {
+        "name": project.name,
+        "title": project.title,
+        "description": project.description,
+        "profile": project.profile,
+        "overrides": dict(project.overrides),
+        "pixel_rules": [dict(rule) for rule in project.pixel_rules],
+        "ocr_check": project.ocr_check,
+        "settings_version": project.settings_version,
+        "key": {
+            "held": "wrapped" if project.wrapped_key else "derived",
+            "master_key_id": project.key_id,
+        },
+        "vault": (
+            {"key_id": project.vault_key_id, "broker": project.vault_broker}
+            if project.vault_key_id
+            else None
+        ),
+        "created_at": project.created_at.isoformat(),
+    }
+
+
+@project_app.command("show")
+def project_show(
+    name: str,
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Show a project's settings, key and vault."""
+    services = _open(_settings(data_dir))
+    try:
+        project = _project(services, name)
+    finally:
+        services.close()
+    shown = project_json(project)
+    if as_json:
+        console.print_json(data=shown)
+        return
+    table = Table(show_header=False, box=None)
+    overrides = ", ".join(f"{k}={v}" for k, v in sorted(project.overrides.items()))
+    rules = [str(rule.get("name", "?")) for rule in project.pixel_rules]
+    key = (
+        f"wrapped under master key {project.key_id}"
+        if project.wrapped_key
+        else f"derived from master key {project.key_id or '(the oldest)'}"
+    )
+    vault = (
+        f"sealed to key {project.vault_key_id} of {project.vault_broker!r}"
+        if project.vault_key_id
+        else "none: original identifiers are not kept, re-identification is impossible"
+    )
+    for label, value in (
+        ("project", project.name),
+        ("title", project.title),
+        ("profile", f"{project.profile} (settings version {project.settings_version})"),
+        ("overrides", overrides or "none"),
+        ("pixel rules", f"{len(rules)}: {', '.join(rules)}" if rules else "none"),
+        ("OCR check", "on" if project.ocr_check else "off"),
+        ("key", key),
+        ("vault", vault),
+        ("created", project.created_at.isoformat(timespec="seconds")),
+    ):
+        table.add_row(label, value)
+    console.print(table, highlight=False)
+
+
+@project_app.command("export-key")
+def project_export_key(
+    name: str,
+    out: Annotated[Path, typer.Option("--out", help="New key file to write (never overwritten)")],
+    data_dir: DataDir = None,
+) -> None:
+    """Write the project's key to a key file for 'radbank deid --key-file' at a site."""
+    services = _open(_settings(data_dir))
+    try:
+        project = _project(services, name)
+        export_key(services.keys, project, out, trail=services.trail, actor=_local_user())
+    except (sitekey.KeyFileError, KeyFileError) as exc:
+        raise _fail(exc) from exc
+    finally:
+        services.close()
+    console.print(
+        f"Wrote the key of project {name!r} to {out} (mode 0600). Whoever holds it can "
+        "compute this project's pseudonyms: hand it only to sites that de-identify for it."
+    )
+
+
+@keys_app.command("rotate")
+def keys_rotate(data_dir: DataDir = None) -> None:
+    """Replace the master key; project keys are re-wrapped, pseudonyms do not change."""
+    settings = _settings(data_dir)
+    services = _open(settings)
+    try:
+        rotation = rotate_master_key(
+            settings.key_file,
+            services.index,
+            services.trail,
+            actor=_local_user(),
+            source=_source(),
+        )
+    except KeyFileError as exc:
+        raise _fail(exc) from exc
+    finally:
+        services.close()
+    if rotation.resumed:
+        console.print("Completed a master key rotation that had been interrupted.")
+    console.print(
+        f"Master key {rotation.old_key_id} replaced by {rotation.new_key_id}; "
+        f"{len(rotation.projects)} project key(s) re-wrapped. Back up {settings.key_file} "
+        "now: the old master key no longer opens anything."
+    )
+
+
+ProjectOption = Annotated[str, typer.Option("--project", "-p", help="Project")]
+Actor = Annotated[
+    str | None,
+    typer.Option("--as", help="Name of the person acting (recorded in the audit trail)"),
+]
+Reason = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit trail)")]
+
+
+@vault_app.command("init")
+def vault_init(
+    project: ProjectOption,
+    out: Annotated[
+        Path, typer.Option("--out", help="New file for the honest broker's private key")
+    ],
+    name: Annotated[str, typer.Option("--name", help="Name of the honest broker")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Create the honest broker's key pair; from now on ingest fills the project's vault."""
+    services = _open(_settings(data_dir))
+    try:
+        target = _project(services, project)
+        key = services.vault.init(
+            target, out, broker=name or _local_user(), actor=_local_user(), source=_source()
+        )
+    except VaultError as exc:
+        raise _fail(exc) from exc
+    finally:
+        services.close()
+    console.print(
+        f"Vault of project {project!r} created (key {key.key_id}). The private key is in "
+        f"{out} (mode 0600): only it opens the vault. Move it off this node to the honest "
+        f"broker and keep a backup; without it the vault cannot be opened."
+    )
+
+
+@vault_app.command("open")
+def vault_open(
+    project: ProjectOption,
+    key: Annotated[Path, typer.Option("--key", help="The honest broker's private key file")],
+    pseudonym: Annotated[
+        list[str] | None,
+        typer.Option("--pseudonym", help="Open only the entries of this pseudonym (repeatable)"),
+    ] = None,
+    actor: Actor = None,
+    reason: Reason = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Decrypt and print vault entries (audited, also when it fails)."""
+    services = _open(_settings(data_dir))
+    try:
+        target = _project(services, project)
+        opened = services.vault.open(
+            target,
+            key,
+            actor=actor or _local_user(),
+            reason=reason,
+            pseudonyms=pseudonym or None,
+            source=_source(),
+        )
+    except VaultError as exc:
+        raise _fail(exc, 1) from exc
+    finally:
+        services.close()
+    if as_json:
+        console.print_json(data=[_entry_json(entry) for entry in opened])
+        return
+    for entry in opened:
+        identifiers = entry.identifiers
+        recorded = entry.recorded_at.isoformat(timespec="seconds") if entry.recorded_at else "?"
+        console.print(f"[bold]{entry.pseudonym}[/bold]  (recorded {recorded})", highlight=False)
+        others = ", ".join(
+            pid + (f" (issuer {issuer})" if issuer else "")
+            for pid, issuer in identifiers.other_patient_ids
+        )
+        for label, value in (
+            ("Issuer of Patient ID", identifiers.issuer_of_patient_id),
+            ("Patient ID", identifiers.patient_id),
+            ("Patient's Name", identifiers.patient_name),
+            ("Patient's Birth Date", identifiers.patient_birth_date),
+            ("Other Patient IDs", others),
+            ("Study Instance UID", identifiers.study_instance_uid),
+            ("Accession Number", identifiers.accession_number),
+        ):
+            console.print(f"  {label:<21} {value}", highlight=False, markup=False)
+    console.print(f"{len(opened)} entr{'y' if len(opened) == 1 else 'ies'} opened (audited).")
+
+
+def _entry_json(entry: OpenedEntry) -> dict:
+    return {
+        "pseudonym": entry.pseudonym,
+        **entry.identifiers.as_json(),
+        "recorded_at": entry.recorded_at.isoformat() if entry.recorded_at else None,
+    }
+
+
+@vault_app.command("lookup")
+def vault_lookup(
+    project: ProjectOption,
+    patient_id: Annotated[str, typer.Option("--patient-id", help="The patient's original ID")],
+    issuer: Annotated[str, typer.Option("--issuer", help="Issuer of Patient ID")] = "",
+    actor: Actor = None,
+    reason: Reason = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Give the pseudonym of a known patient in a project (follow-up linkage; audited)."""
+    services = _open(_settings(data_dir))
+    try:
+        target = _project(services, project)
+        found = services.vault.lookup(
+            target,
+            services.keys.project_key(target),
+            patient_id=patient_id,
+            issuer=issuer,
+            actor=actor or _local_user(),
+            reason=reason,
+            source=_source(),
+        )
+    except KeyFileError as exc:
+        raise _fail(exc) from exc
+    finally:
+        services.close()
+    console.print(
+        f"{found.pseudonym}  ({found.studies} stud{'y' if found.studies == 1 else 'ies'} and "
+        f"{found.vault_entries} vault entr{'y' if found.vault_entries == 1 else 'ies'} in "
+        f"project {project!r})",
+        highlight=False,
+    )
+
+
+@vault_app.command("rotate")
+def vault_rotate(
+    project: ProjectOption,
+    key: Annotated[Path, typer.Option("--key", help="The current private key file")],
+    out: Annotated[Path, typer.Option("--out", help="New file for the new private key")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Name of the honest broker (default: unchanged)")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Seal every vault entry to a new key pair (pseudonyms do not change)."""
+    services = _open(_settings(data_dir))
+    try:
+        target = _project(services, project)
+        new, count = services.vault.rotate(
+            target, key, out, actor=_local_user(), broker=name, source=_source()
+        )
+    except VaultError as exc:
+        raise _fail(exc, 1) from exc
+    finally:
+        services.close()
+    console.print(
+        f"{count} vault entr{'y' if count == 1 else 'ies'} of project {project!r} re-sealed to "
+        f"key {new.key_id} in {out}. The old key file no longer opens the vault; destroy it "
+        "once the new one is safely stored."
+    )
+
+
+@audit_app.command("verify")
+def audit_verify(
+    data_dir: DataDir = None,
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            "--anchor",
+            help="ID:HASH of a record noted earlier (from a previous verify): check that the "
+            "trail still contains it unchanged",
+        ),
+    ] = None,
+) -> None:
+    """Check the audit trail's hash chain: changed, removed or inserted records."""
+    expected: tuple[int, str] | None = None
+    if anchor is not None:
+        record_id, _, digest = anchor.partition(":")
+        if not record_id.isdigit() or len(digest) != 64:
+            raise _fail(f"--anchor {anchor!r}: write ID:HASH as printed by 'radbank audit verify'")
+        expected = (int(record_id), digest)
+    services = _open(_settings(data_dir))
+    try:
+        problems = services.trail.verify(expected)
+        head = services.trail.head()
+    finally:
+        services.close()
+    for problem in problems:
+        console.print(f"  {problem.kind.value}: {problem}", highlight=False)
+    if problems:
+        err.print(
+            f"[red]The audit trail is broken:[/red] {len(problems)} problem(s). Restore the "
+            "audit_events table from a backup and investigate who had write access."
+        )
+        raise typer.Exit(1)
+    if head is None:
+        console.print("The audit trail is empty.")
+        return
+    console.print(
+        f"The audit trail is intact: {head.id} record(s). Note the head to check later "
+        f"with --anchor: {head.id}:{head.hash}",
+        highlight=False,
+    )
 
 
 @app.command("import")
@@ -210,12 +700,11 @@ def import_(
     settings = _settings(data_dir)
     services = _open(settings)
     try:
-        target = services.index.get_project(project)
-        if target is None:
-            err.print(
-                f"[red]error:[/red] unknown project {project!r} (create it with 'radbank project create')"
-            )
-            raise typer.Exit(2)
+        target = _project(services, project)
+        try:
+            services.keys.project_key(target)
+        except KeyFileError as exc:
+            raise _fail(exc) from exc
         sources = list(_sources(path))
         outcomes: list[Outcome] = []
         skipped: list[str] = []

@@ -1,11 +1,24 @@
-"""Projects: the unit that owns data, a pseudonymisation key and a de-identification profile."""
+"""Projects: the unit that owns data, a pseudonymisation key, de-identification settings
+(profile, overrides, pixel rules, OCR check) and, optionally, a pseudonym vault.
+
+Every change made here is validated first (a client's mistake is an InvalidProject naming
+the setting and the reason) and recorded in the audit trail in the same transaction.
+"""
 
 from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from radbank.dicom.deid import PROFILE_NAMES
+from radbank.dicom.deid import PROFILE_NAMES, Profile
+from radbank.dicom.deid.pixels import PixelRule, parse_pixel_rules
+from radbank.governance.audit import AuditTrail
+from radbank.governance.keys import NodeKeys
+from radbank.governance.sitekey import KEY_BYTES, write_key_file
 from radbank.index import Index, Project
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -24,13 +37,75 @@ def validate_name(name: str) -> str:
     return name
 
 
-def create_project(
-    index: Index, name: str, *, title: str = "", description: str = "", profile: str = "basic"
-) -> Project:
-    validate_name(name)
+def deid_profile(profile: str, overrides: Mapping[str, str]) -> Profile:
+    """The de-identification profile of a project: a shipped profile plus its overrides."""
     if profile not in PROFILE_NAMES:
         raise InvalidProject(
             f"unknown de-identification profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}"
+        )
+    try:
+        return Profile.named(profile).with_overrides(overrides)
+    except ValueError as exc:
+        raise InvalidProject(f"invalid override: {exc}") from None
+
+
+def pixel_rules(raw: Sequence[Mapping[str, Any]]) -> tuple[PixelRule, ...]:
+    """A project's pixel rules, parsed and checked."""
+    try:
+        return parse_pixel_rules(list(raw))
+    except (ValueError, TypeError) as exc:
+        raise InvalidProject(f"invalid pixel rules: {exc}") from None
+
+
+def create_project(
+    index: Index,
+    name: str,
+    *,
+    keys: NodeKeys | None = None,
+    trail: AuditTrail | None = None,
+    actor: str = "",
+    source: str = "local",
+    title: str = "",
+    description: str = "",
+    profile: str = "basic",
+    imported_key: bytes | None = None,
+) -> Project:
+    """Create a project. Its key is `imported_key` (e.g. from the key file a site's
+    `radbank deid` uses), held wrapped under the master key, or else derived from the
+    master key and a fresh random salt. Raises InvalidProject or ProjectExists.
+
+    A node passes its keys and audit trail (the creation is then recorded, and the project
+    names its master key); without them, as in tests of the index alone, the project key
+    is derived from whatever master key the node's key file holds.
+    """
+    validate_name(name)
+    deid_profile(profile, {})
+    if imported_key is not None and (keys is None or len(imported_key) != KEY_BYTES):
+        raise InvalidProject(
+            f"project {name!r}: an imported key needs the node's keys and has {KEY_BYTES} "
+            f"bytes, not {len(imported_key)}"
+        )
+
+    def key_material() -> tuple[str | None, bytes | None]:
+        if keys is None:
+            return None, None
+        # Read under the index's key lock: a master key rotation in another process has
+        # either not started re-wrapping, or has finished and written its key file.
+        ring = keys.ring
+        if imported_key is None:
+            return ring.master_key_id, None
+        wrapped_key, key_id = ring.wrap(name, imported_key)
+        return key_id, wrapped_key
+
+    audit = None
+    if trail is not None:
+        audit = trail.event(
+            "project.create",
+            actor=actor,
+            resource=f"project:{name}",
+            project=name,
+            source=source,
+            detail={"profile": profile, "key": "imported" if imported_key else "derived"},
         )
     return index.create_project(
         name,
@@ -38,4 +113,74 @@ def create_project(
         description=description,
         profile=profile,
         key_salt=secrets.token_bytes(32),
+        key_material=key_material,
+        audit=audit,
+    )
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """New values of a project's de-identification settings; None leaves one unchanged."""
+
+    profile: str | None = None
+    overrides: Mapping[str, str] | None = None
+    pixel_rules: Sequence[Mapping[str, Any]] | None = None
+    ocr_check: bool | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        changed = {
+            "profile": self.profile,
+            "overrides": dict(self.overrides) if self.overrides is not None else None,
+            "pixel_rules": list(self.pixel_rules) if self.pixel_rules is not None else None,
+            "ocr_check": self.ocr_check,
+        }
+        return {key: value for key, value in changed.items() if value is not None}
+
+
+def update_settings(
+    index: Index,
+    project: Project,
+    change: SettingsChange,
+    *,
+    trail: AuditTrail,
+    actor: str,
+    source: str = "local",
+) -> Project:
+    """Validate and store new settings; the pipeline applies them from the next batch on."""
+    deid_profile(
+        change.profile if change.profile is not None else project.profile,
+        change.overrides if change.overrides is not None else project.overrides,
+    )
+    if change.pixel_rules is not None:
+        pixel_rules(change.pixel_rules)
+    return index.update_project_settings(
+        project.id,
+        profile=change.profile,
+        overrides=change.overrides,
+        pixel_rules=change.pixel_rules,
+        ocr_check=change.ocr_check,
+        audit=trail.event(
+            "project.settings",
+            actor=actor,
+            resource=f"project:{project.name}",
+            project=project.name,
+            source=source,
+            detail={"changed": change.as_json()},
+        ),
+    )
+
+
+def export_key(
+    keys: NodeKeys, project: Project, out: Path, *, trail: AuditTrail, actor: str
+) -> None:
+    """Write the project's key to the new key file `out` (0600), for `radbank deid
+    --key-file` at a site; never overwrites. Audited."""
+    write_key_file(out, keys.project_key(project))
+    trail.record(
+        "project.export-key",
+        actor=actor,
+        resource=f"project:{project.name}",
+        project=project.name,
+        source="local",
+        detail={"file": str(out)},
     )

@@ -22,6 +22,14 @@ def services(request: Request) -> Services:
     return request.app.state.services
 
 
+def client_address(request: Request) -> str:
+    """Where a request came from, for the audit trail (the peer address, as connected)."""
+    return request.client.host if request.client else ""
+
+
+Address = Annotated[str, Depends(client_address)]
+
+
 def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

@@ -1,6 +1,8 @@
-"""The SQL index: projects, the study/series/instance hierarchy with QIDO-RS matching
-columns, and quarantine. One schema for SQLite and PostgreSQL, created by the alembic
-migrations shipped in index/migrations; nothing outside this package writes SQL.
+"""The SQL index: projects (with their de-identification settings and key material), the
+study/series/instance hierarchy with QIDO-RS matching columns, quarantine, the pseudonym
+vault's sealed entries and the hash-chained audit trail. One schema for SQLite and
+PostgreSQL, created by the alembic migrations shipped in index/migrations; nothing outside
+this package writes SQL.
 
     index = Index("sqlite:///data/index.sqlite3")
     project = index.create_project("medirad", key_salt=os.urandom(16))
@@ -11,8 +13,8 @@ migrations shipped in index/migrations; nothing outside this package writes SQL.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,18 +23,26 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from radbank.dicom.query import QidoQuery
 from radbank.index import _attributes as attrs
-from radbank.index import _search
-from radbank.index._engine import create_engine, migrate, write_transaction
-from radbank.index._schema import instances, projects, quarantine, series, studies
+from radbank.index import _audit, _search, _vault
+from radbank.index._audit import GENESIS_HASH, AuditRecord, PendingAudit
+from radbank.index._engine import KEYS_LOCK, create_engine, migrate, serialise, write_transaction
+from radbank.index._schema import instances, projects, quarantine, series, studies, vault_entries
+from radbank.index._vault import VaultEntry, VaultKeyChanged, VaultWrite
 
 __all__ = [
+    "GENESIS_HASH",
+    "AuditRecord",
     "DuplicateInstance",
     "HierarchyConflict",
     "Index",
     "InstanceRecord",
+    "PendingAudit",
     "Project",
     "ProjectExists",
     "UnknownProject",
+    "VaultEntry",
+    "VaultKeyChanged",
+    "VaultWrite",
 ]
 
 # Stays below SQLite's bound-parameter limit on old builds (999).
@@ -48,6 +58,20 @@ class Project:
     profile: str
     key_salt: bytes
     created_at: datetime
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    """De-identification overrides: keyword or tag -> action ("keep", "remove", ...)."""
+    pixel_rules: Sequence[Mapping[str, Any]] = ()
+    """Burned-in annotation rules as stored (JSON objects; see dicom.deid.pixels)."""
+    ocr_check: bool = False
+    settings_version: int = 1
+    """Grows with every settings change: what is built from the settings can be cached."""
+    key_id: str | None = None
+    """Id of the master key that wraps (or derives) the project key; None: the oldest one."""
+    wrapped_key: bytes | None = None
+    """The project key wrapped under master key key_id; None: derived from key_salt."""
+    vault_public_key: bytes | None = None
+    vault_key_id: str | None = None
+    vault_broker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,26 +138,53 @@ class Index:
         description: str = "",
         profile: str = "basic",
         key_salt: bytes,
+        key_id: str | None = None,
+        wrapped_key: bytes | None = None,
+        key_material: Callable[[], tuple[str | None, bytes | None]] | None = None,
+        overrides: Mapping[str, str] | None = None,
+        pixel_rules: Sequence[Mapping[str, Any]] = (),
+        ocr_check: bool = False,
+        audit: PendingAudit | None = None,
     ) -> Project:
+        """Create a project (and append `audit` in the same transaction).
+
+        The project key is wrapped_key (wrapped under master key key_id) or, without one,
+        derived from key_salt with master key key_id. key_material, when given, returns
+        (key_id, wrapped_key) instead; it is called inside the transaction, once no master
+        key rotation is re-wrapping keys, so it sees the master key that will stay.
+        Raises ProjectExists.
+        """
         if not name:
             raise ValueError("a project needs a name")
-        created_at = datetime.now(UTC)
+        values = {
+            "name": name,
+            "title": title,
+            "description": description,
+            "profile": profile,
+            "key_salt": key_salt,
+            "created_at": _stored_time(datetime.now(UTC)),
+            "overrides": dict(overrides or {}),
+            "pixel_rules": [dict(rule) for rule in pixel_rules],
+            "ocr_check": ocr_check,
+            "settings_version": 1,
+            "key_id": key_id,
+            "wrapped_key": wrapped_key,
+        }
         try:
             with write_transaction(self._engine) as connection:
-                project_id = connection.execute(
-                    projects.insert().returning(projects.c.id),
-                    {
-                        "name": name,
-                        "title": title,
-                        "description": description,
-                        "profile": profile,
-                        "key_salt": key_salt,
-                        "created_at": _stored_time(created_at),
-                    },
-                ).scalar_one()
+                # Taken by master key rotation too: a project is created entirely before or
+                # entirely after a rotation re-wraps the keys.
+                serialise(connection, KEYS_LOCK)
+                if key_material is not None:
+                    values["key_id"], values["wrapped_key"] = key_material()
+                row = connection.execute(
+                    projects.insert().values(values).returning(*projects.c)
+                ).one()
+                if audit is not None:
+                    _audit.append(connection, audit)
         except sa.exc.IntegrityError:
             raise ProjectExists(f"a project named {name!r} already exists") from None
-        return Project(project_id, name, title, description, profile, key_salt, created_at)
+        return _project(row._mapping)
 
     def get_project(self, name: str) -> Project | None:
         with self._engine.connect() as connection:
@@ -146,6 +197,158 @@ class Index:
         with self._engine.connect() as connection:
             rows = connection.execute(sa.select(projects).order_by(projects.c.name))
             return [_project(row._mapping) for row in rows]
+
+    def update_project_settings(
+        self,
+        project_id: int,
+        *,
+        profile: str | None = None,
+        overrides: Mapping[str, str] | None = None,
+        pixel_rules: Sequence[Mapping[str, Any]] | None = None,
+        ocr_check: bool | None = None,
+        audit: PendingAudit | None = None,
+    ) -> Project:
+        """Replace the settings given (None: unchanged) and bump settings_version."""
+        values: dict[str, Any] = {"settings_version": projects.c.settings_version + 1}
+        if profile is not None:
+            values["profile"] = profile
+        if overrides is not None:
+            values["overrides"] = dict(overrides)
+        if pixel_rules is not None:
+            values["pixel_rules"] = [dict(rule) for rule in pixel_rules]
+        if ocr_check is not None:
+            values["ocr_check"] = ocr_check
+        with write_transaction(self._engine) as connection:
+            row = connection.execute(
+                projects.update()
+                .where(projects.c.id == project_id)
+                .values(values)
+                .returning(*projects.c)
+            ).one_or_none()
+            if row is None:
+                raise UnknownProject(f"no project with id {project_id} in the index")
+            if audit is not None:
+                _audit.append(connection, audit)
+        return _project(row._mapping)
+
+    def rewrap_project_keys(
+        self,
+        rewrap: Callable[[Project], tuple[bytes, str] | None],
+        audit: Callable[[list[str]], PendingAudit | None] | None = None,
+    ) -> list[str]:
+        """Re-wrap project keys in one transaction; returns the names of the changed projects.
+
+        rewrap(project) returns (wrapped_key, key_id) to store, or None to leave the project
+        as it is; audit(changed names) the record to append with the change.
+        """
+        changed: list[str] = []
+        with write_transaction(self._engine) as connection:
+            serialise(connection, KEYS_LOCK)
+            rows = connection.execute(
+                sa.select(projects).order_by(projects.c.id).with_for_update()
+            ).all()
+            for row in rows:
+                project = _project(row._mapping)
+                update = rewrap(project)
+                if update is None:
+                    continue
+                wrapped_key, key_id = update
+                connection.execute(
+                    projects.update()
+                    .where(projects.c.id == project.id)
+                    .values(wrapped_key=wrapped_key, key_id=key_id)
+                )
+                changed.append(project.name)
+            pending = audit(changed) if audit is not None else None
+            if pending is not None:
+                _audit.append(connection, pending)
+        return changed
+
+    # Pseudonym vault
+
+    def set_vault_key(
+        self,
+        project_id: int,
+        *,
+        public_key: bytes,
+        key_id: str,
+        broker: str,
+        expected_key_id: str | None,
+        reseal: Callable[[VaultEntry], bytes] | None = None,
+        audit: PendingAudit | None = None,
+    ) -> int:
+        """Give the project a vault key, re-sealing its entries with reseal(entry) in the
+        same transaction; returns how many entries were re-sealed.
+
+        Raises VaultKeyChanged when the project's vault key is not expected_key_id (another
+        init or rotation came first), and ValueError when entries exist but reseal is None.
+        """
+        resealed = 0
+        with write_transaction(self._engine) as connection:
+            current = connection.execute(
+                sa.select(projects.c.vault_key_id)
+                .where(projects.c.id == project_id)
+                # Ingest holds the row FOR SHARE while it writes entries (see _vault.write).
+                .with_for_update()
+            ).one_or_none()
+            if current is None:
+                raise UnknownProject(f"no project with id {project_id} in the index")
+            if current.vault_key_id != expected_key_id:
+                raise VaultKeyChanged(project_id, expected_key_id, current.vault_key_id)
+            rows = connection.execute(_vault.select(project_id)).all()
+            if rows and reseal is None:
+                raise ValueError(
+                    f"project {project_id} has {len(rows)} vault entries; they must be "
+                    "re-sealed to the new key"
+                )
+            for row in rows:
+                sealed = reseal(_vault.entry(row._mapping)) if reseal else b""
+                connection.execute(
+                    vault_entries.update()
+                    .where(vault_entries.c.id == row.id)
+                    .values(sealed=sealed, key_id=key_id)
+                )
+                resealed += 1
+            connection.execute(
+                projects.update()
+                .where(projects.c.id == project_id)
+                .values(vault_public_key=public_key, vault_key_id=key_id, vault_broker=broker)
+            )
+            if audit is not None:
+                _audit.append(connection, audit)
+        return resealed
+
+    def vault_entries(
+        self, project_id: int, pseudonyms: Iterable[str] | None = None
+    ) -> list[VaultEntry]:
+        """The project's sealed entries (of the given pseudonyms only), by pseudonym."""
+        with self._engine.connect() as connection:
+            return [
+                _vault.entry(row._mapping)
+                for row in connection.execute(_vault.select(project_id, pseudonyms))
+            ]
+
+    def add_vault_entries(self, vault: VaultWrite) -> None:
+        """Record entries that are not there yet (e.g. of re-sent instances). Raises
+        VaultKeyChanged."""
+        with write_transaction(self._engine) as connection:
+            _vault.write(connection, vault)
+
+    # Audit trail
+
+    def append_audit(self, pending: PendingAudit) -> AuditRecord:
+        with write_transaction(self._engine) as connection:
+            return _audit.append(connection, pending)
+
+    def audit_head(self) -> AuditRecord | None:
+        """The newest audit record, or None while the trail is empty."""
+        with self._engine.connect() as connection:
+            return _audit.head(connection)
+
+    def iter_audit(self, after_id: int = 0) -> Iterator[AuditRecord]:
+        """The audit records in chain order (id order), streamed."""
+        with self._engine.connect() as connection:
+            yield from _audit.records(connection, after_id)
 
     # Instances
 
@@ -167,12 +370,15 @@ class Index:
                     found[row.sop_instance_uid] = _record(row._mapping)
         return found
 
-    def add_instances(self, records: Sequence[InstanceRecord]) -> None:
-        """Index records in one transaction: all of them, or none.
+    def add_instances(
+        self, records: Sequence[InstanceRecord], vault: VaultWrite | None = None
+    ) -> None:
+        """Index records, and the vault entries of their identifiers, in one transaction:
+        all of them, or none.
 
         Creates or completes their series and study rows (attributes the existing rows lack
         are added from the records) and updates the counts and ModalitiesInStudy.
-        Raises DuplicateInstance, HierarchyConflict or UnknownProject.
+        Raises DuplicateInstance, HierarchyConflict, UnknownProject or VaultKeyChanged.
         """
         by_project: dict[int, list[InstanceRecord]] = defaultdict(list)
         for record in records:
@@ -181,6 +387,8 @@ class Index:
             with write_transaction(self._engine) as connection:
                 for project_id, group in by_project.items():
                     _Writer(connection, project_id).add(group)
+                if vault is not None:
+                    _vault.write(connection, vault)
         except sa.exc.IntegrityError as exc:
             if "uq_instances_uid" not in str(exc) and "sop_instance_uid" not in str(exc):
                 raise
@@ -233,6 +441,15 @@ class Index:
             for row in result:
                 yield _record(row._mapping)
 
+    def count_patient_studies(self, project_id: int, patient_id: str) -> int:
+        """How many studies of the project carry Patient ID `patient_id` (a pseudonym)."""
+        with self._engine.connect() as connection:
+            return connection.scalar(
+                sa.select(sa.func.count()).where(
+                    studies.c.project_id == project_id, studies.c.patient_id == patient_id
+                )
+            )
+
     # Quarantine
 
     def add_quarantine(
@@ -243,9 +460,13 @@ class Index:
         source: str,
         blob_key: str,
         sop_instance_uid: str | None,
+        vault: VaultWrite | None = None,
     ) -> None:
+        """Hold a de-identified object for review (with its vault entries, if any)."""
         with write_transaction(self._engine) as connection:
             _require_project(connection, project_id)
+            if vault is not None:
+                _vault.write(connection, vault)
             connection.execute(
                 quarantine.insert(),
                 {
@@ -511,7 +732,20 @@ def _project(row: Mapping[str, Any]) -> Project:
         profile=row["profile"],
         key_salt=bytes(row["key_salt"]),
         created_at=_loaded_time(row["created_at"]),
+        overrides=dict(row["overrides"]),
+        pixel_rules=tuple(row["pixel_rules"]),
+        ocr_check=bool(row["ocr_check"]),
+        settings_version=row["settings_version"],
+        key_id=row["key_id"],
+        wrapped_key=_bytes(row["wrapped_key"]),
+        vault_public_key=_bytes(row["vault_public_key"]),
+        vault_key_id=row["vault_key_id"],
+        vault_broker=row["vault_broker"],
     )
+
+
+def _bytes(value: bytes | memoryview | None) -> bytes | None:
+    return None if value is None else bytes(value)
 
 
 def _stored_time(moment: datetime) -> datetime:

@@ -20,6 +20,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
 _WRITE = "radbank_write"
 _MIGRATION_LOCK = 0x72616462  # pg_advisory_xact_lock key: "radb"
+AUDIT_LOCK = 0x72626175  # "rbau": appenders of the audit chain
+KEYS_LOCK = 0x72626B79  # "rbky": project key changes (creation, master key rotation)
 
 
 def create_engine(database_url: str) -> sa.Engine:
@@ -87,13 +89,20 @@ def _writer_lock(engine: sa.Engine) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def serialise(connection: sa.Connection, lock: int) -> None:
+    """Queue this transaction behind others taking the same lock, until it ends.
+
+    SQLite write transactions are serial already (the writer lock above); PostgreSQL ones
+    take a transaction-scoped advisory lock.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
+
+
 def migrate(engine: sa.Engine) -> None:
     """Bring the schema to the newest revision; safe when several processes start at once."""
     with write_transaction(engine) as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(
-                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
-            )
+        serialise(connection, _MIGRATION_LOCK)
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = connection

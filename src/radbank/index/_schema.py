@@ -62,6 +62,21 @@ projects = sa.Table(
     sa.Column("profile", Text, nullable=False),
     sa.Column("key_salt", sa.LargeBinary, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # De-identification settings; settings_version grows with every change, so services
+    # can cache what they build from the settings (compiled profile, pixel rules).
+    sa.Column("overrides", Json, nullable=False, server_default=sa.text("'{}'")),
+    sa.Column("pixel_rules", Json, nullable=False, server_default=sa.text("'[]'")),
+    sa.Column("ocr_check", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("settings_version", sa.Integer, nullable=False, server_default=sa.text("1")),
+    # The project key: wrapped (AES-GCM) under the master key key_id, or, when wrapped_key
+    # is NULL, derived from key_salt with that master key (NULL key_id: rows older than
+    # key ids, derived with the oldest master key of the key file).
+    sa.Column("key_id", Text),
+    sa.Column("wrapped_key", sa.LargeBinary),
+    # The honest broker's public key; the private key never reaches the node.
+    sa.Column("vault_public_key", sa.LargeBinary),
+    sa.Column("vault_key_id", Text),
+    sa.Column("vault_broker", Text),
 )
 
 studies = sa.Table(
@@ -161,4 +176,40 @@ quarantine = sa.Table(
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_quarantine_project", "project_id", "received_at"),
     sa.Index("ix_quarantine_blob_key", "blob_key"),
+)
+
+# Pseudonym vault: original identifiers sealed to the project's vault key, one row per
+# distinct set of identifiers (digest: keyed HMAC of the plaintext, never the plaintext).
+vault_entries = sa.Table(
+    "vault_entries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("pseudonym", Text, nullable=False),
+    sa.Column("digest", sa.LargeBinary, nullable=False),
+    sa.Column("sealed", sa.LargeBinary, nullable=False),
+    sa.Column("key_id", Text, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("project_id", "digest", name="uq_vault_entries_digest"),
+    sa.Index("ix_vault_entries_pseudonym", "project_id", "pseudonym"),
+)
+
+# Append-only, hash-chained audit trail. Ids are assigned by the appender under the writer
+# lock (not by the database), so the chain order is the id order on every backend.
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", Text, nullable=False),
+    sa.Column("action", Text, nullable=False),
+    sa.Column("resource", Text, nullable=False),
+    sa.Column("project", Text),
+    sa.Column("detail", Json, nullable=False),
+    sa.Column("source", Text, nullable=False),
+    sa.Column("outcome", Text, nullable=False),
+    sa.Column("prev_hash", Text, nullable=False),
+    sa.Column("hash", Text, nullable=False),
+    sa.Index("ix_audit_events_project", "project", "id"),
+    sa.Index("ix_audit_events_time", "time"),
 )

@@ -1,16 +1,22 @@
-"""parse -> de-identify -> quality checks -> store blob (durable) -> index -> outcome.
+"""parse -> de-identify -> pixel rules -> OCR check -> quality checks -> store blob (durable)
+-> index (with the pseudonym vault entries) -> outcome.
 
 Identified data exists only in memory here: the first byte written anywhere is the
-de-identified object. A batch (one STOW-RS request, one folder chunk) is written blob by
-blob and then indexed in one transaction, so an instance is acknowledged only once both
-its blob and its row are durable.
+de-identified object, and the original identifiers leave this module only sealed to the
+honest broker's key, in the same transaction as the rows of the instances they belong to.
+A batch (one STOW-RS request, one folder chunk) is written blob by blob and then indexed in
+one transaction, so an instance is acknowledged only once both its blob and its row are
+durable.
+
+What a project's settings give (key, compiled profile, pixel rules, vault sealer) is built
+once per settings version and key state, not per instance or per batch.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -24,11 +30,25 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 from radbank.dicom import quality
 from radbank.dicom.dataset_json import index_attributes
 from radbank.dicom.deid import DeidentificationError, Profile, deidentify
+from radbank.dicom.deid.ocr import find_burned_in_text
+from radbank.dicom.deid.pixels import PixelRule, apply_pixel_rules
 from radbank.dicom.encode import part10_bytes
-from radbank.governance.keys import KeyRing
+from radbank.governance.keys import NodeKeys
 from radbank.governance.policy import Principal
-from radbank.index import DuplicateInstance, HierarchyConflict, Index, InstanceRecord, Project
+from radbank.governance.vault import Identifiers, Sealer
+from radbank.index import (
+    DuplicateInstance,
+    HierarchyConflict,
+    Index,
+    InstanceRecord,
+    Project,
+    UnknownProject,
+    VaultEntry,
+    VaultKeyChanged,
+    VaultWrite,
+)
 from radbank.ingest.journal import Journal
+from radbank.projects import deid_profile, pixel_rules
 from radbank.store import BlobStore
 
 # DICOM status codes used as FailureReason (0008,1197) in STOW-RS responses (PS3.4 Annex B).
@@ -72,6 +92,14 @@ class Outcome:
         return self.status in (Status.STORED, Status.DUPLICATE)
 
 
+# Characters of burned-in text quoted in a quarantine reason: enough for a reviewer to see
+# what was read, not a copy of everything on the screen.
+_OCR_QUOTE_CHARS = 40
+# Bound on the vault digests remembered as recorded, per process.
+_RECORDED_DIGESTS = 100_000
+_VAULT_ATTEMPTS = 3
+
+
 @dataclass
 class _Prepared:
     name: str  # the identified input is not kept once it is de-identified
@@ -79,6 +107,21 @@ class _Prepared:
     sha256: str
     record: InstanceRecord
     quarantine_reason: str | None
+    pseudonym: str
+    identifiers: Identifiers | None  # in memory only, for the vault entry
+    digest: bytes | None  # keyed digest of the identifiers (vault deduplication)
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What the settings and keys of one project give, built once per version of them."""
+
+    version: tuple[object, ...]
+    key: bytes
+    profile: Profile
+    pixel_rules: tuple[PixelRule, ...]
+    ocr_check: bool
+    sealer: Sealer | None
 
 
 @dataclass
@@ -91,11 +134,13 @@ class PreparedBatch:
 
 
 class Pipeline:
-    def __init__(self, store: BlobStore, index: Index, keys: KeyRing, journal: Journal) -> None:
+    def __init__(self, store: BlobStore, index: Index, keys: NodeKeys, journal: Journal) -> None:
         self.store = store
         self.index = index
         self.keys = keys
         self.journal = journal
+        self._setups: dict[int, _Setup] = {}
+        self._recorded: dict[int, set[bytes]] = {}  # vault digests known to be in the index
 
     def ingest(
         self,
@@ -130,14 +175,11 @@ class Pipeline:
         study_instance_uid: str | None = None,
     ) -> PreparedBatch:
         """The CPU-bound half of `ingest`: parse, de-identify, check, encode. Writes nothing."""
-        key = self.keys.project_key(project.key_salt)
-        profile = Profile.named(project.profile)
+        setup = self._setup(project)
         received_at = datetime.now(UTC)
         batch = PreparedBatch(project)
         for position, item in enumerate(items):
-            result = self._prepare(
-                item, project, profile, key, source, received_at, study_instance_uid
-            )
+            result = self._prepare(item, project, setup, source, received_at, study_instance_uid)
             if isinstance(result, Outcome):
                 batch.outcomes.append(result)
                 continue
@@ -152,12 +194,32 @@ class Pipeline:
             outcomes[position] = outcome
         return [o for o in outcomes if o is not None]
 
+    def _setup(self, project: Project) -> _Setup:
+        version = (
+            project.settings_version,
+            project.key_id,
+            project.wrapped_key,
+            project.vault_key_id,
+        )
+        setup = self._setups.get(project.id)
+        if setup is None or setup.version != version:
+            key = self.keys.project_key(project)
+            setup = _Setup(
+                version=version,
+                key=key,
+                profile=deid_profile(project.profile, project.overrides),
+                pixel_rules=pixel_rules(project.pixel_rules),
+                ocr_check=project.ocr_check,
+                sealer=Sealer(project, key) if project.vault_key_id else None,
+            )
+            self._setups[project.id] = setup
+        return setup
+
     def _prepare(
         self,
         item: Item,
         project: Project,
-        profile: Profile,
-        key: bytes,
+        setup: _Setup,
         source: str,
         received_at: datetime,
         expected_study: str | None,
@@ -177,9 +239,12 @@ class Pipeline:
                 f"{expected_study} named in the request URL",
                 FAILURE_STUDY_MISMATCH,
             )
+        # Read before de-identification changes the dataset in place.
+        identifiers = Identifiers.of(dataset) if setup.sealer else None
         try:
-            result = deidentify(dataset, profile, key)
+            result = deidentify(dataset, setup.profile, setup.key)
             deidentified = result.dataset
+            burned_in = _burned_in_text(deidentified, setup)
             findings = quality.check(deidentified)
             rejects = [f for f in findings if f.severity == quality.Severity.REJECT]
             if rejects:
@@ -198,7 +263,9 @@ class Pipeline:
                 f"{label}: cannot be read as a DICOM dataset ({type(exc).__name__}: {exc})",
                 FAILURE_CANNOT_UNDERSTAND,
             )
-        quarantines = [f for f in findings if f.severity == quality.Severity.QUARANTINE]
+        quarantines = [f.message for f in findings if f.severity == quality.Severity.QUARANTINE]
+        if burned_in:
+            quarantines.insert(0, burned_in)
         sha256 = hashlib.sha256(blob).hexdigest()
         record = InstanceRecord(
             project_id=project.id,
@@ -217,8 +284,18 @@ class Pipeline:
             source=source,
         )
         # Only the findings are kept at rest: a sender's file name may carry identity.
-        reason = "; ".join(f.message for f in quarantines) if quarantines else None
-        return _Prepared(item.name, blob, sha256, record, reason)
+        reason = "; ".join(quarantines) if quarantines else None
+        digest = setup.sealer.digest(identifiers) if setup.sealer and identifiers else None
+        return _Prepared(
+            item.name,
+            blob,
+            sha256,
+            record,
+            reason,
+            result.patient_pseudonym,
+            identifiers,
+            digest,
+        )
 
     def _commit(
         self, prepared: Sequence[tuple[int, _Prepared]], project: Project
@@ -226,6 +303,7 @@ class Pipeline:
         results: list[tuple[int, Outcome]] = []
         to_store: list[tuple[int, _Prepared]] = []
         to_quarantine: list[tuple[int, _Prepared]] = []
+        known_copies: list[_Prepared] = []
         seen: dict[str, str] = {}
         existing = self.index.get_instances(
             project.id,
@@ -243,6 +321,11 @@ class Pipeline:
                 to_store.append((position, p))
             else:
                 results.append((position, _against_stored(p, known_sha)))
+                known_copies.append(p)
+        if known_copies:
+            # Re-sent instances: stored before the vault existed, their identifiers may
+            # be missing from it.
+            project = self._with_vault(project, known_copies, self._add_vault_entries)
         if not (to_store or to_quarantine):
             return results
         written = [p for _, p in (*to_store, *to_quarantine)]
@@ -252,15 +335,20 @@ class Pipeline:
         # content-addressed key.
         entry = self.journal.begin(keys)
         self.store.put_many([(p.record.blob_key, p.blob) for p in written])
-        indexed = self._index(to_store, project)
+        indexed, project = self._index(to_store, project)
         for position, p in to_quarantine:
-            self.index.add_quarantine(
-                project.id,
-                reason=p.quarantine_reason or "",
-                source=p.record.source,
-                blob_key=p.record.blob_key,
-                sop_instance_uid=p.record.sop_instance_uid,
-            )
+
+            def hold(vault: VaultWrite | None, p: _Prepared = p) -> None:
+                self.index.add_quarantine(
+                    p.record.project_id,
+                    reason=p.quarantine_reason or "",
+                    source=p.record.source,
+                    blob_key=p.record.blob_key,
+                    sop_instance_uid=p.record.sop_instance_uid,
+                    vault=vault,
+                )
+
+            project = self._with_vault(project, [p], hold)
             results.append(
                 (
                     position,
@@ -283,20 +371,31 @@ class Pipeline:
 
     def _index(
         self, to_store: list[tuple[int, _Prepared]], project: Project
-    ) -> list[tuple[int, Outcome]]:
-        """Index the batch in one transaction; if that fails on one instance, one by one."""
+    ) -> tuple[list[tuple[int, Outcome]], Project]:
+        """Index the batch in one transaction; if that fails on one instance, one by one.
+
+        Returns the outcomes and the project as last read (its vault key may have changed).
+        """
         if not to_store:
-            return []
+            return [], project
         try:
-            self.index.add_instances([p.record for _, p in to_store])
-            return [(position, _outcome(p, Status.STORED)) for position, p in to_store]
+            project = self._with_vault(
+                project,
+                [p for _, p in to_store],
+                lambda vault: self.index.add_instances([p.record for _, p in to_store], vault),
+            )
+            return [(position, _outcome(p, Status.STORED)) for position, p in to_store], project
         except (DuplicateInstance, HierarchyConflict):
             pass
         results = []
         for position, p in to_store:
             uid = p.record.sop_instance_uid
             try:
-                self.index.add_instances([p.record])
+                project = self._with_vault(
+                    project,
+                    [p],
+                    lambda vault, p=p: self.index.add_instances([p.record], vault),
+                )
                 results.append((position, _outcome(p, Status.STORED)))
             except DuplicateInstance:
                 # A concurrent request stored the same SOP Instance UID first.
@@ -309,7 +408,57 @@ class Pipeline:
                         _outcome(p, Status.REJECTED, f"{p.name}: {exc}", FAILURE_STUDY_MISMATCH),
                     )
                 )
-        return results
+        return results, project
+
+    def _with_vault(
+        self,
+        project: Project,
+        items: Sequence[_Prepared],
+        write: Callable[[VaultWrite | None], None],
+    ) -> Project:
+        """Run `write` with the vault entries of `items` that are not recorded yet.
+
+        When the vault key changed since the batch was prepared (vault init or rotation),
+        the project is read again and the entries sealed to the new key. Returns the
+        project as last read.
+        """
+        for _ in range(_VAULT_ATTEMPTS):
+            setup = self._setup(project)
+            vault = self._vault_write(project, setup, items)
+            try:
+                write(vault)
+            except VaultKeyChanged:
+                fresh = self.index.get_project(project.name)
+                if fresh is None:
+                    raise UnknownProject(f"project {project.name!r} no longer exists") from None
+                project = fresh
+                continue
+            if vault is not None:
+                recorded = self._recorded.setdefault(project.id, set())
+                if len(recorded) > _RECORDED_DIGESTS:
+                    recorded.clear()
+                recorded.update(entry.digest for entry in vault.entries)
+            return project
+        raise VaultKeyChanged(project.id, None, project.vault_key_id)
+
+    def _add_vault_entries(self, vault: VaultWrite | None) -> None:
+        if vault is not None and vault.entries:
+            self.index.add_vault_entries(vault)
+
+    def _vault_write(
+        self, project: Project, setup: _Setup, items: Sequence[_Prepared]
+    ) -> VaultWrite | None:
+        if setup.sealer is None:
+            return None
+        recorded = self._recorded.get(project.id, set())
+        entries: dict[bytes, VaultEntry] = {}
+        for p in items:
+            if p.identifiers is None:
+                continue  # prepared before the project had a vault
+            digest = p.digest or setup.sealer.digest(p.identifiers)
+            if digest not in recorded and digest not in entries:
+                entries[digest] = setup.sealer.entry(p.identifiers, p.pseudonym, digest)
+        return VaultWrite(project.id, setup.sealer.key_id, list(entries.values()))
 
     def _discard_unreferenced(self, keys: Iterable[str]) -> None:
         """Remove blobs written for instances refused after all (conflicts, hierarchy errors).
@@ -319,6 +468,27 @@ class Pipeline:
         for key in keys:
             if not self.index.blob_key_exists(key):
                 self.store.delete(key)
+
+
+def _burned_in_text(dataset: pydicom.Dataset, setup: _Setup) -> str | None:
+    """Apply the project's pixel rules, then its OCR check: a quarantine reason, or None."""
+    if setup.pixel_rules:
+        try:
+            apply_pixel_rules(dataset, setup.pixel_rules)
+        except ValueError as exc:
+            return str(exc)
+    if setup.ocr_check and "PixelData" in dataset:
+        try:
+            text = find_burned_in_text(dataset)
+        except (RuntimeError, ValueError) as exc:
+            return f"the project's OCR check of burned-in text could not run: {exc}"
+        if text:
+            quoted = text[:_OCR_QUOTE_CHARS] + ("..." if len(text) > _OCR_QUOTE_CHARS else "")
+            return (
+                f"OCR found text in the pixels ({quoted!r}); blank it with a pixel rule for "
+                "this device, or review the object"
+            )
+    return None
 
 
 def _against_stored(p: _Prepared, stored_sha256: str) -> Outcome:
