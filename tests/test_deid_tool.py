@@ -31,8 +31,8 @@ from radbank import synthetic
 from radbank.cli import app
 from radbank.dicom.deid import Profile, deidentify
 from radbank.dicom.encode import part10_bytes
+from radbank.dicom.instance import read_instance
 from radbank.governance.sitekey import read_key_file, write_key_file
-from radbank.ingest.pipeline import Item, _parse
 
 PROFILE = "basic-dates"
 CORPUS_FILES = {
@@ -174,8 +174,8 @@ def test_written_files_are_byte_identical_to_the_engine_with_the_same_key(mixed_
     written = [row for row in report(target).values() if row["status"] == "written"]
     assert len(written) == 12
     for row in written:
-        item = Item(row["input"], (source / row["input"]).read_bytes())
-        result = deidentify(_parse(item), Profile.named(PROFILE), key)
+        dataset = read_instance(row["input"], (source / row["input"]).read_bytes())
+        result = deidentify(dataset, Profile.named(PROFILE), key)
         assert row["patient_pseudonym"] == result.patient_pseudonym
         assert (target / row["output"]).read_bytes() == part10_bytes(result.dataset), row["input"]
 
@@ -387,3 +387,35 @@ def test_refuses_foreign_output_folder_unknown_profile_and_key_inside_output(
     )
     assert inside.exit_code == 2 and "never sent with the data" in inside.stderr
     assert not key_file.exists()
+
+
+def test_project_settings_file_applies_overrides_and_is_part_of_the_run_record(
+    tmp_path: Path, planted
+) -> None:
+    source, key_file = tmp_path / "in", tmp_path / "site.key"
+    write_planted(source, planted[:2])
+    settings = tmp_path / "project.json"
+    # What `radbank project show NAME --json` prints (the fields the tool uses, and others).
+    settings.write_text(
+        '{"name": "trial", "profile": "basic-dates", "ocr_check": false, "pixel_rules": [],'
+        ' "overrides": {"PatientWeight": "keep", "StudyDescription": "replace:CT TRIAL"}}'
+    )
+    target = tmp_path / "out"
+    result = deid(source, target, "--settings", settings, "--key-file", key_file, "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    written = [pydicom.dcmread(p) for p in sorted(target.rglob("*.dcm"))]
+    assert len(written) == 2
+    assert all(ds.PatientWeight == 78 and ds.StudyDescription == "CT TRIAL" for ds in written)
+    assert all("overrides" in ds.DeidentificationMethod for ds in written)
+
+    # The same folder with other settings would mix two de-identifications: refused.
+    plain = deid(source, target, "--profile", "basic-dates", "--key-file", key_file)
+    assert plain.returncode == 2 and "other project settings" in plain.stderr
+    contradiction = deid(
+        source, tmp_path / "out2", "--settings", settings, "--profile", "basic",
+        "--key-file", key_file,
+    )  # fmt: skip
+    assert contradiction.returncode == 2 and "contradicts" in contradiction.stderr
+    settings.write_text('{"profile": "basic", "overrides": {"NoSuchKeyword": "keep"}}')
+    invalid = deid(source, tmp_path / "out3", "--settings", settings, "--key-file", key_file)
+    assert invalid.returncode == 2 and "NoSuchKeyword" in invalid.stderr

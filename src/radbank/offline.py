@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import ctypes
 import fcntl
+import hashlib
 import hmac
 import json
 import multiprocessing
@@ -49,16 +50,20 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from radbank.dicom import quality
-from radbank.dicom.deid import PROFILE_NAMES, DeidentificationError, Profile, deidentify
-from radbank.dicom.encode import part10_bytes
+from radbank.dicom.deid import PROFILE_NAMES, DeidentificationError, Profile
+from radbank.dicom.deid.pixels import parse_pixel_rules
+from radbank.dicom.instance import (
+    InstanceSettings,
+    Unreadable,
+    deidentify_instance,
+    read_instance,
+)
 from radbank.governance.sitekey import KeyFileError, load_or_create_key_file
-from radbank.ingest.pipeline import Item, _parse, _Rejected
 
 REPORT_NAME = "deid-report.csv"
 RUN_RECORD_NAME = "deid-run.json"
 RUN_RECORD_FORMAT = "radbank-deid-run"
-RUN_RECORD_VERSION = 1
+RUN_RECORD_VERSION = 2
 DEFAULT_PROFILE = "research-dose"
 # Temporary files are hidden and end in this suffix; a run removes those an earlier,
 # killed run left behind before it starts.
@@ -144,8 +149,20 @@ def deid_command(
         ),
     ],
     profile: Annotated[
-        str, typer.Option(help=f"De-identification profile: {', '.join(PROFILE_NAMES)}")
-    ] = DEFAULT_PROFILE,
+        str | None,
+        typer.Option(
+            help=f"De-identification profile: {', '.join(PROFILE_NAMES)} "
+            f"(default {DEFAULT_PROFILE}, or the profile of --settings)"
+        ),
+    ] = None,
+    settings_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--settings",
+            help="A project's settings as printed by 'radbank project show NAME --json': its "
+            "profile, overrides, pixel rules and OCR check are applied as the node would",
+        ),
+    ] = None,
     jobs: Annotated[
         int | None,
         typer.Option("--jobs", "-j", min=1, help="Worker processes (default: one per core)"),
@@ -162,7 +179,8 @@ def deid_command(
     out = Console(soft_wrap=True, highlight=False)
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     try:
-        run = prepare_run(source, target, profile, key_file)
+        settings = load_settings(settings_file, profile)
+        run = prepare_run(source, target, settings, key_file)
     except (Refused, KeyFileError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -254,6 +272,7 @@ class Run:
     source_root: Path  # the folder input paths are relative to
     inputs: list[str]
     target: Path
+    settings: SiteSettings
     profile: Profile
     key: bytes
     key_created: bool
@@ -278,7 +297,7 @@ class Run:
         total = len(self.inputs)
         report = _open_report_for_append(self.target, list(self.previous.values()))
         try:
-            worker = _WorkerSettings(self.source_root, self.target, self.profile.name, self.key)
+            worker = _WorkerSettings(self.source_root, self.target, self.settings, self.key)
             # closing(): on Ctrl-C the pool is shut down before the report is finished.
             with closing(_results(worker, todo, jobs)) as results:
                 pending: list[Done] = []
@@ -299,15 +318,67 @@ class Run:
         return RunSummary(ordered, len(todo), time.monotonic() - started, self.removed_partials)
 
 
-def prepare_run(source: Path, target: Path, profile_name: str, key_file: Path) -> Run:
-    """Check paths, profile and key; create or check the run record; lock OUT.
+@dataclass(frozen=True)
+class SiteSettings:
+    """What the tool applies: a profile (with a project's overrides), pixel rules, OCR check.
+    Plain data, so worker processes can rebuild the engine's settings from it."""
+
+    profile: str = DEFAULT_PROFILE
+    overrides: tuple[tuple[str, str], ...] = ()
+    pixel_rules: tuple[str, ...] = ()  # each rule as canonical JSON
+    ocr_check: bool = False
+
+    def instance_settings(self, key: bytes) -> InstanceSettings:
+        return InstanceSettings(
+            profile=Profile.named(self.profile).with_overrides(dict(self.overrides)),
+            key=key,
+            pixel_rules=parse_pixel_rules([json.loads(rule) for rule in self.pixel_rules]),
+            ocr_check=self.ocr_check,
+        )
+
+
+def load_settings(path: Path | None, profile: str | None) -> SiteSettings:
+    """The settings of a run: --settings (a project's `project show --json`), else --profile."""
+    if path is None:
+        settings = SiteSettings(profile=profile or DEFAULT_PROFILE)
+    else:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("the file holds no JSON object")
+            overrides = data.get("overrides") or {}
+            rules = data.get("pixel_rules") or []
+            if not isinstance(overrides, dict) or not isinstance(rules, list):
+                raise ValueError("'overrides' must be an object and 'pixel_rules' a list")
+            settings = SiteSettings(
+                profile=str(data.get("profile") or DEFAULT_PROFILE),
+                overrides=tuple(sorted((str(k), str(v)) for k, v in overrides.items())),
+                pixel_rules=tuple(json.dumps(rule, sort_keys=True) for rule in rules),
+                ocr_check=bool(data.get("ocr_check", False)),
+            )
+        except (OSError, ValueError) as exc:
+            raise Refused(
+                f"cannot use settings file {path}: {exc}; give the output of "
+                "'radbank project show NAME --json'"
+            ) from None
+        if profile is not None and profile != settings.profile:
+            raise Refused(
+                f"--profile {profile} contradicts the profile {settings.profile} of {path}; "
+                "leave out --profile"
+            )
+    try:
+        settings.instance_settings(b"\x00" * 32)  # checks profile, overrides and rules now
+    except ValueError as exc:
+        raise Refused(f"invalid settings: {exc}") from None
+    return settings
+
+
+def prepare_run(source: Path, target: Path, settings: SiteSettings, key_file: Path) -> Run:
+    """Check paths, settings and key; create or check the run record; lock OUT.
 
     Nothing is created (not even the key file) unless the run can start.
     """
-    try:
-        profile = Profile.named(profile_name)
-    except ValueError as exc:
-        raise Refused(str(exc)) from None
+    profile = settings.instance_settings(b"\x00" * 32).profile
     if not source.exists():
         raise Refused(f"input {source} does not exist")
     source = source.resolve()
@@ -328,7 +399,7 @@ def prepare_run(source: Path, target: Path, profile_name: str, key_file: Path) -
         )
     key, created = load_or_create_key_file(key_file)
     resolved_target.mkdir(parents=True, exist_ok=True)
-    record = _run_record(profile, key, source)
+    record = _run_record(settings, profile, key, source)
     if not has_record:
         _create_file(record_path, json.dumps(record, indent=2) + "\n")
     lock = record_path.open(encoding="utf-8")
@@ -346,7 +417,9 @@ def prepare_run(source: Path, target: Path, profile_name: str, key_file: Path) -
     except BaseException:
         lock.close()
         raise
-    return Run(root, inputs, resolved_target, profile, key, created, previous, removed, lock)
+    return Run(
+        root, inputs, resolved_target, settings, profile, key, created, previous, removed, lock
+    )
 
 
 def _check_paths(source: Path, target: Path, key_file: Path) -> None:
@@ -372,14 +445,20 @@ def _check_paths(source: Path, target: Path, key_file: Path) -> None:
             )
 
 
-def _run_record(profile: Profile, key: bytes, source: Path) -> dict[str, object]:
+def _run_record(
+    settings: SiteSettings, profile: Profile, key: bytes, source: Path
+) -> dict[str, object]:
     """What a later run into the same folder must match. Fingerprints are keyed HMACs:
     they tell keys and inputs apart without revealing the key or the site's paths."""
+    rules = "\n".join(settings.pixel_rules).encode()
     return {
         "format": RUN_RECORD_FORMAT,
         "version": RUN_RECORD_VERSION,
         "profile": profile.name,
         "profile_version": profile.version,
+        "deidentification_method": profile.method,
+        "pixel_rules_sha256": hashlib.sha256(rules).hexdigest(),
+        "ocr_check": settings.ocr_check,
         "key_fingerprint": _fingerprint(key, b"key"),
         "input_fingerprint": _fingerprint(key, b"input\x00" + os.fsencode(source)),
     }
@@ -414,6 +493,13 @@ def _check_run_record(text: str, expected: dict[str, object], target: Path, key_
             f"{expected['profile_version']}; use --profile {found.get('profile')} to resume "
             "that run, or give a new output folder"
         )
+    for field_name in ("deidentification_method", "pixel_rules_sha256", "ocr_check"):
+        if found.get(field_name) != expected[field_name]:
+            raise Refused(
+                f"{target} holds output made with other project settings ({field_name} "
+                f"{found.get(field_name)!r}, now {expected[field_name]!r}); give the settings "
+                "of that run, or a new output folder"
+            )
     if found.get("key_fingerprint") != expected["key_fingerprint"]:
         raise Refused(
             f"{target} holds output made with another key than the one in {key_file} "
@@ -598,7 +684,7 @@ def _append_row(report: TextIO, row: ReportRow) -> None:
 class _WorkerSettings:
     source_root: Path
     target: Path
-    profile_name: str
+    settings: SiteSettings
     key: bytes
 
 
@@ -652,8 +738,7 @@ class _Worker:
     def __init__(self, settings: _WorkerSettings) -> None:
         self.source_root = settings.source_root
         self.target = settings.target
-        self.profile = Profile.named(settings.profile_name)
-        self.key = settings.key
+        self.settings = settings.settings.instance_settings(settings.key)
 
     def run(self, name: str) -> Done:
         outcome = self._process(name)
@@ -668,20 +753,19 @@ class _Worker:
         except OSError as exc:
             return _rejected(name, f"cannot read the file ({exc.strerror})")
         try:
-            dataset = _parse(Item(name, data))
-        except _Rejected as exc:
+            dataset = read_instance(name, data)
+        except Unreadable as exc:
             return _rejected(name, str(exc).removeprefix(f"{name}: "))
         if dataset.file_meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
             return ReportRow(name, Status.SKIPPED_DICOMDIR, reason=_DICOMDIR_REASON)
         originals = _original_uids(dataset)
         try:
-            result = deidentify(dataset, self.profile, self.key)
-            findings = quality.check(result.dataset)
-            rejects = [f.message for f in findings if f.severity == quality.Severity.REJECT]
-            if rejects:
-                return _rejected(name, "; ".join(rejects))
+            done = deidentify_instance(dataset, self.settings)
+            if done.rejects:
+                return _rejected(name, "; ".join(done.rejects))
+            result = done.result
             sop_instance_uid = str(result.dataset.SOPInstanceUID)
-            quarantines = [f.message for f in findings if f.severity == quality.Severity.QUARANTINE]
+            quarantines = done.quarantines
             if quarantines:
                 return ReportRow(
                     name,
@@ -690,7 +774,7 @@ class _Worker:
                     sop_instance_uid=sop_instance_uid,
                     reason="not written, review before release: " + "; ".join(quarantines),
                 )
-            blob = part10_bytes(result.dataset)
+            blob = done.blob
             # quality.check rejected invalid UIDs: these are digits and dots, safe as names.
             output = PurePosixPath(
                 str(result.dataset.StudyInstanceUID),

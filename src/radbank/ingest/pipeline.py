@@ -15,24 +15,20 @@ once per settings version and key state, not per instance or per batch.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-import pydicom
-from pydicom.dataelem import RawDataElement
-from pydicom.errors import InvalidDicomError
-from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-
-from radbank.dicom import quality
 from radbank.dicom.dataset_json import index_attributes
-from radbank.dicom.deid import DeidentificationError, Profile, deidentify
-from radbank.dicom.deid.ocr import find_burned_in_text
-from radbank.dicom.deid.pixels import PixelRule, apply_pixel_rules
-from radbank.dicom.encode import part10_bytes
+from radbank.dicom.deid import DeidentificationError
+from radbank.dicom.instance import (
+    InstanceSettings,
+    Unreadable,
+    deidentify_instance,
+    read_instance,
+)
 from radbank.governance.keys import NodeKeys
 from radbank.governance.policy import Principal
 from radbank.governance.vault import Identifiers, Sealer
@@ -92,9 +88,6 @@ class Outcome:
         return self.status in (Status.STORED, Status.DUPLICATE)
 
 
-# Characters of burned-in text quoted in a quarantine reason: enough for a reviewer to see
-# what was read, not a copy of everything on the screen.
-_OCR_QUOTE_CHARS = 40
 # Bound on the vault digests remembered as recorded, per process.
 _RECORDED_DIGESTS = 100_000
 _VAULT_ATTEMPTS = 3
@@ -118,9 +111,7 @@ class _Setup:
 
     version: tuple[object, ...]
     key: bytes
-    profile: Profile
-    pixel_rules: tuple[PixelRule, ...]
-    ocr_check: bool
+    instance: InstanceSettings
     sealer: Sealer | None
 
 
@@ -207,9 +198,12 @@ class Pipeline:
             setup = _Setup(
                 version=version,
                 key=key,
-                profile=deid_profile(project.profile, project.overrides),
-                pixel_rules=pixel_rules(project.pixel_rules),
-                ocr_check=project.ocr_check,
+                instance=InstanceSettings(
+                    profile=deid_profile(project.profile, project.overrides),
+                    key=key,
+                    pixel_rules=pixel_rules(project.pixel_rules),
+                    ocr_check=project.ocr_check,
+                ),
                 sealer=Sealer(project, key) if project.vault_key_id else None,
             )
             self._setups[project.id] = setup
@@ -225,8 +219,8 @@ class Pipeline:
         expected_study: str | None,
     ) -> Outcome | _Prepared:
         try:
-            dataset = _parse(item)
-        except _Rejected as exc:
+            dataset = read_instance(item.name, item.data)
+        except Unreadable as exc:
             return Outcome(item.name, Status.REJECTED, str(exc), FAILURE_CANNOT_UNDERSTAND)
         original_sop = str(dataset.get("SOPInstanceUID", "") or "")
         label = f"{item.name} (SOP Instance UID {original_sop or 'missing'})"
@@ -242,17 +236,15 @@ class Pipeline:
         # Read before de-identification changes the dataset in place.
         identifiers = Identifiers.of(dataset) if setup.sealer else None
         try:
-            result = deidentify(dataset, setup.profile, setup.key)
-            deidentified = result.dataset
-            burned_in = _burned_in_text(deidentified, setup)
-            findings = quality.check(deidentified)
-            rejects = [f for f in findings if f.severity == quality.Severity.REJECT]
-            if rejects:
-                reason = "; ".join(f.message for f in rejects)
+            done = deidentify_instance(dataset, setup.instance)
+            if done.rejects:
+                reason = "; ".join(done.rejects)
                 return Outcome(
                     item.name, Status.REJECTED, f"{label}: {reason}", FAILURE_CANNOT_UNDERSTAND
                 )
-            blob = part10_bytes(deidentified)
+            result = done.result
+            deidentified = result.dataset
+            blob = done.blob
             attributes = index_attributes(deidentified)
         except DeidentificationError as exc:
             return Outcome(item.name, Status.REJECTED, f"{label}: {exc}", FAILURE_CANNOT_UNDERSTAND)
@@ -263,9 +255,7 @@ class Pipeline:
                 f"{label}: cannot be read as a DICOM dataset ({type(exc).__name__}: {exc})",
                 FAILURE_CANNOT_UNDERSTAND,
             )
-        quarantines = [f.message for f in findings if f.severity == quality.Severity.QUARANTINE]
-        if burned_in:
-            quarantines.insert(0, burned_in)
+        quarantines = done.quarantines
         sha256 = hashlib.sha256(blob).hexdigest()
         record = InstanceRecord(
             project_id=project.id,
@@ -470,27 +460,6 @@ class Pipeline:
                 self.store.delete(key)
 
 
-def _burned_in_text(dataset: pydicom.Dataset, setup: _Setup) -> str | None:
-    """Apply the project's pixel rules, then its OCR check: a quarantine reason, or None."""
-    if setup.pixel_rules:
-        try:
-            apply_pixel_rules(dataset, setup.pixel_rules)
-        except ValueError as exc:
-            return str(exc)
-    if setup.ocr_check and "PixelData" in dataset:
-        try:
-            text = find_burned_in_text(dataset)
-        except (RuntimeError, ValueError) as exc:
-            return f"the project's OCR check of burned-in text could not run: {exc}"
-        if text:
-            quoted = text[:_OCR_QUOTE_CHARS] + ("..." if len(text) > _OCR_QUOTE_CHARS else "")
-            return (
-                f"OCR found text in the pixels ({quoted!r}); blank it with a pixel rule for "
-                "this device, or review the object"
-            )
-    return None
-
-
 def _against_stored(p: _Prepared, stored_sha256: str) -> Outcome:
     """Outcome of an instance whose SOP Instance UID is already stored (or earlier in the batch)."""
     if stored_sha256 == p.sha256:
@@ -502,67 +471,6 @@ def _against_stored(p: _Prepared, stored_sha256: str) -> Outcome:
         "already stored with different content; it was not replaced",
         FAILURE_DUPLICATE_CONFLICT,
     )
-
-
-class _Rejected(ValueError):
-    pass
-
-
-def _parse(item: Item) -> pydicom.Dataset:
-    data = item.data
-    if len(data) < 132:
-        raise _Rejected(f"{item.name}: only {len(data)} bytes, too short to be a DICOM file")
-    try:
-        if data[128:132] == b"DICM":
-            dataset = pydicom.dcmread(io.BytesIO(data))
-        else:
-            dataset = pydicom.dcmread(io.BytesIO(data), force=True)
-            if "SOPInstanceUID" not in dataset or "SOPClassUID" not in dataset:
-                raise _Rejected(
-                    f"{item.name}: not a DICOM file (no 'DICM' prefix at byte 128 and no "
-                    "SOP Class/Instance UID in the data set)"
-                )
-        _check_complete(item, dataset)
-        syntax = dataset.file_meta.get("TransferSyntaxUID")
-        if syntax is not None and not UID(str(syntax)).is_transfer_syntax:
-            raise _Rejected(
-                f"{item.name}: unknown transfer syntax {str(syntax)[:64]!r} in the file meta "
-                "information; send the file as the modality or PACS wrote it"
-            )
-        if "TransferSyntaxUID" not in dataset.file_meta:
-            # Files without meta information: record the encoding they were read in.
-            implicit, little = dataset.original_encoding
-            dataset.file_meta.TransferSyntaxUID = (
-                ImplicitVRLittleEndian
-                if implicit
-                else ExplicitVRLittleEndian
-                if little
-                else ExplicitVRBigEndian
-            )
-    except _Rejected:
-        raise
-    except (InvalidDicomError, Exception) as exc:  # noqa: BLE001 - hostile input
-        raise _Rejected(
-            f"{item.name}: not a readable DICOM file ({type(exc).__name__}: {exc})"
-        ) from exc
-    return dataset
-
-
-def _check_complete(item: Item, dataset: pydicom.Dataset) -> None:
-    """pydicom reads a truncated file without complaint; storing it would lose data silently."""
-    for tag in dataset.keys():
-        element = dataset.get_item(tag)
-        if (
-            isinstance(element, RawDataElement)
-            and element.length != 0xFFFFFFFF
-            and element.value is not None
-            and len(element.value) != element.length
-        ):
-            raise _Rejected(
-                f"{item.name}: truncated: attribute ({tag.group:04X},{tag.element:04X}) declares "
-                f"{element.length} bytes but the file ends after {len(element.value)}; "
-                "send the complete file"
-            )
 
 
 def _outcome(p: _Prepared, status: Status, reason: str = "", failure: int | None = None) -> Outcome:

@@ -1,0 +1,171 @@
+"""One DICOM instance from received bytes to de-identified Part 10 bytes, pure logic.
+
+Every receiver of the node (through `radbank.ingest.pipeline`) and the offline tool
+`radbank deid` go through these two steps, so a site that de-identifies a folder with a
+project's key and settings writes the bytes the node would store:
+
+    dataset = read_instance(name, data)          # Unreadable: the reason, naming `name`
+    done = deidentify_instance(dataset, settings)
+    done.rejects / done.quarantines / done.blob / done.result.patient_pseudonym
+
+`read_instance` refuses what pydicom would read without complaint yet lose data with
+(truncated values, unknown transfer syntaxes, non-DICOM bytes). `deidentify_instance` runs
+de-identification, the project's pixel rules, its OCR check and the quality rules, and
+encodes the result; identity exists only in the dataset passed in, which it changes in place.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from radbank.dicom import quality
+from radbank.dicom.deid import DeidResult, Profile, deidentify
+from radbank.dicom.deid.ocr import find_burned_in_text
+from radbank.dicom.deid.pixels import PixelRule, apply_pixel_rules
+from radbank.dicom.encode import part10_bytes
+from radbank.dicom.quality import BURNED_IN_RISK_SOP_CLASSES
+
+
+class Unreadable(ValueError):
+    """The bytes are not a complete, readable DICOM instance; the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class InstanceSettings:
+    """What a project decides about its instances: profile (with overrides), key, pixel
+    rules and whether burned-in text is looked for with OCR."""
+
+    profile: Profile
+    key: bytes
+    pixel_rules: tuple[PixelRule, ...] = ()
+    ocr_check: bool = False
+
+
+@dataclass
+class DeidentifiedInstance:
+    """The outcome of `deidentify_instance`. `blob` is empty when the object is rejected."""
+
+    result: DeidResult
+    rejects: list[str] = field(default_factory=list)
+    quarantines: list[str] = field(default_factory=list)
+    blob: bytes = b""
+
+
+def read_instance(name: str, data: bytes) -> pydicom.Dataset:
+    """Parse one received object; raise Unreadable with a message that starts with `name`."""
+    if len(data) < 132:
+        raise Unreadable(f"{name}: only {len(data)} bytes, too short to be a DICOM file")
+    try:
+        if data[128:132] == b"DICM":
+            dataset = pydicom.dcmread(io.BytesIO(data))
+        else:
+            dataset = pydicom.dcmread(io.BytesIO(data), force=True)
+            if "SOPInstanceUID" not in dataset or "SOPClassUID" not in dataset:
+                raise Unreadable(
+                    f"{name}: not a DICOM file (no 'DICM' prefix at byte 128 and no "
+                    "SOP Class/Instance UID in the data set)"
+                )
+        _check_complete(name, dataset)
+        syntax = dataset.file_meta.get("TransferSyntaxUID")
+        if syntax is not None and not UID(str(syntax)).is_transfer_syntax:
+            raise Unreadable(
+                f"{name}: unknown transfer syntax {str(syntax)[:64]!r} in the file meta "
+                "information; send the file as the modality or PACS wrote it"
+            )
+        if "TransferSyntaxUID" not in dataset.file_meta:
+            # Files without meta information: record the encoding they were read in.
+            implicit, little = dataset.original_encoding
+            dataset.file_meta.TransferSyntaxUID = (
+                ImplicitVRLittleEndian
+                if implicit
+                else ExplicitVRLittleEndian
+                if little
+                else ExplicitVRBigEndian
+            )
+    except Unreadable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - hostile input can fail anywhere in pydicom
+        raise Unreadable(
+            f"{name}: not a readable DICOM file ({type(exc).__name__}: {exc})"
+        ) from exc
+    return dataset
+
+
+def _check_complete(name: str, dataset: pydicom.Dataset) -> None:
+    """pydicom reads a truncated file without complaint; storing it would lose data silently."""
+    for tag in dataset.keys():
+        element = dataset.get_item(tag)
+        if (
+            isinstance(element, RawDataElement)
+            and element.length != 0xFFFFFFFF
+            and element.value is not None
+            and len(element.value) != element.length
+        ):
+            raise Unreadable(
+                f"{name}: truncated: attribute ({tag.group:04X},{tag.element:04X}) declares "
+                f"{element.length} bytes but the file ends after {len(element.value)}; "
+                "send the complete file"
+            )
+
+
+def deidentify_instance(
+    dataset: pydicom.Dataset, settings: InstanceSettings
+) -> DeidentifiedInstance:
+    """De-identify, apply pixel rules and the OCR check, run the quality rules, encode.
+
+    Raises DeidentificationError (the object cannot be de-identified) and, for hostile
+    input, whatever pydicom raises while decoding; callers turn both into a rejection.
+    """
+    result = deidentify(dataset, settings.profile, settings.key)
+    done = DeidentifiedInstance(result)
+    burned_in = _burned_in_text(result.dataset, settings.pixel_rules, settings.ocr_check)
+    findings = quality.check(result.dataset)
+    done.rejects = [f.message for f in findings if f.severity == quality.Severity.REJECT]
+    if done.rejects:
+        return done
+    done.quarantines = [f.message for f in findings if f.severity == quality.Severity.QUARANTINE]
+    if burned_in:
+        done.quarantines.insert(0, burned_in)
+    done.blob = part10_bytes(result.dataset)
+    return done
+
+
+def _burned_in_text(
+    dataset: pydicom.Dataset, rules: Sequence[PixelRule], ocr_check: bool
+) -> str | None:
+    """Apply the pixel rules, then the OCR check: a quarantine reason, or None.
+
+    OCR looks at objects a pixel rule was applied to (did the rule cover all the text?) and
+    at the burned-in-risk classes that claim to be clean (BurnedInAnnotation NO): about half
+    a second per image would make it unusable on every CT or MR slice, whose
+    BurnedInAnnotation is trusted. The reason never quotes the text found: it may be the
+    patient's name, and quarantine reasons are kept at rest.
+    """
+    applied = None
+    if rules:
+        try:
+            applied = apply_pixel_rules(dataset, rules)
+        except ValueError as exc:
+            return str(exc)
+    if not ocr_check or "PixelData" not in dataset:
+        return None
+    sop_class_uid = str(dataset.get("SOPClassUID", "")).strip()
+    if applied is None and sop_class_uid not in BURNED_IN_RISK_SOP_CLASSES:
+        return None
+    try:
+        text = find_burned_in_text(dataset)
+    except (RuntimeError, ValueError) as exc:
+        return f"the project's OCR check of burned-in text could not run: {exc}"
+    if not text:
+        return None
+    where = f"after pixel rule {applied.name!r}" if applied is not None else "in the pixels"
+    return (
+        f"OCR found {len(text)} characters of text {where}; blank it with a pixel rule for "
+        "this device (Manufacturer, ManufacturerModelName, Rows, Columns), or review the object"
+    )
