@@ -1,3 +1,3 @@
-from radbank.cli import main
+from radbank.launcher import main
 
 main()

@@ -1,6 +1,8 @@
-"""Identities, tokens, keys and the one policy decision every access goes through."""
+"""Identities, tokens, keys, the pseudonym vault, the audit trail and the one policy decision
+every access goes through.
 
-from radbank.governance.keys import KeyRing
-from radbank.governance.policy import Action, Principal, can
-
-__all__ = ["Action", "KeyRing", "Principal", "can"]
+Modules: keys (the node's key file, project keys), sitekey (project key files for sites),
+vault (sealed original identifiers for the honest broker), audit (the hash-chained trail),
+policy (`can`). Nothing is imported here, so that `radbank deid` at a site, which needs only
+`sitekey`, does not load the node's database layer.
+"""
