@@ -62,7 +62,7 @@ def _index() -> Index:
         directory = Path(tempfile.mkdtemp())
         index = Index(f"sqlite:///{directory / 'index.sqlite3'}")
         _STATE["index"] = index
-        _STATE["project"] = create_project(index, "fuzz").id
+        _STATE["project"] = index.create_project("fuzz", key_salt=b"fuzz").id
     return _STATE["index"]  # type: ignore[return-value]
 
 
@@ -141,6 +141,8 @@ def _services():  # noqa: ANN202
         services, _ = build_services(
             Settings(data_dir=Path(tempfile.mkdtemp()) / "d", admin_token="t")
         )
-        create_project(services.index, "damage")
+        create_project(
+            services.index, "damage", keys=services.keys, trail=services.trail, actor="fuzz"
+        )
         _STATE["services"] = services
     return _STATE["services"]

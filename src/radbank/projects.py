@@ -61,9 +61,9 @@ def create_project(
     index: Index,
     name: str,
     *,
-    keys: NodeKeys | None = None,
-    trail: AuditTrail | None = None,
-    actor: str = "",
+    keys: NodeKeys,
+    trail: AuditTrail,
+    actor: str,
     source: str = "local",
     title: str = "",
     description: str = "",
@@ -72,23 +72,17 @@ def create_project(
 ) -> Project:
     """Create a project. Its key is `imported_key` (e.g. from the key file a site's
     `radbank deid` uses), held wrapped under the master key, or else derived from the
-    master key and a fresh random salt. Raises InvalidProject or ProjectExists.
-
-    A node passes its keys and audit trail (the creation is then recorded, and the project
-    names its master key); without them, as in tests of the index alone, the project key
-    is derived from whatever master key the node's key file holds.
+    master key and a fresh random salt. The creation is recorded in the audit trail by
+    `actor`. Raises InvalidProject or ProjectExists.
     """
     validate_name(name)
     deid_profile(profile, {})
-    if imported_key is not None and (keys is None or len(imported_key) != KEY_BYTES):
+    if imported_key is not None and len(imported_key) != KEY_BYTES:
         raise InvalidProject(
-            f"project {name!r}: an imported key needs the node's keys and has {KEY_BYTES} "
-            f"bytes, not {len(imported_key)}"
+            f"project {name!r}: an imported key has {KEY_BYTES} bytes, not {len(imported_key)}"
         )
 
     def key_material() -> tuple[str | None, bytes | None]:
-        if keys is None:
-            return None, None
         # Read under the index's key lock: a master key rotation in another process has
         # either not started re-wrapping, or has finished and written its key file.
         ring = keys.ring
@@ -97,16 +91,14 @@ def create_project(
         wrapped_key, key_id = ring.wrap(name, imported_key)
         return key_id, wrapped_key
 
-    audit = None
-    if trail is not None:
-        audit = trail.event(
-            "project.create",
-            actor=actor,
-            resource=f"project:{name}",
-            project=name,
-            source=source,
-            detail={"profile": profile, "key": "imported" if imported_key else "derived"},
-        )
+    audit = trail.event(
+        "project.create",
+        actor=actor,
+        resource=f"project:{name}",
+        project=name,
+        source=source,
+        detail={"profile": profile, "key": "imported" if imported_key else "derived"},
+    )
     return index.create_project(
         name,
         title=title or name,
