@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from radbank.governance.audit import AuditTrail
+from radbank.governance.secretfile import check_private
 from radbank.index import Index, PendingAudit, Project
 
 _FORMAT_VERSION = 1
@@ -290,12 +291,7 @@ def _exclusive(path: Path) -> Iterator[None]:
 
 
 def _read(path: Path) -> KeyRing:
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise KeyFileError(
-            f"{path} has mode {mode:o}; it holds the node's secrets and must be 0600 "
-            f"(run: chmod 600 {path})"
-        )
+    check_private(path, what="key file", holds="holds the node's secrets", error=KeyFileError)
     try:
         data = json.loads(path.read_text())
         previous = data.get("previous_master_key")

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 from pathlib import Path
+
+from radbank.governance.secretfile import create_private_file, read_private_json
 
 FORMAT = "radbank-project-key"
 VERSION = 1
@@ -27,22 +28,18 @@ class KeyFileError(RuntimeError):
 
 def read_key_file(path: Path) -> bytes:
     """Return the key held in `path`; refuse files readable by group or others."""
+    data = read_private_json(
+        path,
+        what="project key file",
+        holds="holds a pseudonymisation key",
+        error=KeyFileError,
+        format_name=FORMAT,
+        version=VERSION,
+    )
     try:
-        mode = path.stat().st_mode & 0o777
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
-    if mode & 0o077:
-        raise KeyFileError(
-            f"key file {path} has mode {mode:o}; it holds a pseudonymisation key and must be "
-            f"0600 (run: chmod 600 {path})"
-        )
-    try:
-        data = json.loads(path.read_text())
-        if data.get("format") != FORMAT or data.get("version") != VERSION:
-            raise ValueError(f"format is {data.get('format')!r} version {data.get('version')!r}")
         key = base64.b64decode(data["key"], validate=True)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise KeyFileError(f"{path} is not a radbank project key file: {exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KeyFileError(f"{path} is not a radbank project key file: {exc!r}") from exc
     if len(key) != KEY_BYTES:
         raise KeyFileError(f"{path}: the key has {len(key)} bytes, expected {KEY_BYTES}")
     return key
@@ -55,17 +52,7 @@ def write_key_file(path: Path, key: bytes) -> None:
     payload = json.dumps(
         {"format": FORMAT, "version": VERSION, "key": base64.b64encode(key).decode("ascii")}
     )
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as exc:
-        raise KeyFileError(f"{path} exists; radbank never overwrites a key file") from exc
-    except OSError as exc:
-        raise KeyFileError(f"cannot create key file {path}: {exc.strerror}") from exc
-    try:
-        os.write(fd, payload.encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    create_private_file(path, payload.encode("ascii"), what="key file", error=KeyFileError)
 
 
 def load_or_create_key_file(path: Path) -> tuple[bytes, bool]:

@@ -42,6 +42,7 @@ from pydicom.multival import MultiValue
 
 from radbank.dicom.deid import patient_pseudonym
 from radbank.governance.audit import AuditTrail, Outcome
+from radbank.governance.secretfile import create_private_file, read_private_json
 from radbank.index import Index, Project, VaultEntry, VaultKeyChanged
 
 FORMAT = "radbank-vault-key"
@@ -247,40 +248,26 @@ def write_vault_key(path: Path, project: str, broker: str) -> VaultKey:
         },
         indent=2,
     )
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as exc:
-        raise VaultError(f"{path} exists; radbank never overwrites a key file") from exc
-    except OSError as exc:
-        raise VaultError(f"cannot create vault key file {path}: {exc.strerror}") from exc
-    try:
-        os.write(fd, payload.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    create_private_file(path, payload.encode(), what="vault key file", error=VaultError)
     return key
 
 
 def read_vault_key(path: Path) -> VaultKey:
     """Read a vault key file; refuses files readable by group or others."""
+    data = read_private_json(
+        path,
+        what="vault key file",
+        holds="opens the pseudonym vault",
+        error=VaultError,
+        format_name=FORMAT,
+        version=VERSION,
+    )
     try:
-        mode = path.stat().st_mode & 0o777
-    except OSError as exc:
-        raise VaultError(f"cannot read vault key file {path}: {exc.strerror}") from exc
-    if mode & 0o077:
-        raise VaultError(
-            f"vault key file {path} has mode {mode:o}; it opens the pseudonym vault and must "
-            f"be 0600 (run: chmod 600 {path})"
-        )
-    try:
-        data = json.loads(path.read_text())
-        if data.get("format") != FORMAT or data.get("version") != VERSION:
-            raise ValueError(f"format is {data.get('format')!r} version {data.get('version')!r}")
         private = X25519PrivateKey.from_private_bytes(
             base64.b64decode(data["private_key"], validate=True)
         )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise VaultError(f"{path} is not a radbank vault key file: {exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VaultError(f"{path} is not a radbank vault key file: {exc!r}") from exc
     public = private.public_key().public_bytes(_RAW, serialization.PublicFormat.Raw)
     return VaultKey(
         private, public, vault_key_id(public), str(data["project"]), str(data["broker"]), path
