@@ -1,8 +1,11 @@
-"""Clean Descriptors: descriptions keep their words and lose the object's identity."""
+"""Clean Descriptors: descriptions keep their words and lose the object's identity; narrative
+(Image Comments) keeps only known words (test_deid_narrative.py)."""
 
 from __future__ import annotations
 
+import pytest
 from deid_helpers import PROJECT_KEY, make_ct, write_bytes
+from pydicom import Dataset
 
 from radbank.dicom.deid import Option, Profile, deidentify
 from radbank.dicom.deid.clean import PLACEHOLDER, Cleaner
@@ -27,7 +30,8 @@ def test_own_identifiers_are_replaced_and_the_description_kept() -> None:
     )
     assert out["StudyDescription"] == f"CT thorax {PLACEHOLDER} {PLACEHOLDER} {PLACEHOLDER}"
     assert out["SeriesDescription"] == f"Acc {PLACEHOLDER} by Dr {PLACEHOLDER}"
-    assert out["ImageComments"] == f"born {PLACEHOLDER}, {PLACEHOLDER}"
+    # Narrative: "born" is no medical word either, so the whole run goes.
+    assert out["ImageComments"] == f"{PLACEHOLDER} {PLACEHOLDER}, {PLACEHOLDER}"
     assert out["ProtocolName"] == "Thorax low dose 1.25mm"  # nothing identifying: unchanged
 
 
@@ -73,3 +77,57 @@ def test_without_the_option_descriptors_are_removed() -> None:
     ds = make_ct()
     ds.StudyDescription = "CT thorax"
     assert "StudyDescription" not in deidentify(ds, Profile.named("basic"), PROJECT_KEY).dataset
+
+
+PROTOCOLS = [
+    "Thorax Routine 1.0 B70f",
+    "CAP W CONTRAST 5mm",
+    "AbdPelvis_Venous",
+    "CT Head wo 4.8mm Hr40 MPR sag/cor",
+    "Dual Energy Sn140kV/100kV Qr40",
+    "Ped Abdomen 0-5y Low Dose",
+    "PET/CT FDG WB 2.5 min/bed",
+]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_protocol_names_without_identifiers_are_kept_exactly(protocol: str) -> None:
+    """Dose reference levels are computed per protocol: descriptors keep every word,
+    however unusual, that is not one of the object's identifiers."""
+    ds = make_ct()
+    request = Dataset()
+    request.RequestedProcedureDescription = protocol
+    request.ScheduledProcedureStepDescription = protocol
+    ds.RequestAttributesSequence = [request]
+    out = _research_dose(
+        ds,
+        ProtocolName=protocol,
+        StudyDescription=protocol,
+        SeriesDescription=protocol,
+        PerformedProcedureStepDescription=protocol,
+        RequestedProcedureDescription=protocol,
+    )
+    for keyword in (
+        "ProtocolName", "StudyDescription", "SeriesDescription",
+        "PerformedProcedureStepDescription", "RequestedProcedureDescription",
+    ):  # fmt: skip
+        assert out.get(keyword) == protocol, keyword
+    item = out.RequestAttributesSequence[0]
+    assert item.RequestedProcedureDescription == protocol
+    assert item.ScheduledProcedureStepDescription == protocol
+
+
+def test_descriptors_lose_the_objects_names_and_identifiers_only() -> None:
+    out = _research_dose(
+        make_ct(),
+        ProtocolName="Dr Who cardiac Doe ACC123456",
+        SeriesDescription="Thorax Jane 1.0 B70f 2024-03-05.",
+    )
+    assert out.ProtocolName == f"Dr {PLACEHOLDER} cardiac {PLACEHOLDER} {PLACEHOLDER}"
+    assert out.SeriesDescription == f"Thorax {PLACEHOLDER} 1.0 B70f {PLACEHOLDER}."
+
+
+def _research_dose(ds: Dataset, **attributes: str) -> Dataset:
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    return deidentify(ds, Profile.named("research-dose"), PROJECT_KEY).dataset

@@ -149,3 +149,25 @@ def test_institution_identity_retained_keeps_the_organisation() -> None:
     assert items[4].TextValue == "St Example Hospital"
     assert items[5].TextValue == PLACEHOLDER  # device identity is not retained here
     assert items[3].Date == "19000101"
+
+
+def test_dose_report_descriptors_keep_their_words_comments_keep_known_words() -> None:
+    """Acquisition Protocol and device model are descriptors (per-protocol and per-device
+    dose statistics): only the object's identifiers go. A comment is narrative: names that
+    are nowhere in the object go too."""
+    ds = _sr()
+    ds.ContentSequence = [
+        _item("TEXT", ("125203", "DCM", "Acquisition Protocol"), TextValue="Thorax Jane B70f"),
+        _item("TEXT", ("125203", "DCM", "Acquisition Protocol"), TextValue="CAP W CONTRAST 5mm"),
+        _item("TEXT", ("113879", "DCM", "Device Model Name"), TextValue="SOMATOM Force"),
+        _item(
+            "TEXT", ("121106", "DCM", "Comment"), TextValue="Patient moved, repeated by Kowalski"
+        ),
+    ]
+    items = deidentify(ds, RESEARCH_DOSE, PROJECT_KEY).dataset.ContentSequence
+    assert [item.TextValue for item in items] == [
+        f"Thorax {PLACEHOLDER} B70f",
+        "CAP W CONTRAST 5mm",
+        "SOMATOM Force",
+        f"Patient moved, repeated by {PLACEHOLDER}",
+    ]

@@ -5,26 +5,44 @@ identifying values (`collect_identifiers`): every person name anywhere in the ob
 (patient, physicians, operators, observers, SR PNAME items), the patient's IDs and other
 IDs, accession, admission and order numbers, the birth date in common spellings, addresses
 and telephone numbers, and, unless the profile retains them, the institution's and the
-device's names. `Cleaner.clean` replaces every occurrence of those values, and of generic
-patterns (dates, e-mail addresses, telephone numbers, UIDs and runs of seven or more
-digits that look like identifiers, codes of letters and five or more digits) by
-`PLACEHOLDER`; the rest of the text is kept.
+device's names. Two cleanings, chosen per attribute (`is_narrative`, and for SR TEXT items
+structured.text_rule):
+
+- descriptors (protocol names, study and series descriptions, device models):
+  `Cleaner.clean` replaces every occurrence of those values, and of generic patterns
+  (dates, e-mail addresses, telephone numbers, UIDs and runs of seven or more digits that
+  look like identifiers, codes of letters and five or more digits) by `PLACEHOLDER`; the
+  rest of the text is kept, because dose statistics group by it;
+- narrative (comments, history, reasons, findings): `Cleaner.clean_narrative` cleans the
+  same way, then keeps only the words of a vocabulary of medical and technical terms
+  (data/clean-vocabulary.json, made by tools/make_clean_vocabulary.py, with no common
+  given name or surname), numbers of at most four digits, measurements with units,
+  radionuclides and punctuation: a name that is nowhere in the object goes too.
 
 Matching is case-insensitive and on word boundaries. A name is also matched word by word
 ("Jane", "Doe" of "Doe^Jane"), so "Doe, J." and "JANE DOE" are cleaned; words shorter than
 two characters are not matched alone (an initial would erase every such letter), nor are
 identifier values shorter than three characters. Numbers that are part of a decimal value
 ("9.586082") are not identifiers.
+
+Reading values for the collection does not go through pydicom's element conversion when
+the raw bytes are plain ASCII (`raw_text`): it costs ~40 µs an element, and the identifying
+values are read only to be removed.
 """
 
 from __future__ import annotations
 
 import datetime
 import functools
+import json
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib import resources
 
-from pydicom import Dataset
+from pydicom import Dataset, config
+from pydicom.datadict import DicomDictionary
+from pydicom.dataelem import RawDataElement
 
 from radbank.dicom.deid.profile import Option, dictionary_vr
 from radbank.dicom.deid.structured import TEXT_VALUE, identifying_text_item
@@ -86,26 +104,37 @@ _DEVICE_TAGS = frozenset(
     }
 )
 
+# Public attributes that are neither a person name, a sequence nor a value collected above:
+# skipped without a look at their VR (most of an object's elements).
+_NEVER_IDENTIFYING = frozenset(
+    tag
+    for tag, entry in DicomDictionary.items()
+    if entry[0] not in ("PN", "SQ")
+    and tag not in _IDENTIFIER_TAGS | _INSTITUTION_TAGS | _DEVICE_TAGS | {TEXT_VALUE}
+)
+
 _MONTHS = (
     "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
     "sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
 )
+# A pattern ends where no word character follows, nor a decimal part: a date or number at
+# the end of a sentence ("on 2024-03-05.") is matched, "9.586082" is not cut in two.
 _GENERIC = re.compile(
     "|".join(
         (
             r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",  # e-mail address
             r"(?<![\w.])(?:\+|00)\d[\d ()./-]{6,}\d(?![\w])",  # international phone
-            r"(?<![\w.])\(?0\d{1,4}\)?[ ./-]?\d{2,4}[ ./-]\d{2,4}(?:[ ./-]\d{2,4})?(?![\w.])",
-            r"(?<![\w.])\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?![\w.])",  # North American phone
-            r"(?<![\w.])\d+(?:\.\d+){4,}(?![\w.])",  # a UID
+            r"(?<![\w.])\(?0\d{1,4}\)?[ ./-]?\d{2,4}[ ./-]\d{2,4}(?:[ ./-]\d{2,4})?(?!\w|\.\d)",
+            r"(?<![\w.])\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?!\w|\.\d)",  # North American phone
+            r"(?<![\w.])\d+(?:\.\d+){4,}(?!\w|\.\d)",  # a UID
             r"(?<![\w.])(?:19|20)\d\d[-/.](?:0?[1-9]|1[0-2])[-/.](?:0?[1-9]|[12]\d|3[01])"
-            r"(?![\w.])",  # 2024-03-05
+            r"(?!\w|\.\d)",  # 2024-03-05
             r"(?<![\w.])(?:0?[1-9]|[12]\d|3[01])[-/.](?:0?[1-9]|[12]\d|3[01])[-/.]"
-            r"(?:\d{4}|\d\d)(?![\w.])",  # 05.03.2024, 03/05/24
+            r"(?:\d{4}|\d\d)(?!\w|\.\d)",  # 05.03.2024, 03/05/24
             rf"(?<![\w.])(?:0?[1-9]|[12]\d|3[01])[ -](?:{_MONTHS})\.?[-, ]*(?:\d{{4}}|\d\d)"
-            r"(?![\w.])",  # 5 Mar 2024, 12-May-16
-            rf"(?<![\w.])(?:{_MONTHS})\.? (?:0?[1-9]|[12]\d|3[01]),? \d{{4}}(?![\w.])",
-            r"(?<![\w.])(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?![\w.])",
+            r"(?!\w|\.\d)",  # 5 Mar 2024, 12-May-16
+            rf"(?<![\w.])(?:{_MONTHS})\.? (?:0?[1-9]|[12]\d|3[01]),? \d{{4}}(?!\w|\.\d)",
+            r"(?<![\w.])(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\w|\.\d)",
             r"(?<![\w.,])\d{7,}(?![\w]|[.,]\d)",  # a long number: an identifier
         )
     ),
@@ -114,6 +143,10 @@ _GENERIC = re.compile(
 # A code of letters and five or more digits ("ACC123456", "MRN-00417", "AB12C345"): the
 # shape of accession numbers, record numbers and patient IDs, not of descriptions.
 _TOKEN = re.compile(r"(?<![\w.])[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9](?![\w.])")
+# Every generic pattern needs a digit or an "@", and an identifier-like code five digits:
+# most descriptors have neither, and these searches cost a tenth of the substitutions.
+_GENERIC_NEEDS = re.compile(r"[\d@]")
+_TOKEN_NEEDS = re.compile(r"[0-9](?:[^0-9]*[0-9]){4}")
 
 
 def _identifier_like(token: str) -> bool:
@@ -122,9 +155,15 @@ def _identifier_like(token: str) -> bool:
 
 
 class Cleaner:
-    """Removes one object's identifying values and generic identifier patterns from text."""
+    """Removes one object's identifying values and generic identifier patterns from text
+    (`clean`, for descriptors) and, from narrative, every word it does not know
+    (`clean_narrative`). `keeps_age`: the profile retains patient characteristics, so an
+    age in narrative may stay like Patient's Age does."""
 
-    def __init__(self, names: Iterable[str], identifiers: Iterable[str]) -> None:
+    def __init__(
+        self, names: Iterable[str], identifiers: Iterable[str], keeps_age: bool = True
+    ) -> None:
+        self.keeps_age = keeps_age
         words = {w for w in names if len(w) >= 2} | {v for v in identifiers if len(v) >= 3}
         # Longest first, so that "Doe^Jane" is removed whole before "Doe" is tried.
         alternatives = sorted(words, key=lambda word: (-len(word), word))
@@ -144,8 +183,185 @@ class Cleaner:
             return text
         if self._specific is not None:
             text = self._specific.sub(placeholder, text)
+        if _GENERIC_NEEDS.search(text) is None:
+            return text
         text = _GENERIC.sub(placeholder, text)
+        if _TOKEN_NEEDS.search(text) is None:
+            return text
         return _TOKEN.sub(lambda m: placeholder if _identifier_like(m[0]) else m[0], text)
+
+    def clean_narrative(self, text: str) -> str:
+        """Return narrative `text` cleaned like a descriptor, then with every run of words
+        outside the vocabulary (and ages, unless kept, and runs of seven or more digits)
+        replaced by one placeholder."""
+        if not text:
+            return text
+        text = self.clean(text)
+        if not self.keeps_age:
+            text = _AGE.sub(PLACEHOLDER, text)
+        text = _DIGIT_RUN.sub(
+            lambda m: PLACEHOLDER if sum(c.isdigit() for c in m[0]) >= 7 else m[0], text
+        )
+        return _keep_known_words(text)
+
+
+# Narrative (free text of LT, ST and UT values, and of LO/SH values whose meaning is
+# narrative) is cleaned by allowlist: only the vocabulary survives. Descriptors (the other
+# text values, and the LT/ST values a device writes) keep every word but identifiers.
+NARRATIVE_VRS = frozenset({"LT", "ST", "UT"})
+_NARRATIVE_TAGS = frozenset(
+    {
+        0x00081080,  # Admitting Diagnoses Description
+        0x00380040,  # Discharge Diagnosis Description
+        0x00102000,  # Medical Alerts
+        0x00102110,  # Allergies
+        0x00380500,  # Patient State
+        0x00102180,  # Occupation
+        0x00380050,  # Special Needs
+        0x00380062,  # Service Episode Description
+        0x00321030,  # Reason for Study
+        0x00402001,  # Reason for the Imaging Service Request
+        0x00401002,  # Reason for the Requested Procedure
+    }
+)
+_DESCRIPTOR_TAGS = frozenset(
+    {
+        0x00189424,  # Acquisition Protocol Description (per-protocol dose statistics)
+        0x00082111,  # Derivation Description
+        0x0018937B,  # Multi-energy Acquisition Description
+        0x0018937F,  # Decomposition Description
+        0x00189185,  # Respiratory Motion Compensation Technique Description
+        0x003A0329,  # Waveform Filter Description
+        0x003A032B,  # Filter Lookup Table Description
+        0x300A067D,  # Radiation Generation Mode Description
+    }
+)
+
+
+def is_narrative(tag: int, vr: str) -> bool:
+    """Whether the text value of attribute `tag` is narrative (cleaned by allowlist)."""
+    if vr in NARRATIVE_VRS:
+        return tag not in _DESCRIPTOR_TAGS
+    return tag in _NARRATIVE_TAGS
+
+
+VOCABULARY_FILE = "clean-vocabulary.json"
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The words narrative keeps (data/clean-vocabulary.json, made by
+    tools/make_clean_vocabulary.py) and the phrases in which a name-like word is kept."""
+
+    words: frozenset[str]
+    phrases: frozenset[tuple[str, str]]
+
+
+@functools.cache
+def vocabulary() -> Vocabulary:
+    text = resources.files(__package__).joinpath("data", VOCABULARY_FILE).read_text("utf-8")
+    raw = json.loads(text)
+    pairs = (phrase.split(" ") for phrase in raw["phrases"])
+    return Vocabulary(frozenset(raw["words"]), frozenset((a, b) for a, b in pairs))
+
+
+# Radionuclides as written in dosimetry narrative: Tc-99m, 99mTc, I131, F-18, Lu-177.
+_NUCLIDE = (
+    "tc|i|f|ga|lu|y|in|tl|xe|kr|rb|sm|sr|ra|cu|zr|ho|re|c|n|o|p|co|cr|ac|pb|bi|at|tb|cs|ir|er"
+)
+_NARRATIVE_TOKEN = re.compile(
+    rf"{re.escape(PLACEHOLDER)}"
+    rf"|(?<![\w-])(?:(?:{_NUCLIDE})-\d{{2,3}}m?|\d{{2,3}}m?-(?:{_NUCLIDE}))(?![\w-])"
+    r"|[^\W_]+(?:['’][^\W\d_]+)*",
+    re.IGNORECASE,
+)
+# Separators inside one run of removed words: spaces and hyphens ("Smith-Jones").
+_RUN_SEPARATOR = re.compile(r"[\s-]*")
+# A number of at most four digits, dimensions (3x4), with or without a unit (5mm, 120kV).
+_MEASUREMENT = re.compile(r"\d{1,4}(?:x\d{1,4})*([^\W\d_]*)")
+_UNITS = frozenset(
+    """
+    mm cm m um µm km ml l cc dl ul µl mg g kg ug µg mcg kv kvp kev mev mv ev ma mas s sec
+    ms min mins h hr hrs d wk wks mo y yr yrs gy mgy cgy ugy µgy sv msv usv µsv mgycm bq
+    kbq mbq gbq ci mci uci µci hu mmol umol nmol iu hz khz mhz t f x fps bpm mmhg deg ppm
+    mm2 cm2 m2 mm3 cm3 m3 lp
+    """.split()  # noqa: SIM905 - a word list reads as a paragraph
+)
+# Spine levels (C7, L4), MR weighting (T1, T2w), b-values (b1000), tin-filtered tube
+# voltages (Sn100kV).
+_TECHNICAL = re.compile(r"[ctls]\d{1,2}|t[12]w?|b\d{1,4}|sn\d{2,3}(?:kv)?", re.IGNORECASE)
+# Runs of digit groups (phone numbers, record numbers written with spaces or dots).
+_DIGIT_RUN = re.compile(r"(?<![\w.,])\d+(?:[ .,/-]\d+)+(?![\w])")
+# Ages in narrative: "67-year-old", "67 yo", "aged 67", "67 Jahre alt", "67 ans".
+_AGE = re.compile(
+    r"(?<![\w.])(?:aged?|age:)\s*\d{1,3}(?![\w.])"
+    r"|(?<![\w.])\d{1,3}\s*-?\s*(?:years?|yrs?|y|months?|mos?|weeks?|wks?|days?)"
+    r"(?:\s*-\s*|\s+)old(?![\w])"
+    r"|(?<![\w.])\d{1,3}\s*-?\s*(?:y/o|y\.o\.|yo|jahre\s+alt|j\.\s*alt|jährige[rn]?|ans|años"
+    r"|anni|jaar|lat|år|vuotias)(?![\w])",
+    re.IGNORECASE,
+)
+
+
+_NUCLIDE_WORD = re.compile(
+    rf"(?:{_NUCLIDE})-?\d{{2,3}}m?|\d{{2,3}}m?-?(?:{_NUCLIDE})", re.IGNORECASE
+)
+
+
+def _known(token: str, words: frozenset[str], after_slash: bool) -> bool:
+    """Whether a narrative token stays: a vocabulary word (also with "'s"), a number of at
+    most four digits or a measurement with a unit, a unit (one letter only after "/", as
+    in "ml/s"), a spine level or MR weighting, a radionuclide."""
+    word = token.lower().replace("’", "'")
+    if word in words or (word in _UNITS and (len(word) > 1 or after_slash)):
+        return True
+    if word.endswith("'s") and word[:-2] in words:
+        return True
+    measurement = _MEASUREMENT.fullmatch(word)
+    if measurement is not None and (not measurement[1] or measurement[1] in _UNITS):
+        return True
+    return _TECHNICAL.fullmatch(word) is not None or _NUCLIDE_WORD.fullmatch(word) is not None
+
+
+def _keep_known_words(text: str) -> str:
+    """Replace each run of words outside the vocabulary by one placeholder; placeholders
+    already in the text, punctuation and known words stay where they are."""
+    known = vocabulary()
+    tokens = list(_NARRATIVE_TOKEN.finditer(text))
+    keep = [
+        match[0] == PLACEHOLDER
+        or _known(match[0], known.words, text[match.start() - 1 : match.start()] == "/")
+        for match in tokens
+    ]
+    # A name-like word of a phrase ("white" of "white matter") stays beside its partner.
+    for index in range(len(tokens)):
+        if keep[index]:
+            continue
+        for other in (index - 1, index + 1):
+            if not 0 <= other < len(tokens) or not keep[other]:
+                continue
+            first, second = sorted((tokens[index], tokens[other]), key=lambda m: m.start())
+            if not _RUN_SEPARATOR.fullmatch(text[first.end() : second.start()]):
+                continue
+            if (first[0].lower(), second[0].lower()) in known.phrases:
+                keep[index] = True
+                break
+    pieces: list[str] = []
+    end = 0
+    in_run = False
+    for match, kept in zip(tokens, keep, strict=True):
+        separator = text[end : match.start()]
+        if kept:
+            pieces += (separator, match[0])
+            in_run = False
+        elif in_run and _RUN_SEPARATOR.fullmatch(separator):
+            pass  # the run of removed words goes on: one placeholder for all of it
+        else:
+            pieces += (separator, PLACEHOLDER)
+            in_run = True
+        end = match.end()
+    pieces.append(text[end:])
+    return "".join(pieces)
 
 
 def collect_identifiers(dataset: Dataset, options: frozenset[Option]) -> Cleaner:
@@ -166,7 +382,15 @@ def collect_identifiers(dataset: Dataset, options: frozenset[Option]) -> Cleaner
             identifiers.add(value.strip())
         else:
             identifiers.update(part.strip() for part in value.split("\\"))
-    return Cleaner(names, identifiers)
+    keeps_age = Option.RETAIN_PATIENT_CHARACTERISTICS in options
+    return _cleaner(frozenset(names), frozenset(identifiers), keeps_age)
+
+
+@functools.lru_cache(maxsize=256)
+def _cleaner(names: frozenset[str], identifiers: frozenset[str], keeps_age: bool) -> Cleaner:
+    """The cleaner for a set of values, built once: the instances of a series share their
+    patient, study and institution, and compiling the pattern costs ~0.3 ms."""
+    return Cleaner(names, identifiers, keeps_age)
 
 
 def _walk(
@@ -175,7 +399,7 @@ def _walk(
     """Yield (tag, VR, text) of the identifying values, in nested items too; elements that
     cannot identify anyone stay undecoded (private ones are removed or numeric anyway)."""
     for tag in map(int, dataset.keys()):
-        if tag & 0x10000:
+        if tag & 0x10000 or tag in _NEVER_IDENTIFYING:
             continue
         # The dictionary decides, not the element: nothing is decoded that cannot identify.
         vr = _vr(tag)
@@ -191,13 +415,45 @@ def _walk(
             continue
         if tag == TEXT_VALUE and not identifying_text_item(dataset, options):
             continue
-        try:
-            value = dataset[tag].value
-        except Exception:  # noqa: BLE001 - the engine reports undecodable elements
-            continue
+        value: object = raw_text(dataset, tag)
+        if value is None:
+            try:
+                value = dataset[tag].value
+            except Exception:  # noqa: BLE001 - the engine reports undecodable elements
+                continue
         for text in _texts(value):
             if text:
                 yield tag, vr or "", text
+
+
+# VRs whose single value pydicom decodes to the text of its bytes without trailing spaces
+# and NULs (convert_text, convert_single_string, convert_PN, multi_string), whatever the
+# character set when the bytes are plain ASCII without escape sequences.
+_PLAIN_TEXT_VRS = frozenset({"AS", "CS", "SH", "LO", "PN", "UC", "LT", "ST", "UT"})
+_DATE_VRS = frozenset({"DA", "DT", "TM"})
+
+
+def raw_text(dataset: Dataset, tag: int) -> str | None:
+    """The value of a single-valued ASCII text element, read from its raw bytes exactly as
+    pydicom would decode it; None when only pydicom can tell (already decoded, deferred,
+    several values, non-ASCII or escape sequences, implicit or unknown VR).
+
+    pydicom's decoding costs ~40 µs an element (hooks, validation, a DataElement); an object
+    reads a dozen values to collect identifiers and clean descriptors. An element read here
+    stays raw, so a kept one is written back byte for byte.
+    """
+    element = dataset.get_item(tag, keep_deferred=True)
+    if type(element) is not RawDataElement:
+        return None
+    value = element.value
+    vr = element.VR
+    if type(value) is not bytes or not (
+        vr in _PLAIN_TEXT_VRS or (vr in _DATE_VRS and not config.datetime_conversion)
+    ):
+        return None
+    if not value.isascii() or b"\\" in value or b"\x1b" in value:
+        return None
+    return value.decode("ascii").rstrip(" \x00")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -24,14 +24,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydicom import Dataset, config
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
 from pydicom.multival import MultiValue
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag, Tag
 
 from radbank.dicom.deid import structured
-from radbank.dicom.deid.clean import CODE_PLACEHOLDER, PLACEHOLDER, Cleaner, collect_identifiers
+from radbank.dicom.deid.clean import (
+    CODE_PLACEHOLDER,
+    PLACEHOLDER,
+    Cleaner,
+    collect_identifiers,
+    is_narrative,
+    raw_text,
+)
 from radbank.dicom.deid.dates import patient_age, shift_date, shift_datetime
-from radbank.dicom.deid.private import SAFE_PRIVATE_ATTRIBUTES, plausible
+from radbank.dicom.deid.private import SAFE_PRIVATE_BY_CREATOR, SafePrivate, plausible
 from radbank.dicom.deid.profile import (
     TIMEZONE_OFFSET,
     WELL_KNOWN_UID_PREFIX,
@@ -77,6 +85,10 @@ _PATIENT_NAME = 0x00100010
 _PATIENT_AGE = 0x00101010
 _CONTENT_SEQUENCE = 0x0040A730
 _PERSON_CODE_SEQUENCE = 0x00401101  # Person Identification Code Sequence
+_STORED_AS_STR = frozenset(
+    {"AE", "AS", "CS", "DA", "DT", "TM", "LO", "SH", "ST", "LT", "UT", "UC", "UR"}
+)
+_DATE_VRS = frozenset({"DA", "DT", "TM"})
 _UTC_OFFSET = re.compile(r"[+-](?:0\d|1[0-4])[0-5]\d")
 _BINARY_VRS = frozenset({"OB", "OW", "OL", "OF", "OD", "OV", "UN"})
 
@@ -166,7 +178,7 @@ def deidentify(dataset: Dataset, profile: Profile, key: bytes) -> DeidResult:
 def _deidentify_items(dataset: Dataset, compiled: CompiledProfile, context: _Context) -> None:
     resolved = compiled.resolved
     shifting = context.shift_days != 0
-    safe_private: list[int] = []
+    safe_private: list[BaseTag] = []
     overlays: set[int] = set()
     for tag in list(dataset.keys()):
         # int() first: looking a BaseTag up in an int-keyed dict calls BaseTag.__eq__.
@@ -206,6 +218,11 @@ def _deidentify_items(dataset: Dataset, compiled: CompiledProfile, context: _Con
             continue
         elif action in ("S", "R") or (action == "C" and shifting and vr == "TM"):
             continue
+        elif action == "C" and vr in _TEXT_MAX_LENGTH:
+            text = raw_text(dataset, tag)
+            if text is not None:
+                dataset[tag] = _new(tag, vr, _clean(tag, vr, text, dataset, compiled, context))
+                continue
         if action == "O":
             overlays.add(tag >> 16)
             continue
@@ -247,7 +264,15 @@ def _raw_vr(dataset: Dataset, tag: int) -> str | None:
 
 def _new(tag: int, vr: str, value: object) -> DataElement:
     # Values built here are valid by construction; validating each one costs more than the
-    # rest of the de-identification of a typical header.
+    # rest of the de-identification of a typical header. pydicom stores a str of these VRs
+    # as it is (it converts only numbers, UIDs, names and, if asked, dates), so the
+    # conversion is skipped too.
+    if (
+        type(value) is str
+        and vr in _STORED_AS_STR
+        and not (vr in _DATE_VRS and config.datetime_conversion)
+    ):
+        return DataElement(tag, vr, value, already_converted=True, validation_mode=config.IGNORE)
     return DataElement(tag, vr, value, validation_mode=config.IGNORE)
 
 
@@ -281,7 +306,7 @@ def _apply(
     if action in ("S", "R", "K") or (action == "C" and vr == "TM" and context.shift_days):
         return element
     if action == "C" and vr in _TEXT_MAX_LENGTH:
-        return _new(tag, vr, _clean(element, dataset, compiled, context))
+        return _new(tag, vr, _clean(tag, vr, element.value, dataset, compiled, context))
     if action == "C" and vr in _BINARY_VRS:
         return None  # binary text (a camera's Maker Note) cannot be cleaned
     if action == "U" and vr in _TEXT_MAX_LENGTH:
@@ -339,17 +364,21 @@ def _code(value: str, scheme: str, meaning: str) -> Dataset:
 
 
 def _clean(
-    element: DataElement, dataset: Dataset, compiled: CompiledProfile, context: _Context
+    tag: int,
+    vr: str,
+    value: object,
+    dataset: Dataset,
+    compiled: CompiledProfile,
+    context: _Context,
 ) -> object:
-    """The cleaned value of a text element (the C action)."""
-    vr = element.VR
+    """The cleaned value of a text element (the C action); `dataset` is the item holding it."""
     cleaner = context.cleaner
-    if element.tag == TIMEZONE_OFFSET:
-        offset = str(element.value or "").strip()
+    if tag == TIMEZONE_OFFSET:
+        offset = str(value or "").strip()
         return offset if _UTC_OFFSET.fullmatch(offset) else ""
     if vr == "PN":
         names = _map_values(
-            element.value,
+            value,
             lambda name, _: (
                 context.pseudonym
                 if structured.is_patient_name(dataset, name, context.patient_name)
@@ -358,21 +387,23 @@ def _clean(
             context,
         )
         return names
-    if element.tag == structured.TEXT_VALUE:
+    narrative = is_narrative(tag, vr)
+    if tag == structured.TEXT_VALUE:
         rule = structured.text_rule(dataset, compiled.options)
         if rule == "pseudonym":
             return context.pseudonym
         if rule == "placeholder":
             return PLACEHOLDER
         if rule == "keep":
-            return element.value
+            return value
+        narrative = rule == "narrative"
     if cleaner is None:
-        return element.empty_value
-    placeholder = CODE_PLACEHOLDER if vr in ("CS", "AE") else PLACEHOLDER
+        return empty_value_for_VR(vr)
     limit = _TEXT_MAX_LENGTH[vr]
-    return _map_values(
-        element.value, lambda text, _: cleaner.clean(text, placeholder)[:limit], context
-    )
+    if narrative:
+        return _map_values(value, lambda text, _: cleaner.clean_narrative(text)[:limit], context)
+    placeholder = CODE_PLACEHOLDER if vr in ("CS", "AE") else PLACEHOLDER
+    return _map_values(value, lambda text, _: cleaner.clean(text, placeholder)[:limit], context)
 
 
 def _map_values(value: object, function: Callable[[str, int], str], context: _Context) -> object:
@@ -402,25 +433,41 @@ def _remap_uids(value: object, key: bytes) -> object:
     return remap(str(value))
 
 
-def _keep_safe_private(dataset: Dataset, tags: list[int]) -> None:
-    tags = [int(tag) for tag in tags]
-    creators: dict[tuple[int, int], str] = {}
+def _keep_safe_private(dataset: Dataset, tags: list[BaseTag]) -> None:
+    """Keep the safe private attributes among `tags` (the dataset's own keys), remove the
+    others and the creators of blocks with nothing kept.
+
+    A vendor header holds hundreds of private elements; the tags are used as the dataset's
+    own BaseTag objects because pydicom converts any other key with Tag() and compares it
+    with a Python-level __eq__ on every lookup and deletion.
+    """
+    # Blocks are keyed (group << 8) | block number, for creators (gggg,00bb) and for the
+    # elements (gggg,bbee) they reserve alike.
+    creators: dict[int, BaseTag] = {}
+    safe_entries: dict[int, dict[int, SafePrivate]] = {}
     for tag in tags:
         if 0x10 <= tag & 0xFFFF <= 0xFF:
-            creators[(tag >> 16, tag & 0xFF)] = _creator(dataset, tag)
-    kept_blocks: set[tuple[int, int]] = set()
+            block = (tag >> 8) & 0xFFFF00 | tag & 0xFF
+            creators[block] = tag
+            entries = SAFE_PRIVATE_BY_CREATOR.get((tag >> 16, _creator(dataset, tag)))
+            if entries is not None:
+                safe_entries[block] = entries
+    kept_blocks: set[int] = set()
     for tag in tags:
-        group, element = tag >> 16, tag & 0xFFFF
-        block = (group, element >> 8)
-        creator = creators.get(block)
-        entry = SAFE_PRIVATE_ATTRIBUTES.get((group, creator, element & 0xFF))
-        if element > 0xFF and entry is not None and plausible(dataset.get_item(tag), entry.vr):
-            kept_blocks.add(block)
-        elif element > 0xFF or element < 0x10:
+        element = tag & 0xFFFF
+        if element > 0xFF:
+            entries = safe_entries.get(tag >> 8)
+            if entries is not None:
+                entry = entries.get(element & 0xFF)
+                if entry is not None and plausible(dataset.get_item(tag), entry.vr):
+                    kept_blocks.add(tag >> 8)
+                    continue
             del dataset[tag]
-    for group, block in creators:
-        if (group, block) not in kept_blocks:
-            del dataset[(group << 16) | block]
+        elif element < 0x10:
+            del dataset[tag]
+    for block, tag in creators.items():
+        if block not in kept_blocks:
+            del dataset[tag]
 
 
 def _creator(dataset: Dataset, tag: int) -> str:
@@ -442,6 +489,12 @@ def _element(dataset: Dataset, tag: int, context: _Context) -> DataElement:
 
 
 def _text(dataset: Dataset, keyword: str, name: str) -> str:
+    tag = tag_for_keyword(keyword)
+    if tag is None or tag not in dataset:
+        return ""
+    text = raw_text(dataset, tag)
+    if text is not None:
+        return text.strip("\x00 ")
     try:
         value = dataset.get(keyword)
     except Exception as exc:

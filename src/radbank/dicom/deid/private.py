@@ -114,6 +114,18 @@ SAFE_PRIVATE_ATTRIBUTES: dict[tuple[int, str, int], SafePrivate] = {
     )),
 }  # fmt: skip
 
+
+def _by_creator() -> dict[tuple[int, str], dict[int, SafePrivate]]:
+    index: dict[tuple[int, str], dict[int, SafePrivate]] = {}
+    for (group, creator, element), entry in SAFE_PRIVATE_ATTRIBUTES.items():
+        index.setdefault((group, creator), {})[element] = entry
+    return index
+
+
+# The same entries by (group, private creator), then element byte: a block whose creator
+# has no entry is removed whole without a look at its elements.
+SAFE_PRIVATE_BY_CREATOR: dict[tuple[int, str], dict[int, SafePrivate]] = _by_creator()
+
 _DECIMAL = re.compile(rb"^[ ]*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?[ ]*$")
 _CODE = re.compile(rb"^[A-Z0-9_ ]{0,16}$")
 _RATIO = re.compile(rb"^[ ]*\d+(\.\d+)?(:\d+(\.\d+)?)?[ ]*$")

@@ -10,7 +10,9 @@ subject context, TID 1020 person participant, TID 10001-10030 device participant
 - TEXT: an identifier of the patient (Subject ID) becomes the patient pseudonym; a person's
   ID, an organisation or a location becomes the placeholder unless Retain Institution
   Identity; a device's name or serial number is kept under Retain Device Identity, else the
-  placeholder; any other text is cleaned like a descriptor (clean.py).
+  placeholder; acquisition protocols, event labels, device models and product
+  identifiers (`DESCRIPTOR`) are cleaned like descriptors, any other text as narrative
+  (clean.py: only known words survive).
 - PNAME: the patient's own name (Subject Name, or equal to Patient's Name) becomes the
   patient pseudonym; anyone else's name the dummy "ANONYMOUS".
 - DATE: Subject Birth Date becomes the dummy date; other dates are shifted.
@@ -58,6 +60,32 @@ DEVICE = frozenset(
         ("DCM", "113880"),  # Device Serial Number
     }
 )
+# TEXT items that describe the acquisition, the device or a product rather than narrate:
+# cleaned like descriptors (identifiers removed, every other word kept), because dose
+# statistics group by them (per protocol, per device model). Every other TEXT item
+# (comments, findings, history, reasons, unknown concepts) is narrative.
+DESCRIPTOR = frozenset(
+    {
+        ("DCM", "125203"),  # Acquisition Protocol
+        ("DCM", "113605"),  # Irradiation Event Label
+        ("DCM", "113832"),  # Identification of the X-Ray Source
+        ("DCM", "113842"),  # X-Ray Modulation Type
+        ("DCM", "113780"),  # Reference Point Definition
+        ("DCM", "121406"),  # Reference Authority
+        ("DCM", "113720"),  # Calibration Protocol
+        ("DCM", "113878"),  # Device Manufacturer
+        ("DCM", "113879"),  # Device Model Name
+        ("DCM", "121014"),  # Device Observer Manufacturer
+        ("DCM", "121015"),  # Device Observer Model Name
+        ("DCM", "113510"),  # Drug Product Identifier
+        ("DCM", "113511"),  # Radiopharmaceutical Dispense Unit Identifier
+        ("DCM", "113512"),  # Radiopharmaceutical Lot Identifier
+        ("DCM", "113513"),  # Reagent Vial Identifier
+        ("DCM", "113514"),  # Radionuclide Vial Identifier
+        ("DCM", "113516"),  # Prescription Identifier
+        ("DCM", "113946"),  # Projection Eponymous Name
+    }
+)
 
 
 def concept(item: Dataset) -> tuple[str, str] | None:
@@ -90,17 +118,22 @@ def identifying_text_item(item: Dataset, options: frozenset[Option]) -> bool:
 def text_rule(item: Dataset, options: frozenset[Option]) -> str:
     """How the TEXT value of `item` is cleaned: "pseudonym", "placeholder", "keep" (a
     device's name or serial number under Retain Device Identity, like Device Serial Number
-    in the header) or "clean"."""
+    in the header), "descriptor" (an organisation under Retain Institution Identity, the
+    `DESCRIPTOR` concepts) or "narrative" (any other text, unknown concepts included)."""
     name = concept(item)
     if name == SUBJECT_ID:
         return "pseudonym"
     if name in PERSON_ID:
         return "placeholder"
-    if name in INSTITUTION and Option.RETAIN_INSTITUTION_IDENTITY not in options:
-        return "placeholder"
+    if name in INSTITUTION:
+        if Option.RETAIN_INSTITUTION_IDENTITY not in options:
+            return "placeholder"
+        return "descriptor"
     if name in DEVICE:
         return "keep" if Option.RETAIN_DEVICE_IDENTITY in options else "placeholder"
-    return "clean"
+    if name in DESCRIPTOR:
+        return "descriptor"
+    return "narrative"
 
 
 def is_patient_name(item: Dataset, name: str, patient_name: str) -> bool:
