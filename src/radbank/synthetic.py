@@ -982,17 +982,27 @@ def canary_values(dataset: Dataset) -> list[str]:
     characters are left out. Encode with UTF-8 to scan bytes. UIDs are not included: check
     them by comparing UID attributes directly.
     """
-    found: dict[str, None] = {}
+    return list(canary_attributes(dataset))
+
+
+def canary_attributes(dataset: Dataset) -> dict[str, set[str]]:
+    """`canary_values` with, for each value, the paths of the attributes that hold it
+    ("StationName", "RequestAttributesSequence/RequestedProcedureID"; "" for the synthetic
+    private group): a profile that keeps such an attribute on purpose (device identity,
+    say) is expected to leave that value."""
+    found: dict[str, set[str]] = {}
     _collect(dataset, found, in_person_code=False)
-    return list(found)
+    return found
 
 
-def _collect(ds: Dataset, found: dict[str, None], *, in_person_code: bool) -> None:
+def _collect(
+    ds: Dataset, found: dict[str, set[str]], *, in_person_code: bool, path: str = ""
+) -> None:
     for elem in ds:
         if elem.VR == "SQ":
             nested = elem.keyword == "PersonIdentificationCodeSequence"
             for item in elem.value:
-                _collect(item, found, in_person_code=nested)
+                _collect(item, found, in_person_code=nested, path=f"{path}{elem.keyword}/")
             continue
         if elem.tag.is_private:
             if not _in_synthetic_private_block(ds, elem.tag):
@@ -1012,7 +1022,9 @@ def _collect(ds: Dataset, found: dict[str, None], *, in_person_code: bool) -> No
                 candidates.append(str(value.family_name))
             for candidate in candidates:
                 if len(candidate) >= _MIN_CANARY_LENGTH:
-                    found.setdefault(candidate)
+                    found.setdefault(candidate, set()).add(
+                        f"{path}{elem.keyword}" if elem.keyword else ""
+                    )
 
 
 def _in_synthetic_private_block(ds: Dataset, tag: BaseTag) -> bool:
