@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import UID, MediaStorageDirectoryStorage
@@ -147,11 +147,23 @@ _UNREADABLE = object()
 
 
 def _value(ds: Dataset, tag: Tag) -> object:
-    """The element's value; None when absent; _UNREADABLE when pydicom cannot convert it."""
-    try:
-        return ds[tag].value
-    except KeyError:
+    """The element's value; None when absent; _UNREADABLE when pydicom cannot convert it.
+
+    An element still in its raw form is converted aside, not in the data set: `ds[tag]`
+    would replace it by a converted element, which the Part 10 encoder then has to encode
+    again instead of copying its bytes (a measurable share of ingest time).
+    """
+    element = ds.get_item(tag)
+    if element is None:
         return None
+    try:
+        if isinstance(element, RawDataElement):
+            if element.VR is None or " or " in element.VR or element.value is None:
+                # Implicit VR, ambiguous VR or deferred value: pydicom's own path resolves it.
+                return ds[tag].value
+            encoding = getattr(ds, "original_character_set", None) or "iso8859"
+            return convert_raw_data_element(element, encoding=encoding, ds=ds).value
+        return element.value
     except Exception:  # a malformed value is a finding, not a crash
         return _UNREADABLE
 
