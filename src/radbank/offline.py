@@ -760,7 +760,7 @@ class _Worker:
             return ReportRow(name, Status.SKIPPED_DICOMDIR, reason=_DICOMDIR_REASON)
         originals = _original_uids(dataset)
         try:
-            done = deidentify_instance(dataset, self.settings)
+            done = deidentify_instance(dataset, self.settings, data)
             if done.rejects:
                 return _rejected(name, "; ".join(done.rejects))
             result = done.result

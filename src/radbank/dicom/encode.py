@@ -21,9 +21,11 @@ from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 _EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-_LONG_LENGTH_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT"})
+# VRs with a 4-byte length after two reserved bytes (PS3.5 7.1.2), exactly as pydicom reads
+_LONG_LENGTH_VRS = EXPLICIT_VR_LENGTH_32
 _UNDEFINED = 0xFFFFFFFF
 _TEXT_VRS = frozenset(
     {"AE", "AS", "CS", "DA", "DT", "TM", "UI", "LO", "SH", "LT", "ST", "UT", "UC", "UR"}
@@ -39,30 +41,57 @@ _HEADER_SHORT = struct.Struct("<HH2sH")
 _HEADER_LONG = struct.Struct("<HH2sHL")
 
 
-def part10_bytes(dataset: pydicom.Dataset) -> bytes:
-    """The data set as a DICOM Part 10 file (preamble, file meta, data set)."""
+def part10_bytes(dataset: pydicom.Dataset, source: bytes | None = None) -> bytes:
+    """The data set as a DICOM Part 10 file (preamble, file meta, data set).
+
+    `source`, when given, must be the bytes `dataset` was read from (`dcmread` of exactly
+    these bytes, no offset): runs of untouched elements that lay next to each other there
+    are then copied as one slice instead of element by element.
+    """
     if not _fast_path_applies(dataset):
         return _pydicom_bytes(dataset)
-    out = io.BytesIO()
-    out.write(dataset.preamble or b"\x00" * 128)
-    out.write(b"DICM")
-    out.write(_file_meta_bytes(_file_meta(dataset)))
+    # Parts joined once at the end: the pixel data is copied once, not at every buffer growth.
+    out: list[bytes | memoryview] = [dataset.preamble or b"\x00" * 128, b"DICM"]
+    out.append(_file_meta_bytes(_file_meta(dataset)))
+    view = memoryview(source) if source is not None else None
     encoding = dataset.get("SpecificCharacterSet", "iso8859")
     codec = _SIMPLE_CODECS.get(encoding if isinstance(encoding, str) else None)
+    # [run_start, run_end): bytes of source not yet written, untouched elements back to back
+    run_start = run_end = -1
     for tag in sorted(dataset.keys()):
         if tag.element == 0 and tag.group > 6:
             continue  # retired group lengths are not written (PS3.5 7.2)
         element = dataset.get_item(tag)
-        if (
+        untouched = (
             isinstance(element, RawDataElement)
             and element.VR
             and element.length != _UNDEFINED
             and element.value is not None
             and not element.is_implicit_VR
             and element.is_little_endian
-        ):
-            if not _write_element(out, tag, element.VR, element.value):
+        )
+        if untouched:
+            vr = element.VR
+            long_header = vr in _LONG_LENGTH_VRS
+            if not long_header and element.length > 0xFFFF:
                 return _pydicom_bytes(dataset)  # pydicom rewrites such elements as UN
+            if source is not None and len(element.value) == element.length:
+                start = element.value_tell - (12 if long_header else 8)
+                if start == run_end:
+                    run_end = element.value_tell + element.length
+                    continue
+                if source[start : start + 6] == _HEADER_SHORT.pack(
+                    tag.group, tag.element, vr.encode(), 0
+                )[:6]:
+                    if run_end > run_start:
+                        out.append(view[run_start:run_end])  # type: ignore[index]
+                    run_start, run_end = start, element.value_tell + element.length
+                    continue
+        if run_end > run_start:
+            out.append(view[run_start:run_end])  # type: ignore[index]
+            run_start = run_end = -1
+        if untouched:
+            _write_element(out, tag, element.VR, element.value)
         else:
             converted = dataset[tag]
             encoded = _encode_simple(converted, codec)
@@ -72,18 +101,20 @@ def part10_bytes(dataset: pydicom.Dataset) -> bytes:
             scratch = DicomBytesIO()
             scratch.is_little_endian, scratch.is_implicit_VR = True, False
             write_data_element(scratch, converted, encoding)
-            out.write(scratch.getvalue())
-    return out.getvalue()
+            out.append(scratch.getvalue())
+    if run_end > run_start:
+        out.append(view[run_start:run_end])  # type: ignore[index]
+    return b"".join(out)
 
 
-def _write_element(out: io.BytesIO, tag: BaseTag, vr: str, value: bytes) -> bool:
+def _write_element(out: list[bytes | memoryview], tag: BaseTag, vr: str, value: bytes) -> bool:
     if vr in _LONG_LENGTH_VRS:
-        out.write(_HEADER_LONG.pack(tag.group, tag.element, vr.encode(), 0, len(value)))
+        out.append(_HEADER_LONG.pack(tag.group, tag.element, vr.encode(), 0, len(value)))
     elif len(value) <= 0xFFFF:
-        out.write(_HEADER_SHORT.pack(tag.group, tag.element, vr.encode(), len(value)))
+        out.append(_HEADER_SHORT.pack(tag.group, tag.element, vr.encode(), len(value)))
     else:
         return False
-    out.write(value)
+    out.append(value)
     return True
 
 
@@ -134,7 +165,7 @@ def _file_meta(dataset: pydicom.Dataset) -> FileMetaDataset:
 def _file_meta_bytes(meta: FileMetaDataset) -> bytes:
     """Group 0002 as write_file_meta_info writes it, for the plain meta de-identification makes."""
     validate_file_meta(meta, enforce_standard=True)  # adds what the standard requires, as pydicom
-    body = io.BytesIO()
+    body: list[bytes | memoryview] = []
     for tag in sorted(meta.keys()):
         if tag == 0x00020000:
             continue
@@ -148,7 +179,7 @@ def _file_meta_bytes(meta: FileMetaDataset) -> bytes:
                 return _pydicom_meta(meta)
         if not _write_element(body, tag, element.VR, encoded):
             return _pydicom_meta(meta)
-    group = body.getvalue()
+    group = b"".join(body)
     return _HEADER_SHORT.pack(2, 0, b"UL", 4) + struct.pack("<L", len(group)) + group
 
 

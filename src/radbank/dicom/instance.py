@@ -115,9 +115,12 @@ def _check_complete(name: str, dataset: pydicom.Dataset) -> None:
 
 
 def deidentify_instance(
-    dataset: pydicom.Dataset, settings: InstanceSettings
+    dataset: pydicom.Dataset, settings: InstanceSettings, source: bytes | None = None
 ) -> DeidentifiedInstance:
     """De-identify, apply pixel rules and the OCR check, run the quality rules, encode.
+
+    `source` is the bytes `read_instance` read `dataset` from, when the caller still has
+    them: the encoder copies untouched runs of elements from there.
 
     Raises DeidentificationError (the object cannot be de-identified) and, for hostile
     input, whatever pydicom raises while decoding; callers turn both into a rejection.
@@ -132,7 +135,7 @@ def deidentify_instance(
     done.quarantines = [f.message for f in findings if f.severity == quality.Severity.QUARANTINE]
     if burned_in:
         done.quarantines.insert(0, burned_in)
-    done.blob = part10_bytes(result.dataset)
+    done.blob = part10_bytes(result.dataset, source)
     return done
 
 

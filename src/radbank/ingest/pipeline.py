@@ -236,7 +236,7 @@ class Pipeline:
         # Read before de-identification changes the dataset in place.
         identifiers = Identifiers.of(dataset) if setup.sealer else None
         try:
-            done = deidentify_instance(dataset, setup.instance)
+            done = deidentify_instance(dataset, setup.instance, item.data)
             if done.rejects:
                 reason = "; ".join(done.rejects)
                 return Outcome(
