@@ -80,9 +80,10 @@ def part10_bytes(dataset: pydicom.Dataset, source: bytes | None = None) -> bytes
                 if start == run_end:
                     run_end = element.value_tell + element.length
                     continue
-                if source[start : start + 6] == _HEADER_SHORT.pack(
-                    tag.group, tag.element, vr.encode(), 0
-                )[:6]:
+                if (
+                    source[start : start + 6]
+                    == _HEADER_SHORT.pack(tag.group, tag.element, vr.encode(), 0)[:6]
+                ):
                     if run_end > run_start:
                         out.append(view[run_start:run_end])  # type: ignore[index]
                     run_start, run_end = start, element.value_tell + element.length
