@@ -158,10 +158,10 @@ def test_serve_prints_url_and_a_one_time_token_that_works(tmp_path: Path) -> Non
         assert f"http://127.0.0.1:{port}" in output
         token = re.search(r"Admin API token \(shown once.*?\): (\S+)", output).group(1)
         ok = httpx.get(
-            f"http://127.0.0.1:{port}/api/projects", headers={"Authorization": f"Bearer {token}"}
+            f"http://127.0.0.1:{port}/api/users", headers={"Authorization": f"Bearer {token}"}
         )
         assert ok.status_code == 200
-        denied = httpx.get(f"http://127.0.0.1:{port}/api/projects")
+        denied = httpx.get(f"http://127.0.0.1:{port}/api/users")
         assert denied.status_code == 401
         assert token not in (data / "keys.json").read_text()
     finally:

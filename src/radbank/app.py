@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
 from radbank.config import Settings
 from radbank.governance import keys as keyfile
 from radbank.governance.audit import AuditTrail
+from radbank.governance.identities import Identities
 from radbank.governance.keys import NodeKeys
 from radbank.governance.vault import Vault
 from radbank.index import Index
 from radbank.ingest import Pipeline
 from radbank.ingest.journal import Journal
 from radbank.store import FileStore
+
+if TYPE_CHECKING:  # only nodes configured for OpenID Connect load it
+    from radbank.governance.oidc import OidcValidator
 
 
 @dataclass
@@ -27,8 +32,11 @@ class Services:
     pipeline: Pipeline
     trail: AuditTrail
     vault: Vault
+    identities: Identities
 
     def close(self) -> None:
+        if self.identities.oidc is not None:
+            self.identities.oidc.close()
         self.index.close()
 
 
@@ -46,8 +54,28 @@ def build_services(settings: Settings) -> tuple[Services, str | None]:
     journal = Journal(data_dir / "journal")
     pipeline = Pipeline(store, index, keys, journal)
     trail = AuditTrail(index)
-    services = Services(settings, store, index, keys, journal, pipeline, trail, Vault(index, trail))
+    identities = Identities(index, trail, oidc=_oidc(settings))
+    services = Services(
+        settings, store, index, keys, journal, pipeline, trail, Vault(index, trail), identities
+    )
     return services, generated_token
+
+
+def _oidc(settings: Settings) -> OidcValidator | None:
+    if not settings.oidc_issuer:
+        return None
+    from radbank.governance.oidc import OidcConfig, OidcValidator
+
+    return OidcValidator(
+        OidcConfig(
+            issuer=settings.oidc_issuer,
+            audience=settings.oidc_audience,
+            jwks_url=settings.oidc_jwks_url,
+            username_claim=settings.oidc_username_claim,
+            roles_claim=settings.oidc_roles_claim,
+            role_map=settings.oidc_role_map,
+        )
+    )
 
 
 def recover(services: Services) -> int:

@@ -1,5 +1,5 @@
 """The radbank command: a thin shell over the library (serve, demo, project, import, verify,
-keys, vault, audit)."""
+keys, vault, audit, user)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -25,18 +26,26 @@ from radbank.app import Services, build_services, recover
 from radbank.config import Settings
 from radbank.dicom.deid.ocr import tesseract_available
 from radbank.governance import sitekey
+from radbank.governance.identities import (
+    DEFAULT_TOKEN_DAYS,
+    InvalidIdentity,
+    validate_project_role,
+)
 from radbank.governance.keys import KeyFileError, reset_admin_token, rotate_master_key
 from radbank.governance.policy import ADMIN
 from radbank.governance.vault import OpenedEntry, VaultError
-from radbank.index import Project, ProjectExists
+from radbank.index import Project, ProjectExists, UserExists
 from radbank.ingest import Item, Outcome, Status
 from radbank.offline import deid_command
 from radbank.projects import (
+    DatasetChange,
     InvalidProject,
     SettingsChange,
     create_project,
     export_key,
+    update_dataset,
     update_settings,
+    validate_dataset,
 )
 
 app = typer.Typer(help="radbank: a node of a research repository network for images and dose.")
@@ -51,6 +60,8 @@ vault_app = typer.Typer(
 app.add_typer(vault_app, name="vault")
 audit_app = typer.Typer(help="The hash-chained audit trail.")
 app.add_typer(audit_app, name="audit")
+user_app = typer.Typer(help="Users of the node, their roles and personal API tokens.")
+app.add_typer(user_app, name="user")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -328,8 +339,39 @@ def project_set(
     ocr: Annotated[
         bool | None, typer.Option("--ocr/--no-ocr", help="Check pixels for text with OCR")
     ] = None,
+    title: Annotated[str | None, typer.Option(help="Dataset title")] = None,
+    description: Annotated[str | None, typer.Option(help="Dataset description")] = None,
+    licence: Annotated[
+        str | None, typer.Option(help="SPDX or Creative Commons licence id, e.g. CC-BY-4.0")
+    ] = None,
+    ip_statement: Annotated[
+        str | None,
+        typer.Option("--ip-statement", help="Intellectual-property statement (non-open licences)"),
+    ] = None,
+    data_use: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data-use",
+            help="GA4GH DUO code of a data-use condition (repeatable; replaces the conditions)",
+        ),
+    ] = None,
+    consent_required: Annotated[
+        bool | None,
+        typer.Option(
+            "--consent-required/--no-consent-required",
+            help="Quarantine data of subjects without a valid consent",
+        ),
+    ] = None,
+    open_access: Annotated[
+        bool | None,
+        typer.Option(
+            "--open-access/--no-open-access",
+            help="Serve the de-identified data to anonymous readers (read-only, audited)",
+        ),
+    ] = None,
 ) -> None:
-    """Change a project's de-identification settings (applied from the next upload on)."""
+    """Change a project's dataset description and de-identification settings
+    (de-identification changes apply from the next upload on)."""
     overrides = [_override(text) for text in override or []]
     rules: list | None = None
     if pixel_rules is not None:
@@ -345,15 +387,35 @@ def project_set(
             merged = {} if clear_overrides else dict(project.overrides)
             merged.update(overrides)
         change = SettingsChange(profile=profile, overrides=merged, pixel_rules=rules, ocr_check=ocr)
-        if not change.as_json():
+        dataset = DatasetChange(
+            title=title,
+            description=description,
+            licence=licence,
+            ip_statement=ip_statement,
+            data_use=data_use,
+            consent_required=consent_required,
+            open_access=open_access,
+        )
+        if not change.as_json() and not dataset.as_json():
             raise _fail(
                 "nothing to change: give --profile, --override, --clear-overrides, "
-                "--pixel-rules, --ocr or --no-ocr"
+                "--pixel-rules, --ocr/--no-ocr or a dataset option (--title, --licence, ...)"
             )
-        updated = update_settings(
+        validate_dataset(project, dataset)
+        updated = project
+        if change.as_json():
+            updated = update_settings(
+                services.index,
+                updated,
+                change,
+                trail=services.trail,
+                actor=_local_user(),
+                source=_source(),
+            )
+        updated = update_dataset(
             services.index,
-            project,
-            change,
+            updated,
+            dataset,
             trail=services.trail,
             actor=_local_user(),
             source=_source(),
@@ -382,6 +444,11 @@ def project_json(project: Project) -> dict:
         "pixel_rules": [dict(rule) for rule in project.pixel_rules],
         "ocr_check": project.ocr_check,
         "settings_version": project.settings_version,
+        "licence": project.licence,
+        "ip_statement": project.ip_statement,
+        "data_use": list(project.data_use),
+        "consent_required": project.consent_required,
+        "open_access": project.open_access,
         "key": {
             "held": "wrapped" if project.wrapped_key else "derived",
             "master_key_id": project.key_id,
@@ -644,6 +711,261 @@ def vault_rotate(
     )
 
 
+# ------------------------------------------------------------------------- users and roles
+
+Roles = Annotated[
+    list[str] | None,
+    typer.Option("--role", help="Node role: admin or auditor (repeatable)"),
+]
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@user_app.command("create")
+def user_create(
+    name: str,
+    data_dir: DataDir = None,
+    role: Roles = None,
+    display_name: Annotated[str, typer.Option("--display-name")] = "",
+    password: Annotated[
+        bool,
+        typer.Option(
+            "--password/--no-password",
+            help="Ask for a password to sign in with (--no-password: tokens only)",
+        ),
+    ] = True,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+) -> None:
+    """Create a local user (project roles are given with 'radbank project grant')."""
+    secret = _read_password(password_stdin) if password or password_stdin else None
+    services = _open(_settings(data_dir))
+    try:
+        user = services.identities.create_user(
+            name,
+            password=secret,
+            display_name=display_name,
+            node_roles=role or (),
+            actor=_local_user(),
+            source=_source(),
+        )
+    except (InvalidIdentity, UserExists) as exc:
+        raise _fail(exc) from exc
+    finally:
+        services.close()
+    roles = ", ".join(sorted(user.node_roles)) or "no node role"
+    console.print(f"User {user.name!r} created ({roles}).")
+
+
+@user_app.command("list")
+def user_list(data_dir: DataDir = None) -> None:
+    """Users, their node roles and project roles."""
+    services = _open(_settings(data_dir))
+    try:
+        table = Table("user", "source", "node roles", "project roles", "status")
+        for user in services.index.list_users():
+            roles = services.index.user_roles(user.id)
+            table.add_row(
+                user.name,
+                user.source,
+                ", ".join(sorted(user.node_roles)),
+                "; ".join(f"{p}: {', '.join(sorted(r))}" for p, r in sorted(roles.items())),
+                "disabled" if user.disabled else "active",
+            )
+    finally:
+        services.close()
+    console.print(table)
+
+
+@user_app.command("set")
+def user_set(
+    name: str,
+    data_dir: DataDir = None,
+    role: Roles = None,
+    no_roles: Annotated[bool, typer.Option("--no-roles", help="Take all node roles away")] = False,
+    disabled: Annotated[
+        bool | None, typer.Option("--disable/--enable", help="Stop or allow sign-in and tokens")
+    ] = None,
+    password: Annotated[bool, typer.Option("--password", help="Set a new password")] = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+) -> None:
+    """Change a user's node roles, password or status."""
+    secret = _read_password(password_stdin) if password or password_stdin else None
+    services = _open(_settings(data_dir))
+    actor, source = _local_user(), _source()
+    try:
+        if role is not None or no_roles:
+            services.identities.set_node_roles(name, role or (), actor=actor, source=source)
+        if secret is not None:
+            services.identities.set_password(name, secret, actor=actor, source=source)
+        if disabled is not None:
+            services.identities.set_disabled(name, disabled, actor=actor, source=source)
+    except (InvalidIdentity, LookupError) as exc:
+        raise _fail(exc) from exc
+    finally:
+        services.close()
+    console.print(f"User {name!r} updated.")
+
+
+@user_app.command("token")
+def user_token(
+    name: str,
+    data_dir: DataDir = None,
+    token_name: Annotated[str, typer.Option("--name", help="What the token is for")] = "token",
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", help="read, write or manage (repeatable; default: all)"),
+    ] = None,
+    days: Annotated[int, typer.Option(help="Days until the token expires")] = DEFAULT_TOKEN_DAYS,
+) -> None:
+    """Issue a personal API token for a user; it is printed once."""
+    services = _open(_settings(data_dir))
+    try:
+        user = services.identities.require_user(name)
+        issued = services.identities.issue_token(
+            user, name=token_name, scopes=scope, days=days, actor=_local_user(), source=_source()
+        )
+    except (InvalidIdentity, LookupError) as exc:
+        raise _fail(exc) from exc
+    finally:
+        services.close()
+    err.print(
+        f"Token {issued.token.token_id} for {name!r}, scopes "
+        f"{', '.join(sorted(issued.token.scopes))}, expires {issued.token.expires_at:%Y-%m-%d}. "
+        "Shown once: store it safely."
+    )
+    print(issued.secret)
+
+
+@user_app.command("revoke")
+def user_revoke(token_id: str, data_dir: DataDir = None) -> None:
+    """Revoke a personal API token by its id (it stops working at once)."""
+    services = _open(_settings(data_dir))
+    try:
+        services.identities.revoke_token(token_id, actor=_local_user(), source=_source())
+    except LookupError as exc:
+        raise _fail(exc) from exc
+    finally:
+        services.close()
+    console.print(f"Token {token_id} revoked.")
+
+
+@user_app.command("tokens")
+def user_tokens(name: str, data_dir: DataDir = None) -> None:
+    """A user's tokens (never their secrets)."""
+    services = _open(_settings(data_dir))
+    try:
+        user = services.identities.require_user(name)
+        table = Table("id", "name", "scopes", "expires", "last used", "status")
+        for token in services.index.list_tokens(user.id):
+            table.add_row(
+                token.token_id,
+                token.name,
+                ", ".join(sorted(token.scopes)),
+                f"{token.expires_at:%Y-%m-%d}",
+                f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never",
+                "revoked" if token.revoked_at else "active",
+            )
+    except LookupError as exc:
+        raise _fail(exc) from exc
+    finally:
+        services.close()
+    console.print(table)
+
+
+@project_app.command("grant")
+def project_grant(
+    project: str,
+    user: str,
+    role: Annotated[str, typer.Argument(help="steward, contributor, researcher or honest_broker")],
+    data_dir: DataDir = None,
+    days: Annotated[
+        int | None, typer.Option(help="The role ends after this many days (default: never)")
+    ] = None,
+) -> None:
+    """Give a user a role in a project."""
+    services = _open(_settings(data_dir))
+    try:
+        target = _project(services, project)
+        validate_project_role(role)
+        found = services.identities.require_user(user)
+        services.index.grant_role(
+            target.id,
+            found.id,
+            role,
+            granted_by=_local_user(),
+            expires_at=datetime.now(UTC) + timedelta(days=days) if days else None,
+            audit=services.trail.event(
+                "project.grant-role",
+                actor=_local_user(),
+                resource=f"project:{project}",
+                project=project,
+                source=_source(),
+                detail={"user": user, "role": role, "days": days},
+            ),
+        )
+    except (InvalidIdentity, LookupError) as exc:
+        raise _fail(exc) from exc
+    finally:
+        services.close()
+    until = f" for {days} days" if days else ""
+    console.print(f"{user!r} is {role} in project {project!r}{until}.")
+
+
+@project_app.command("revoke")
+def project_revoke(project: str, user: str, role: str, data_dir: DataDir = None) -> None:
+    """Take a user's role in a project away."""
+    services = _open(_settings(data_dir))
+    try:
+        target = _project(services, project)
+        found = services.identities.require_user(user)
+        removed = services.index.revoke_role(
+            target.id,
+            found.id,
+            role,
+            services.trail.event(
+                "project.revoke-role",
+                actor=_local_user(),
+                resource=f"project:{project}",
+                project=project,
+                source=_source(),
+                detail={"user": user, "role": role},
+            ),
+        )
+    except LookupError as exc:
+        raise _fail(exc) from exc
+    finally:
+        services.close()
+    if not removed:
+        raise _fail(f"{user!r} has no role {role!r} in project {project!r}", code=1)
+    console.print(f"{user!r} is no longer {role} in project {project!r}.")
+
+
+@project_app.command("members")
+def project_members(project: str, data_dir: DataDir = None) -> None:
+    """Who has which role in a project."""
+    services = _open(_settings(data_dir))
+    try:
+        target = _project(services, project)
+        table = Table("user", "role", "granted by", "since", "until")
+        for member in services.index.memberships(project_id=target.id):
+            table.add_row(
+                member.user,
+                member.role,
+                member.granted_by,
+                f"{member.granted_at:%Y-%m-%d}",
+                f"{member.expires_at:%Y-%m-%d}" if member.expires_at else "",
+            )
+    finally:
+        services.close()
+    console.print(table)
+
+
 @audit_app.command("verify")
 def audit_verify(
     data_dir: DataDir = None,
@@ -685,6 +1007,49 @@ def audit_verify(
         f"with --anchor: {head.id}:{head.hash}",
         highlight=False,
     )
+
+
+@audit_app.command("export")
+def audit_export(
+    data_dir: DataDir = None,
+    format: Annotated[
+        str, typer.Option("--format", help="fhir-bundle, fhir-ndjson or syslog")
+    ] = "fhir-ndjson",
+    after: Annotated[int, typer.Option(help="Only records with a larger id")] = 0,
+    project: Annotated[str | None, typer.Option(help="Only records of this project")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write here (a new file) instead of stdout")
+    ] = None,
+) -> None:
+    """Export audit records as FHIR AuditEvent resources or RFC 5424 syslog lines."""
+    from radbank.governance.audit_export import FORMATS, export
+
+    if format not in FORMATS:
+        raise _fail(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    settings = _settings(data_dir)
+    services = _open(settings)
+    try:
+        records = services.index.iter_audit(after)
+        if project is not None:
+            records = (r for r in records if r.project == project)
+        target = out.open("x", encoding="utf-8") if out is not None else sys.stdout
+        try:
+            for chunk in export(records, format, node=settings.node_name):
+                target.write(chunk)
+        finally:
+            if out is not None:
+                target.close()
+        services.trail.record(
+            "audit.export",
+            actor=_local_user(),
+            resource="node",
+            source=_source(),
+            detail={"format": format, "after": after, "project": project},
+        )
+    except FileExistsError as exc:
+        raise _fail(f"{out} exists; choose a new file") from exc
+    finally:
+        services.close()
 
 
 @app.command("import")

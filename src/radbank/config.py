@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 from pydantic import Field
@@ -43,6 +44,32 @@ class Settings(BaseSettings):
     )
     qido_max_limit: int = Field(default=1000, ge=1, description="Upper bound of QIDO-RS limit")
     default_profile: str = "basic"
+    node_name: str = Field(
+        default_factory=socket.gethostname,
+        max_length=255,
+        description="This node's name in exported audit events (FHIR AuditEvent, syslog)",
+    )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect issuer whose access tokens the node accepts "
+        "(e.g. https://keycloak.example.org/realms/research); unset: no OIDC",
+    )
+    oidc_audience: str = Field(
+        default="radbank", description="Audience (aud) the issuer puts in tokens for this node"
+    )
+    oidc_jwks_url: str | None = Field(
+        default=None, description="The issuer's JWKS; default: from its discovery document"
+    )
+    oidc_username_claim: str = "preferred_username"
+    oidc_roles_claim: str = Field(
+        default="roles", description="Claim holding roles or groups (dotted: realm_access.roles)"
+    )
+    oidc_role_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Claim value -> radbank role: 'admin', 'auditor' or "
+        "'project:<name>:<steward|contributor|researcher|honest_broker>' (JSON in the "
+        "environment)",
+    )
 
     @property
     def resolved_data_dir(self) -> Path:

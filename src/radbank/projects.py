@@ -17,6 +17,7 @@ from typing import Any
 from radbank.dicom.deid import PROFILE_NAMES, Profile
 from radbank.dicom.deid.pixels import PixelRule, parse_pixel_rules
 from radbank.governance.audit import AuditTrail
+from radbank.governance.duo import validate_conditions
 from radbank.governance.keys import NodeKeys
 from radbank.governance.sitekey import KEY_BYTES, write_key_file
 from radbank.index import Index, Project
@@ -158,6 +159,104 @@ def update_settings(
             project=project.name,
             source=source,
             detail={"changed": change.as_json()},
+        ),
+    )
+
+
+# Licences whose terms let anyone reuse the data (with attribution or share-alike at most);
+# any other licence needs an intellectual-property statement saying who holds which rights.
+OPEN_LICENCES = frozenset(
+    {
+        "CC0-1.0",
+        "CC-BY-4.0",
+        "CC-BY-SA-4.0",
+        "PDDL-1.0",
+        "ODC-By-1.0",
+        "ODbL-1.0",
+    }
+)
+KNOWN_LICENCES = OPEN_LICENCES | {
+    "CC-BY-NC-4.0",
+    "CC-BY-NC-SA-4.0",
+    "CC-BY-ND-4.0",
+    "CC-BY-NC-ND-4.0",
+}
+_LICENCE_REF = re.compile(r"LicenseRef-[A-Za-z0-9.-]{1,64}")
+
+
+@dataclass(frozen=True)
+class DatasetChange:
+    """New values of a project's dataset description; None leaves one unchanged."""
+
+    title: str | None = None
+    description: str | None = None
+    licence: str | None = None
+    ip_statement: str | None = None
+    data_use: Sequence[str] | None = None
+    consent_required: bool | None = None
+    open_access: bool | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        changed = {
+            "title": self.title,
+            "description": self.description,
+            "licence": self.licence,
+            "ip_statement": self.ip_statement,
+            "data_use": list(self.data_use) if self.data_use is not None else None,
+            "consent_required": self.consent_required,
+            "open_access": self.open_access,
+        }
+        return {key: value for key, value in changed.items() if value is not None}
+
+
+def validate_dataset(project: Project, change: DatasetChange) -> dict[str, Any]:
+    """The changed fields, checked together with what stays; InvalidProject says why not."""
+    values = change.as_json()
+    licence = values.get("licence", project.licence)
+    statement = values.get("ip_statement", project.ip_statement)
+    if licence and licence not in KNOWN_LICENCES and not _LICENCE_REF.fullmatch(licence):
+        raise InvalidProject(
+            f"unknown licence {licence[:80]!r}: use an SPDX or Creative Commons id "
+            f"({', '.join(sorted(KNOWN_LICENCES))}) or LicenseRef-<name> with an "
+            "intellectual-property statement"
+        )
+    if licence and licence not in OPEN_LICENCES and not statement.strip():
+        raise InvalidProject(
+            f"licence {licence!r} is not an open licence: add an ip_statement saying who "
+            "holds the rights and on which terms the data may be used"
+        )
+    if "data_use" in values:
+        try:
+            validate_conditions(values["data_use"])
+        except ValueError as exc:
+            raise InvalidProject(f"invalid data_use: {exc}") from None
+    return values
+
+
+def update_dataset(
+    index: Index,
+    project: Project,
+    change: DatasetChange,
+    *,
+    trail: AuditTrail,
+    actor: str,
+    source: str = "local",
+) -> Project:
+    """Validate and store a new dataset description (licence, DUO conditions, consent
+    requirement, open access); audited in the same transaction."""
+    values = validate_dataset(project, change)
+    if not values:
+        return project
+    return index.update_project_dataset(
+        project.id,
+        values,
+        trail.event(
+            "project.dataset",
+            actor=actor,
+            resource=f"project:{project.name}",
+            project=project.name,
+            source=source,
+            detail={"changed": values},
         ),
     )
 

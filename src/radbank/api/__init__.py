@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from radbank import __version__
-from radbank.api import errors, health, projects, qido, stow, wado
+from radbank.api import audit, errors, health, projects, qido, stow, users, wado
+from radbank.api.access_log import AccessLog
 
 if TYPE_CHECKING:  # radbank.app imports this package
     from radbank.app import Services
@@ -16,7 +17,8 @@ __all__ = ["build_api"]
 
 
 def build_api(services: Services) -> FastAPI:
-    # No anonymous endpoints but /healthz: the schema is served to token holders only.
+    # Anonymous callers reach /healthz, sign-in and open-access projects only; the schema is
+    # served to signed-in users.
     app = FastAPI(
         docs_url=None,
         redoc_url=None,
@@ -26,7 +28,9 @@ def build_api(services: Services) -> FastAPI:
         description=(
             "A node of a network of research repositories of de-identified medical images "
             "and radiation dose data. DICOMweb (STOW-RS, QIDO-RS, WADO-RS) per project, "
-            "REST administration. Every endpoint but /healthz needs a bearer token."
+            "REST administration. Callers present a bearer token (personal API token, "
+            "OpenID Connect access token or the node's admin token); anonymous callers may "
+            "read open-access projects only. Every request is audited."
         ),
     )
     app.state.services = services
@@ -34,7 +38,11 @@ def build_api(services: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(projects.schema_router(app))
     app.include_router(projects.router)
+    app.include_router(users.router)
+    app.include_router(audit.router)
     app.include_router(stow.router)
     app.include_router(qido.router)
     app.include_router(wado.router)
+    # Outermost but for Starlette's error handler: sees every answer, denials included.
+    app.add_middleware(AccessLog, services=services)
     return app

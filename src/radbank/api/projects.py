@@ -1,20 +1,41 @@
-"""REST administration of projects: create, list, show, change de-identification settings.
+"""REST for projects: create, list, show and change them (dataset description and
+de-identification settings), their members' roles and their quarantine.
 
-Every change is recorded in the audit trail with the caller and their address. No route
-opens the pseudonym vault: that is done by the honest broker with `radbank vault open`.
+Every change is recorded in the audit trail with the caller and their address. The list
+holds only the projects the caller may see (open-access ones to anyone). No route opens
+the pseudonym vault: that is done by the honest broker with `radbank vault open`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from radbank.api.deps import Address, Admin, AdministeredProject, services
+from radbank.api.deps import (
+    Address,
+    Caller,
+    DiscoverableProject,
+    ManagedProject,
+    ProjectCreator,
+    ReviewableProject,
+    deny,
+    services,
+)
+from radbank.governance.identities import InvalidIdentity, validate_project_role
+from radbank.governance.policy import Action, Principal, Resource, can
 from radbank.index import Project, ProjectExists
-from radbank.projects import InvalidProject, SettingsChange, create_project, update_settings
+from radbank.projects import (
+    DatasetChange,
+    InvalidProject,
+    SettingsChange,
+    create_project,
+    update_dataset,
+    update_settings,
+    validate_dataset,
+)
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
@@ -30,9 +51,38 @@ class ProjectIn(BaseModel):
 
 
 class ProjectSettingsIn(BaseModel):
-    """De-identification settings to change; a field left out (or null) stays as it is."""
+    """Dataset description and de-identification settings to change; a field left out (or
+    null) stays as it is."""
 
     model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=4000)
+    licence: str | None = Field(
+        default=None,
+        max_length=80,
+        description="SPDX or Creative Commons licence id of the de-identified data",
+        examples=["CC-BY-4.0"],
+    )
+    ip_statement: str | None = Field(
+        default=None,
+        max_length=4000,
+        description="Intellectual-property statement (required where the licence is not open)",
+    )
+    data_use: list[Annotated[str, StringConstraints(max_length=80)]] | None = Field(
+        default=None,
+        max_length=50,
+        description="Data-use conditions as GA4GH DUO codes: one permission and modifiers",
+        examples=[["DUO:0000042", "DUO:0000019"]],
+    )
+    consent_required: bool | None = Field(
+        default=None,
+        description="Quarantine data of subjects without a valid consent",
+    )
+    open_access: bool | None = Field(
+        default=None,
+        description="Serve the de-identified data to anonymous readers (read-only, audited)",
+    )
 
     profile: str | None = Field(
         default=None, max_length=64, description="De-identification profile", examples=["basic"]
@@ -61,43 +111,66 @@ class VaultOut(BaseModel):
 
 
 class ProjectOut(BaseModel):
+    """A project as a dataset; its de-identification settings only for those who manage it."""
+
     name: str
     title: str
     description: str
-    profile: str
-    overrides: dict[str, str]
-    pixel_rules: list[dict[str, Any]]
-    ocr_check: bool
-    settings_version: int = Field(description="Grows with every change of the settings")
-    vault: VaultOut | None = Field(
-        description="The pseudonym vault, or null: original identifiers are not kept"
-    )
+    licence: str = Field(description="SPDX or Creative Commons id; empty: not yet declared")
+    ip_statement: str
+    data_use: list[str] = Field(description="GA4GH DUO codes")
+    consent_required: bool
+    open_access: bool
+    profile: str = Field(description="De-identification profile")
     created_at: datetime
+    your_roles: list[str] = Field(description="The caller's roles in this project")
+    overrides: dict[str, str] | None = Field(description="null unless you manage the project")
+    pixel_rules: list[dict[str, Any]] | None = Field(
+        description="null unless you manage the project"
+    )
+    ocr_check: bool | None = Field(description="null unless you manage the project")
+    settings_version: int | None = Field(description="Grows with every change of the settings")
+    vault: VaultOut | None = Field(
+        description="The pseudonym vault, or null: original identifiers are not kept (or you "
+        "do not manage the project)"
+    )
 
     @classmethod
-    def of(cls, project: Project) -> ProjectOut:
+    def of(cls, project: Project, caller: Principal) -> ProjectOut:
+        manages = can(caller, Action.MANAGE, _resource(project))
+        roles = set(caller.roles_in(project.name)) | ({"admin"} if caller.is_admin else set())
         return cls(
             name=project.name,
             title=project.title,
             description=project.description,
+            licence=project.licence,
+            ip_statement=project.ip_statement,
+            data_use=list(project.data_use),
+            consent_required=project.consent_required,
+            open_access=project.open_access,
             profile=project.profile,
-            overrides=dict(project.overrides),
-            pixel_rules=[dict(rule) for rule in project.pixel_rules],
-            ocr_check=project.ocr_check,
-            settings_version=project.settings_version,
+            created_at=project.created_at,
+            your_roles=sorted(roles),
+            overrides=dict(project.overrides) if manages else None,
+            pixel_rules=[dict(rule) for rule in project.pixel_rules] if manages else None,
+            ocr_check=project.ocr_check if manages else None,
+            settings_version=project.settings_version if manages else None,
             vault=(
                 VaultOut(key_id=project.vault_key_id, broker=project.vault_broker)
-                if project.vault_key_id
+                if manages and project.vault_key_id
                 else None
             ),
-            created_at=project.created_at,
         )
+
+
+def _resource(project: Project) -> Resource:
+    return Resource(project.name, open_access=project.open_access)
 
 
 @router.post("", status_code=201, summary="Create a project")
 def create(
     body: ProjectIn,
-    caller: Admin,
+    caller: ProjectCreator,
     address: Address,
     node: Annotated[object, Depends(services)],
 ) -> ProjectOut:
@@ -117,28 +190,32 @@ def create(
         raise HTTPException(400, str(exc)) from exc
     except ProjectExists as exc:
         raise HTTPException(409, f"project {body.name!r} already exists") from exc
-    return ProjectOut.of(project)
+    return ProjectOut.of(project, caller)
 
 
-@router.get("", summary="List projects")
-def list_projects(_: Admin, node: Annotated[object, Depends(services)]) -> list[ProjectOut]:
-    return [ProjectOut.of(p) for p in node.index.list_projects()]
+@router.get("", summary="List the projects you may see (open-access ones to anyone)")
+def list_projects(caller: Caller, node: Annotated[object, Depends(services)]) -> list[ProjectOut]:
+    return [
+        ProjectOut.of(p, caller)
+        for p in node.index.list_projects()
+        if can(caller, Action.DISCOVER, _resource(p))
+    ]
 
 
-@router.get("/{project}", summary="Show a project and its de-identification settings")
-def show(project: AdministeredProject) -> ProjectOut:
-    return ProjectOut.of(project)
+@router.get("/{project}", summary="Show a project (its settings to those who manage it)")
+def show(project: DiscoverableProject, caller: Caller) -> ProjectOut:
+    return ProjectOut.of(project, caller)
 
 
 @router.patch(
     "/{project}",
-    summary="Change a project's de-identification settings",
+    summary="Change a project's dataset description and de-identification settings",
     responses={400: {"description": "An invalid setting; the message names it and says why"}},
 )
 def change_settings(
     body: ProjectSettingsIn,
-    project: AdministeredProject,
-    caller: Admin,
+    project: ManagedProject,
+    caller: Caller,
     address: Address,
     node: Annotated[object, Depends(services)],
 ) -> ProjectOut:
@@ -148,15 +225,134 @@ def change_settings(
         pixel_rules=body.pixel_rules,
         ocr_check=body.ocr_check,
     )
-    if not change.as_json():
-        return ProjectOut.of(project)
+    dataset = DatasetChange(
+        title=body.title,
+        description=body.description,
+        licence=body.licence,
+        ip_statement=body.ip_statement,
+        data_use=body.data_use,
+        consent_required=body.consent_required,
+        open_access=body.open_access,
+    )
     try:
-        updated = update_settings(
-            node.index, project, change, trail=node.trail, actor=caller.name, source=address
+        validate_dataset(project, dataset)  # both parts are checked before either is stored
+        if change.as_json():
+            project = update_settings(
+                node.index, project, change, trail=node.trail, actor=caller.name, source=address
+            )
+        project = update_dataset(
+            node.index, project, dataset, trail=node.trail, actor=caller.name, source=address
         )
     except InvalidProject as exc:
         raise HTTPException(400, f"project {project.name!r}: {exc}") from exc
-    return ProjectOut.of(updated)
+    return ProjectOut.of(project, caller)
+
+
+class MemberOut(BaseModel):
+    user: str
+    role: str
+    granted_by: str
+    granted_at: datetime
+    expires_at: datetime | None
+
+
+class MemberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    days: int | None = Field(
+        default=None, ge=1, le=3650, description="The role ends after this many days"
+    )
+
+
+UserName = Annotated[str, Path(max_length=128)]
+RoleName = Annotated[str, Path(max_length=40)]
+
+
+@router.get("/{project}/members", summary="Who has which role in the project")
+def members(project: ManagedProject, node: Annotated[object, Depends(services)]) -> list[MemberOut]:
+    return [
+        MemberOut(
+            user=m.user,
+            role=m.role,
+            granted_by=m.granted_by,
+            granted_at=m.granted_at,
+            expires_at=m.expires_at,
+        )
+        for m in node.index.memberships(project_id=project.id)
+    ]
+
+
+def _member_user(node: Any, project: Project, user: str, role: str) -> Any:
+    try:
+        validate_project_role(role)
+    except InvalidIdentity as exc:
+        raise HTTPException(400, str(exc)) from exc
+    found = node.index.get_user(user)
+    if found is None:
+        raise HTTPException(404, f"no user named {user[:80]!r}; an administrator creates users")
+    return found
+
+
+@router.put(
+    "/{project}/members/{user}/{role}",
+    status_code=204,
+    summary="Give a user a role in the project (for a number of days, or until revoked)",
+)
+def grant(
+    project: ManagedProject,
+    user: UserName,
+    role: RoleName,
+    caller: Caller,
+    address: Address,
+    node: Annotated[object, Depends(services)],
+    body: MemberIn | None = None,
+) -> Response:
+    found = _member_user(node, project, user, role)
+    days = body.days if body is not None else None
+    node.index.grant_role(
+        project.id,
+        found.id,
+        role,
+        granted_by=caller.name,
+        expires_at=datetime.now(UTC) + timedelta(days=days) if days else None,
+        audit=node.trail.event(
+            "project.grant-role",
+            actor=caller.name,
+            resource=f"project:{project.name}",
+            project=project.name,
+            source=address,
+            detail={"user": user, "role": role, "days": days},
+        ),
+    )
+    return Response(status_code=204)
+
+
+@router.delete("/{project}/members/{user}/{role}", status_code=204, summary="Take a role away")
+def revoke(
+    project: ManagedProject,
+    user: UserName,
+    role: RoleName,
+    caller: Caller,
+    address: Address,
+    node: Annotated[object, Depends(services)],
+) -> Response:
+    found = _member_user(node, project, user, role)
+    removed = node.index.revoke_role(
+        project.id,
+        found.id,
+        role,
+        node.trail.event(
+            "project.revoke-role",
+            actor=caller.name,
+            resource=f"project:{project.name}",
+            project=project.name,
+            source=address,
+            detail={"user": user, "role": role},
+        ),
+    )
+    if not removed:
+        raise HTTPException(404, f"user {user!r} has no role {role!r} in project {project.name!r}")
+    return Response(status_code=204)
 
 
 class QuarantinedOut(BaseModel):
@@ -168,7 +364,7 @@ class QuarantinedOut(BaseModel):
 
 @router.get("/{project}/quarantine", summary="Objects held in quarantine for review")
 def quarantine(
-    project: AdministeredProject, node: Annotated[object, Depends(services)]
+    project: ReviewableProject, node: Annotated[object, Depends(services)]
 ) -> list[QuarantinedOut]:
     return [
         QuarantinedOut(
@@ -188,7 +384,9 @@ def schema_router(app: FastAPI) -> APIRouter:
     @schema.get(
         "/api/openapi.json", summary="OpenAPI description of this node", include_in_schema=False
     )
-    def openapi(_: Admin) -> dict:
+    def openapi(caller: Caller) -> dict:
+        if not caller.authenticated:
+            raise deny(caller, "the API description is for signed-in users")
         return app.openapi()
 
     return schema

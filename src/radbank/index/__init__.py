@@ -23,23 +23,39 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from radbank.dicom.query import QidoQuery
 from radbank.index import _attributes as attrs
-from radbank.index import _audit, _search, _vault
+from radbank.index import _audit, _identity, _search, _vault
 from radbank.index._audit import GENESIS_HASH, AuditRecord, PendingAudit
 from radbank.index._engine import KEYS_LOCK, create_engine, migrate, serialise, write_transaction
-from radbank.index._schema import instances, projects, quarantine, series, studies, vault_entries
+from radbank.index._identity import ApiToken, Membership, User, UserExists
+from radbank.index._schema import (
+    api_tokens,
+    instances,
+    login_failures,
+    project_members,
+    projects,
+    quarantine,
+    series,
+    studies,
+    users,
+    vault_entries,
+)
 from radbank.index._vault import VaultEntry, VaultKeyChanged, VaultWrite
 
 __all__ = [
     "GENESIS_HASH",
+    "ApiToken",
     "AuditRecord",
     "DuplicateInstance",
     "HierarchyConflict",
     "Index",
     "InstanceRecord",
+    "Membership",
     "PendingAudit",
     "Project",
     "ProjectExists",
     "UnknownProject",
+    "User",
+    "UserExists",
     "VaultEntry",
     "VaultKeyChanged",
     "VaultWrite",
@@ -72,6 +88,15 @@ class Project:
     vault_public_key: bytes | None = None
     vault_key_id: str | None = None
     vault_broker: str | None = None
+    licence: str = ""
+    """SPDX or Creative Commons licence id of the de-identified data."""
+    ip_statement: str = ""
+    """Intellectual-property statement, where the licence is not an open one."""
+    data_use: Sequence[str] = ()
+    """Data-use conditions as GA4GH DUO codes."""
+    consent_required: bool = False
+    open_access: bool = False
+    """Anonymous readers may read the de-identified data (read-only, audited)."""
 
 
 @dataclass(frozen=True)
@@ -263,6 +288,258 @@ class Index:
             if pending is not None:
                 _audit.append(connection, pending)
         return changed
+
+    def update_project_dataset(
+        self, project_id: int, changes: Mapping[str, Any], audit: PendingAudit | None = None
+    ) -> Project:
+        """Change the dataset description (title, description, licence, ip_statement,
+        data_use, consent_required, open_access) given in `changes`."""
+        allowed = {
+            "title",
+            "description",
+            "licence",
+            "ip_statement",
+            "data_use",
+            "consent_required",
+            "open_access",
+        }
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"not a dataset field: {', '.join(sorted(unknown))}")
+        with write_transaction(self._engine) as connection:
+            row = connection.execute(
+                projects.update()
+                .where(projects.c.id == project_id)
+                .values(dict(changes))
+                .returning(*projects.c)
+            ).one_or_none()
+            if row is None:
+                raise UnknownProject(f"no project with id {project_id} in the index")
+            if audit is not None:
+                _audit.append(connection, audit)
+        return _project(row._mapping)
+
+    # Users, tokens, project roles
+
+    def create_user(
+        self,
+        name: str,
+        *,
+        source: str,
+        display_name: str = "",
+        password_hash: str | None = None,
+        node_roles: Iterable[str] = (),
+        audit: PendingAudit | None = None,
+    ) -> User:
+        """Raises UserExists."""
+        values = {
+            "name": name,
+            "display_name": display_name,
+            "source": source,
+            "password_hash": password_hash,
+            "node_roles": sorted(node_roles),
+            "disabled": False,
+            "created_at": _stored_time(datetime.now(UTC)),
+        }
+        try:
+            with write_transaction(self._engine) as connection:
+                row = connection.execute(users.insert().values(values).returning(*users.c)).one()
+                if audit is not None:
+                    _audit.append(connection, audit)
+        except sa.exc.IntegrityError:
+            raise UserExists(f"a user named {name!r} already exists") from None
+        return _identity.user(row._mapping)
+
+    def get_user(self, name: str) -> User | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(sa.select(users).where(users.c.name == name)).one_or_none()
+        return _identity.user(row._mapping) if row else None
+
+    def get_user_by_id(self, user_id: int) -> User | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(sa.select(users).where(users.c.id == user_id)).one_or_none()
+        return _identity.user(row._mapping) if row else None
+
+    def list_users(self) -> list[User]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(sa.select(users).order_by(users.c.name))
+            return [_identity.user(row._mapping) for row in rows]
+
+    def update_user(
+        self, user_id: int, changes: Mapping[str, Any], audit: PendingAudit | None = None
+    ) -> User:
+        """Change display_name, password_hash, node_roles or disabled."""
+        unknown = set(changes) - {"display_name", "password_hash", "node_roles", "disabled"}
+        if unknown:
+            raise ValueError(f"not a user field: {', '.join(sorted(unknown))}")
+        values = dict(changes)
+        if "node_roles" in values:
+            values["node_roles"] = sorted(values["node_roles"])
+        with write_transaction(self._engine) as connection:
+            row = connection.execute(
+                users.update().where(users.c.id == user_id).values(values).returning(*users.c)
+            ).one_or_none()
+            if row is None:
+                raise LookupError(f"no user with id {user_id}")
+            if audit is not None:
+                _audit.append(connection, audit)
+        return _identity.user(row._mapping)
+
+    def add_token(
+        self,
+        *,
+        user_id: int,
+        token_id: str,
+        name: str,
+        secret_sha256: str,
+        scopes: Iterable[str],
+        expires_at: datetime,
+        audit: PendingAudit | None = None,
+    ) -> ApiToken:
+        values = {
+            "token_id": token_id,
+            "user_id": user_id,
+            "name": name,
+            "secret_sha256": secret_sha256,
+            "scopes": sorted(scopes),
+            "created_at": _stored_time(datetime.now(UTC)),
+            "expires_at": _stored_time(expires_at),
+        }
+        with write_transaction(self._engine) as connection:
+            row = connection.execute(
+                api_tokens.insert().values(values).returning(*api_tokens.c)
+            ).one()
+            if audit is not None:
+                _audit.append(connection, audit)
+        return _identity.token(row._mapping)
+
+    def get_token(self, token_id: str) -> ApiToken | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                sa.select(api_tokens).where(api_tokens.c.token_id == token_id)
+            ).one_or_none()
+        return _identity.token(row._mapping) if row else None
+
+    def list_tokens(self, user_id: int) -> list[ApiToken]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(api_tokens)
+                .where(api_tokens.c.user_id == user_id)
+                .order_by(api_tokens.c.created_at, api_tokens.c.id)
+            )
+            return [_identity.token(row._mapping) for row in rows]
+
+    def revoke_token(self, token_id: str, audit: PendingAudit | None = None) -> ApiToken | None:
+        """Mark the token revoked (kept, for the record); None when there is no such token."""
+        with write_transaction(self._engine) as connection:
+            row = connection.execute(
+                api_tokens.update()
+                .where(api_tokens.c.token_id == token_id)
+                .values(
+                    revoked_at=sa.func.coalesce(
+                        api_tokens.c.revoked_at, _stored_time(datetime.now(UTC))
+                    )
+                )
+                .returning(*api_tokens.c)
+            ).one_or_none()
+            if row is not None and audit is not None:
+                _audit.append(connection, audit)
+        return _identity.token(row._mapping) if row else None
+
+    def touch_token(self, token_id: str, moment: datetime) -> None:
+        with write_transaction(self._engine) as connection:
+            connection.execute(
+                api_tokens.update()
+                .where(api_tokens.c.token_id == token_id)
+                .values(last_used_at=_stored_time(moment))
+            )
+
+    def user_roles(self, user_id: int, now: datetime | None = None) -> dict[str, set[str]]:
+        """Project name -> the user's roles there that have not expired."""
+        with self._engine.connect() as connection:
+            return _identity.active_roles(
+                connection, user_id, _stored_time(now or datetime.now(UTC))
+            )
+
+    def grant_role(
+        self,
+        project_id: int,
+        user_id: int,
+        role: str,
+        *,
+        granted_by: str,
+        expires_at: datetime | None = None,
+        audit: PendingAudit | None = None,
+    ) -> None:
+        """Give the role (replacing an earlier grant of the same role and its expiry)."""
+        with write_transaction(self._engine) as connection:
+            connection.execute(
+                project_members.delete().where(
+                    project_members.c.project_id == project_id,
+                    project_members.c.user_id == user_id,
+                    project_members.c.role == role,
+                )
+            )
+            connection.execute(
+                project_members.insert().values(
+                    project_id=project_id,
+                    user_id=user_id,
+                    role=role,
+                    granted_by=granted_by,
+                    granted_at=_stored_time(datetime.now(UTC)),
+                    expires_at=_stored_time(expires_at) if expires_at else None,
+                )
+            )
+            if audit is not None:
+                _audit.append(connection, audit)
+
+    def revoke_role(
+        self, project_id: int, user_id: int, role: str, audit: PendingAudit | None = None
+    ) -> bool:
+        with write_transaction(self._engine) as connection:
+            removed = connection.execute(
+                project_members.delete().where(
+                    project_members.c.project_id == project_id,
+                    project_members.c.user_id == user_id,
+                    project_members.c.role == role,
+                )
+            ).rowcount
+            if removed and audit is not None:
+                _audit.append(connection, audit)
+        return bool(removed)
+
+    def memberships(
+        self, project_id: int | None = None, user_id: int | None = None
+    ) -> list[Membership]:
+        select = _identity.memberships_select()
+        if project_id is not None:
+            select = select.where(project_members.c.project_id == project_id)
+        if user_id is not None:
+            select = select.where(project_members.c.user_id == user_id)
+        with self._engine.connect() as connection:
+            return [_identity.membership(row._mapping) for row in connection.execute(select)]
+
+    def login_locked_until(self, keys: Sequence[str]) -> datetime | None:
+        """The latest lock among the keys ("user:<name>", "address:<ip>"), if any."""
+        with self._engine.connect() as connection:
+            value = connection.execute(
+                sa.select(sa.func.max(login_failures.c.locked_until)).where(
+                    login_failures.c.key.in_(list(keys))
+                )
+            ).scalar()
+        return _identity.time_of(value)
+
+    def record_login_failure(
+        self, keys: Sequence[str], lock_for: Callable[[int], Any], now: datetime | None = None
+    ) -> None:
+        with write_transaction(self._engine) as connection:
+            _identity.record_failure(
+                connection, keys, _stored_time(now or datetime.now(UTC)), lock_for
+            )
+
+    def clear_login_failures(self, keys: Sequence[str]) -> None:
+        with write_transaction(self._engine) as connection:
+            connection.execute(login_failures.delete().where(login_failures.c.key.in_(list(keys))))
 
     # Pseudonym vault
 
@@ -741,6 +1018,11 @@ def _project(row: Mapping[str, Any]) -> Project:
         vault_public_key=_bytes(row["vault_public_key"]),
         vault_key_id=row["vault_key_id"],
         vault_broker=row["vault_broker"],
+        licence=row["licence"],
+        ip_statement=row["ip_statement"],
+        data_use=tuple(row["data_use"]),
+        consent_required=bool(row["consent_required"]),
+        open_access=bool(row["open_access"]),
     )
 
 

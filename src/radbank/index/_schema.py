@@ -77,6 +77,14 @@ projects = sa.Table(
     sa.Column("vault_public_key", sa.LargeBinary),
     sa.Column("vault_key_id", Text),
     sa.Column("vault_broker", Text),
+    # The project as a dataset: licence (SPDX or Creative Commons id), the intellectual
+    # property statement where the licence is not open, data-use conditions (GA4GH DUO
+    # codes), whether subjects need a valid consent, whether anonymous readers may read.
+    sa.Column("licence", Text, nullable=False, server_default=""),
+    sa.Column("ip_statement", Text, nullable=False, server_default=""),
+    sa.Column("data_use", Json, nullable=False, server_default=sa.text("'[]'")),
+    sa.Column("consent_required", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("open_access", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 studies = sa.Table(
@@ -212,4 +220,64 @@ audit_events = sa.Table(
     sa.Column("hash", Text, nullable=False),
     sa.Index("ix_audit_events_project", "project", "id"),
     sa.Index("ix_audit_events_time", "time"),
+)
+
+# Identities. Local users sign in with a password (argon2id hash) and use personal API
+# tokens; users of an OpenID Connect issuer get a row on first use (source "oidc", no
+# password) so that project roles can be given to them too.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", Text, nullable=False, unique=True),
+    sa.Column("display_name", Text, nullable=False, server_default=""),
+    sa.Column("source", Text, nullable=False),
+    sa.Column("password_hash", Text),
+    sa.Column("node_roles", Json, nullable=False, server_default=sa.text("'[]'")),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Personal API tokens: "rbk_<token_id>_<secret>"; only SHA-256 of the secret is kept (the
+# secret is 256 random bits, so a fast hash cannot be reversed by guessing).
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token_id", Text, nullable=False, unique=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("name", Text, nullable=False),
+    sa.Column("secret_sha256", Text, nullable=False),
+    sa.Column("scopes", Json, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_api_tokens_user", "user_id"),
+)
+
+# Project roles of users (steward, contributor, researcher, honest_broker); expires_at set
+# for roles that an access grant gives for a limited time.
+project_members = sa.Table(
+    "project_members",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("role", Text, nullable=False),
+    sa.Column("granted_by", Text, nullable=False),
+    sa.Column("granted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("project_id", "user_id", "role", name="uq_project_members_role"),
+    sa.Index("ix_project_members_user", "user_id"),
+)
+
+# Failed sign-ins per user name and per client address, for throttling across processes.
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    sa.Column("key", Text, primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_failure_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("locked_until", sa.DateTime(timezone=True), nullable=False),
 )
