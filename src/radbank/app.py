@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from radbank.config import Settings
+from radbank.consents import Consents
 from radbank.governance import keys as keyfile
 from radbank.governance.audit import AuditTrail
 from radbank.governance.identities import Identities
@@ -33,6 +34,7 @@ class Services:
     trail: AuditTrail
     vault: Vault
     identities: Identities
+    consents: Consents
 
     def close(self) -> None:
         if self.identities.oidc is not None:
@@ -56,7 +58,16 @@ def build_services(settings: Settings) -> tuple[Services, str | None]:
     trail = AuditTrail(index)
     identities = Identities(index, trail, oidc=_oidc(settings))
     services = Services(
-        settings, store, index, keys, journal, pipeline, trail, Vault(index, trail), identities
+        settings,
+        store,
+        index,
+        keys,
+        journal,
+        pipeline,
+        trail,
+        Vault(index, trail),
+        identities,
+        Consents(index, store, keys, trail, journal),
     )
     return services, generated_token
 
@@ -81,7 +92,9 @@ def _oidc(settings: Settings) -> OidcValidator | None:
 def recover(services: Services) -> int:
     """Undo what a crash left half-done: temp files and journalled blobs never indexed."""
     services.store.remove_temporaries()
-    return services.journal.recover(services.index.blob_key_exists, services.store.delete)
+    removed = services.journal.recover(services.index.blob_key_exists, services.store.delete)
+    services.consents.resume()
+    return removed
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -26,13 +26,14 @@ from radbank.app import Services, build_services, recover
 from radbank.config import Settings
 from radbank.dicom.deid.ocr import tesseract_available
 from radbank.governance import sitekey
+from radbank.governance.consent import InvalidConsent, fhir_bundle
 from radbank.governance.identities import (
     DEFAULT_TOKEN_DAYS,
     InvalidIdentity,
     validate_project_role,
 )
 from radbank.governance.keys import KeyFileError, reset_admin_token, rotate_master_key
-from radbank.governance.policy import ADMIN
+from radbank.governance.policy import Action, Principal, Resource, Role, can
 from radbank.governance.vault import OpenedEntry, VaultError
 from radbank.index import Project, ProjectExists, UserExists
 from radbank.ingest import Item, Outcome, Status
@@ -62,6 +63,8 @@ audit_app = typer.Typer(help="The hash-chained audit trail.")
 app.add_typer(audit_app, name="audit")
 user_app = typer.Typer(help="Users of the node, their roles and personal API tokens.")
 app.add_typer(user_app, name="user")
+consent_app = typer.Typer(help="Consent of a project's subjects; withdrawal erases a subject.")
+app.add_typer(consent_app, name="consent")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -101,8 +104,20 @@ def _source() -> str:
     return f"cli {_local_user()}@{socket.gethostname()}"
 
 
-def _project(services: Services, name: str) -> Project:
+def _operator() -> Principal:
+    """Whoever runs the command on the node's machine: with the data directory and its key
+    file at hand, they administer the node (but, like any admin, cannot re-identify: the
+    vault commands need the honest broker's key file)."""
+    return Principal(_local_user(), frozenset({Role.ADMIN}), via="local")
+
+
+def _project(services: Services, name: str, action: Action = Action.MANAGE) -> Project:
+    """The project, when the operator may `action` it (the policy decides for the command
+    line too)."""
     project = services.index.get_project(name)
+    resource = Resource(name, open_access=project.open_access if project else False)
+    if not can(_operator(), action, resource):
+        raise _fail(f"not allowed to {action} in project {name!r}")
     if project is None:
         raise _fail(f"unknown project {name!r} (create it with 'radbank project create')")
     return project
@@ -213,7 +228,7 @@ def _load_demo(services: Services) -> None:
         buffer = io.BytesIO()
         dataset.save_as(buffer, enforce_file_format=True)
         items.append(Item(f"demo-{number:04d}.dcm", buffer.getvalue()))
-    outcomes = services.pipeline.ingest(items, project, source="demo", principal=ADMIN)
+    outcomes = services.pipeline.ingest(items, project, source="demo", principal=_operator())
     counts = Counter(o.status for o in outcomes)
     console.print(
         f"Demo project '{DEMO_PROJECT}': {counts[Status.STORED]} stored, "
@@ -946,6 +961,67 @@ def project_revoke(project: str, user: str, role: str, data_dir: DataDir = None)
     console.print(f"{user!r} is no longer {role} in project {project!r}.")
 
 
+@project_app.command("release")
+def project_release(
+    project: str,
+    ids: Annotated[
+        list[int] | None,
+        typer.Argument(help="Ids of quarantined objects (radbank project quarantine)"),
+    ] = None,
+    subject: Annotated[
+        str | None, typer.Option(help="Release every quarantined object of this pseudonym")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Release reviewed objects from quarantine into the archive."""
+    services = _open(_settings(data_dir))
+    failed = 0
+    try:
+        target = _project(services, project)
+        chosen = list(ids or [])
+        if subject:
+            chosen += [
+                row["id"]
+                for row in services.index.list_quarantine(target.id)
+                if row["pseudonym"] == subject
+            ]
+        if not chosen:
+            raise _fail("name quarantined objects by id, or give --subject PSEUDONYM")
+        for quarantine_id in chosen:
+            outcome = services.pipeline.release(
+                target,
+                quarantine_id,
+                actor=_local_user(),
+                source=_source(),
+                audit=services.trail.event,
+            )
+            failed += outcome.status != "stored"
+            console.print(f"  {quarantine_id}: {outcome.reason}", highlight=False)
+    finally:
+        services.close()
+    if failed:
+        raise typer.Exit(1)
+
+
+@project_app.command("quarantine")
+def project_quarantine(project: str, data_dir: DataDir = None) -> None:
+    """Objects held in a project's quarantine, and why."""
+    services = _open(_settings(data_dir))
+    try:
+        target = _project(services, project, Action.REVIEW)
+        table = Table("id", "subject", "received", "reason")
+        for row in services.index.list_quarantine(target.id):
+            table.add_row(
+                str(row["id"]),
+                row["pseudonym"] or "",
+                f"{row['received_at']:%Y-%m-%d %H:%M}",
+                row["reason"],
+            )
+    finally:
+        services.close()
+    console.print(table)
+
+
 @project_app.command("members")
 def project_members(project: str, data_dir: DataDir = None) -> None:
     """Who has which role in a project."""
@@ -964,6 +1040,98 @@ def project_members(project: str, data_dir: DataDir = None) -> None:
     finally:
         services.close()
     console.print(table)
+
+
+@consent_app.command("import")
+def consent_import(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV: pseudonym or patient_id[,issuer], status, scope, decided_on, form_reference"
+        ),
+    ],
+    project: Annotated[str, typer.Option("--project", "-p")],
+    data_dir: DataDir = None,
+) -> None:
+    """Record the consent decisions of a site's CSV (all rows or none)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(f"cannot read {path}: {exc}") from exc
+    services = _open(_settings(data_dir))
+    try:
+        count, erased = services.consents.import_csv(
+            _project(services, project), text, actor=_local_user(), source=_source()
+        )
+    except InvalidConsent as exc:
+        for problem in exc.problems:
+            err.print(f"  {problem}", highlight=False)
+        raise _fail(f"{path}: nothing imported ({len(exc.problems)} problem(s))", code=1) from exc
+    finally:
+        services.close()
+    console.print(f"{count} consent decision(s) recorded in project {project!r}.")
+    for report in erased:
+        console.print(f"  {report.pseudonym} withdrew: {report.blobs} object(s) erased.")
+
+
+@consent_app.command("list")
+def consent_list(
+    project: Annotated[str, typer.Option("--project", "-p")],
+    data_dir: DataDir = None,
+    fhir: Annotated[bool, typer.Option("--fhir", help="Print a FHIR Consent bundle")] = False,
+) -> None:
+    """The current consent of every subject of a project."""
+    settings = _settings(data_dir)
+    services = _open(settings)
+    try:
+        target = _project(services, project)
+        records = list(services.index.current_consents(target.id).values())
+    finally:
+        services.close()
+    if fhir:
+        print(json.dumps(fhir_bundle(records, project=project, node=settings.node_name), indent=2))
+        return
+    table = Table("pseudonym", "status", "scope", "decided on", "form")
+    for record in records:
+        table.add_row(
+            record.pseudonym,
+            record.status,
+            " ".join(record.scope),
+            record.decided_on.isoformat(),
+            record.form_reference,
+        )
+    console.print(table)
+
+
+@consent_app.command("withdraw")
+def consent_withdraw(
+    pseudonym: str,
+    project: Annotated[str, typer.Option("--project", "-p")],
+    reason: Annotated[str, typer.Option(help="e.g. the reference of the subject's letter")] = "",
+    data_dir: DataDir = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Withdraw a subject: erase all their data from the project; refuse later uploads."""
+    if not yes:
+        typer.confirm(
+            f"Erase every object, row and record of {pseudonym} in project {project!r}?",
+            abort=True,
+        )
+    services = _open(_settings(data_dir))
+    try:
+        report = services.consents.withdraw(
+            _project(services, project),
+            pseudonym,
+            actor=_local_user(),
+            source=_source(),
+            reason=reason,
+        )
+    finally:
+        services.close()
+    console.print(
+        f"{pseudonym} withdrawn from project {project!r}: {report.blobs} object(s) erased; "
+        "later uploads of this subject are refused."
+    )
 
 
 @audit_app.command("verify")
@@ -1065,7 +1233,7 @@ def import_(
     settings = _settings(data_dir)
     services = _open(settings)
     try:
-        target = _project(services, project)
+        target = _project(services, project, Action.WRITE)
         try:
             services.keys.project_key(target)
         except KeyFileError as exc:
@@ -1110,13 +1278,13 @@ def import_(
                 size += len(data)
                 if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
                     outcomes += services.pipeline.ingest(
-                        batch, target, source="cli-import", principal=ADMIN
+                        batch, target, source="cli-import", principal=_operator()
                     )
                     progress.advance(task, len(batch))
                     batch, size = [], 0
             if batch:
                 outcomes += services.pipeline.ingest(
-                    batch, target, source="cli-import", principal=ADMIN
+                    batch, target, source="cli-import", principal=_operator()
                 )
                 progress.advance(task, len(batch))
     finally:

@@ -38,9 +38,18 @@ PROJECT_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/projects/{project}"): D,
     ("PATCH", "/api/projects/{project}"): M,
     ("GET", "/api/projects/{project}/quarantine"): V,
+    ("POST", "/api/projects/{project}/quarantine/{quarantine_id}/release"): M,
     ("GET", "/api/projects/{project}/members"): M,
     ("PUT", "/api/projects/{project}/members/{user}/{role}"): M,
     ("DELETE", "/api/projects/{project}/members/{user}/{role}"): M,
+    ("GET", "/api/projects/{project}/consents"): M,
+    ("POST", "/api/projects/{project}/consents"): M,
+    ("POST", "/api/projects/{project}/consents/import"): M,
+    ("POST", "/api/projects/{project}/subjects/{pseudonym}/withdraw"): M,
+    ("GET", "/api/projects/{project}/withdrawals"): M,
+    ("GET", "/api/projects/{project}/access-requests"): M,
+    ("POST", "/api/projects/{project}/access-requests"): "discover-as-user",
+    ("POST", "/api/projects/{project}/access-requests/{request_id}/decision"): M,
     ("POST", "/dicom-web/projects/{project}/studies"): W,
     ("POST", "/dicom-web/projects/{project}/studies/{study}"): W,
     ("GET", "/dicom-web/projects/{project}/studies"): R,
@@ -85,6 +94,7 @@ NODE_ROUTES: dict[tuple[str, str], set[str]] = {
     ("GET", "/healthz"): {"anyone"},
     ("GET", "/api/audit"): {"admin", "auditor"},
     ("GET", "/api/audit/verify"): {"admin", "auditor"},
+    ("GET", "/api/access-requests"): {"signed-in"},
 }
 
 PRINCIPALS = (
@@ -167,12 +177,16 @@ def matrix(server: RunningServer) -> Iterator[Matrix]:
 
 
 def _expected_in_project(principal: str, kind: str, action: str) -> bool:
+    if action == "discover-as-user":  # asking for access: users who can see the project
+        return principal not in ("anonymous", "admin") and _expected_in_project(principal, kind, D)
     if principal == "admin":
         return True
     if kind == "open" and action in OPEN_PROJECT_ACTIONS:
         return True
+    if action == D and principal != "anonymous":
+        return True  # the catalogue of dataset descriptions is open to signed-in users
     if principal == "auditor":
-        return action == D
+        return False
     if kind == "own" and principal in ROLE_ACTIONS:
         return action in ROLE_ACTIONS[principal]
     return False
@@ -204,6 +218,9 @@ def _project_request(
         tag="7FE00010",
         user=matrix.target_user,
         role="researcher",
+        pseudonym="RB-not-a-pseudonym",  # refused after the policy: nobody is withdrawn
+        request_id="999999",
+        quarantine_id="999999",  # no such object: 404 after the policy
     )
     options: dict[str, object] = {}
     if method == "PATCH":
@@ -268,6 +285,7 @@ def test_node_routes(matrix: Matrix, principal: str) -> None:
         ("GET", "/healthz"): ("/healthz", {}),
         ("GET", "/api/audit"): ("/api/audit", {"params": {"limit": 1}}),
         ("GET", "/api/audit/verify"): ("/api/audit/verify", {}),
+        ("GET", "/api/access-requests"): ("/api/access-requests", {}),
     }
     assert set(requests) == set(NODE_ROUTES)
     with httpx.Client(base_url=matrix.server.base_url, timeout=60) as http:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from radbank import __version__
-from radbank.api import audit, errors, health, projects, qido, stow, users, wado
+from radbank.api import access, audit, consents, errors, health, projects, qido, stow, users, wado
 from radbank.api.access_log import AccessLog
 
 if TYPE_CHECKING:  # radbank.app imports this package
@@ -40,6 +40,8 @@ def build_api(services: Services) -> FastAPI:
     app.include_router(projects.router)
     app.include_router(users.router)
     app.include_router(audit.router)
+    app.include_router(consents.router)
+    app.include_router(access.router)
     app.include_router(stow.router)
     app.include_router(qido.router)
     app.include_router(wado.router)

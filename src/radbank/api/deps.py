@@ -116,6 +116,16 @@ def node_access(action: Action) -> Callable[..., Any]:
     return dependency
 
 
+def user_caller(caller: Caller) -> Principal:
+    """A caller who is a user of the node (personal or OpenID Connect token), not the admin
+    token or an anonymous reader."""
+    if caller.via not in ("api-token", "oidc"):
+        raise deny(caller, "this is done by a user (personal or OpenID Connect token)")
+    return caller
+
+
+UserCaller = Annotated[Principal, Depends(user_caller)]
+
 ProjectName = Annotated[str, Path(description="Project name", max_length=200)]
 
 DiscoverableProject = Annotated[Project, Depends(project_access(Action.DISCOVER))]

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.concurrency import run_in_threadpool
 
 from radbank.api.deps import (
     Address,
@@ -356,7 +357,9 @@ def revoke(
 
 
 class QuarantinedOut(BaseModel):
+    id: int = Field(description="Names the object to release it")
     sop_instance_uid: str | None = Field(description="De-identified SOP Instance UID")
+    pseudonym: str | None = Field(description="The subject's pseudonym")
     reason: str
     source: str = Field(description="Receiver that took it in: stow-rs, cli-import, ...")
     received_at: datetime
@@ -368,13 +371,50 @@ def quarantine(
 ) -> list[QuarantinedOut]:
     return [
         QuarantinedOut(
+            id=row["id"],
             sop_instance_uid=row["sop_instance_uid"],
+            pseudonym=row["pseudonym"],
             reason=row["reason"],
             source=row["source"],
             received_at=row["received_at"],
         )
         for row in node.index.list_quarantine(project.id)
     ]
+
+
+class ReleasedOut(BaseModel):
+    released: bool
+    reason: str
+    sop_instance_uid: str | None
+
+
+@router.post(
+    "/{project}/quarantine/{quarantine_id}/release",
+    summary="Release a reviewed object from quarantine into the archive (steward)",
+)
+async def release(
+    quarantine_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    project: ManagedProject,
+    caller: Caller,
+    address: Address,
+    node: Annotated[object, Depends(services)],
+) -> ReleasedOut:
+    outcome = await run_in_threadpool(
+        node.pipeline.release,
+        project,
+        quarantine_id,
+        actor=caller.name,
+        source=address,
+        audit=node.trail.event,
+    )
+    if "not in the project's quarantine" in outcome.reason:
+        raise HTTPException(404, outcome.reason)
+    released = outcome.status == "stored"
+    if not released:
+        raise HTTPException(409, outcome.reason)
+    return ReleasedOut(
+        released=True, reason=outcome.reason, sop_instance_uid=outcome.sop_instance_uid
+    )
 
 
 def schema_router(app: FastAPI) -> APIRouter:

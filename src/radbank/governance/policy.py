@@ -6,14 +6,15 @@ asks this function and nothing else. Who may do what:
 | role (where)                 | may                                                       |
 |------------------------------|-----------------------------------------------------------|
 | admin (node)                 | everything except opening the pseudonym vault             |
-| auditor (node)               | read the audit trail; see every project's description     |
+| auditor (node)               | read the audit trail                                      |
 | steward (project)            | read the data, review quarantine, manage the project      |
 |                              | (settings, members, consents, access requests)            |
 | contributor (project)        | upload, review the quarantine of the project              |
 | researcher (project)         | read the de-identified data                               |
 | honest_broker (project)      | open the project's pseudonym vault (re-identification)    |
 | anyone, open-access project  | see its description and read its de-identified data       |
-| any signed-in user           | see the description of open-access projects               |
+| any signed-in user           | see every project's dataset description (the catalogue),  |
+|                              | so as to ask for access; never its data or settings        |
 
 The node administrator cannot re-identify: re-identification is the honest broker's alone
 (separation of duties). A token may carry scopes that narrow what its holder may do:
@@ -135,8 +136,8 @@ def can(principal: Principal, action: Action, resource: Resource) -> bool:
         return True
     if principal.is_admin and action is not Action.REIDENTIFY:
         return True
-    if action is Action.DISCOVER and Role.AUDITOR in principal.node_roles:
-        return True
+    if action is Action.DISCOVER and principal.authenticated:
+        return True  # the catalogue: every signed-in user may find a dataset and ask for it
     return any(
         action in _PROJECT_ROLE_ACTIONS.get(role, frozenset())
         for role in principal.roles_in(resource.project)

@@ -23,12 +23,22 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from radbank.dicom.query import QidoQuery
 from radbank.index import _attributes as attrs
-from radbank.index import _audit, _identity, _search, _vault
+from radbank.index import _audit, _consent, _identity, _search, _vault
 from radbank.index._audit import GENESIS_HASH, AuditRecord, PendingAudit
-from radbank.index._engine import KEYS_LOCK, create_engine, migrate, serialise, write_transaction
+from radbank.index._consent import AccessRequest, ConsentRecord, Withdrawal
+from radbank.index._engine import (
+    KEYS_LOCK,
+    create_engine,
+    lock_subjects,
+    migrate,
+    serialise,
+    write_transaction,
+)
 from radbank.index._identity import ApiToken, Membership, User, UserExists
 from radbank.index._schema import (
+    access_requests,
     api_tokens,
+    consents,
     instances,
     login_failures,
     project_members,
@@ -38,15 +48,20 @@ from radbank.index._schema import (
     studies,
     users,
     vault_entries,
+    withdrawals,
 )
 from radbank.index._vault import VaultEntry, VaultKeyChanged, VaultWrite
 
 __all__ = [
     "GENESIS_HASH",
+    "AccessRequest",
+    "ConsentRecord",
+    "Withdrawal",
     "ApiToken",
     "AuditRecord",
     "DuplicateInstance",
     "HierarchyConflict",
+    "SubjectWithdrawn",
     "Index",
     "InstanceRecord",
     "Membership",
@@ -136,6 +151,17 @@ class DuplicateInstance(ValueError):
             f"project {project_id} already holds SOP Instance UID {shown}"
             + (f" and {more} more" if more > 0 else "")
             + "; nothing of this batch was indexed"
+        )
+
+
+class SubjectWithdrawn(ValueError):
+    """Instances of subjects who withdrew their consent from the project."""
+
+    def __init__(self, pseudonyms: Iterable[str]) -> None:
+        self.pseudonyms = sorted(set(pseudonyms))
+        super().__init__(
+            f"subject {', '.join(self.pseudonyms)} withdrew consent from the project: their "
+            "data is not accepted"
         )
 
 
@@ -727,6 +753,233 @@ class Index:
                 )
             )
 
+    # Consent, withdrawal, erasure
+
+    def add_consents(
+        self,
+        project_id: int,
+        records: Sequence[Mapping[str, Any]],
+        audit: PendingAudit | None = None,
+    ) -> int:
+        """Record consent decisions (pseudonym, status, scope, decided_on, form_reference,
+        recorded_by), all in one transaction."""
+        now = _stored_time(datetime.now(UTC))
+        with write_transaction(self._engine) as connection:
+            _require_project(connection, project_id)
+            if records:
+                connection.execute(
+                    consents.insert(),
+                    [
+                        {**dict(record), "project_id": project_id, "recorded_at": now}
+                        for record in records
+                    ],
+                )
+            if audit is not None:
+                _audit.append(connection, audit)
+        return len(records)
+
+    def current_consents(
+        self, project_id: int, pseudonyms: Iterable[str] | None = None
+    ) -> dict[str, ConsentRecord]:
+        """The newest consent decision per subject (of the given pseudonyms only)."""
+        with self._engine.connect() as connection:
+            return _consent.current_consents(
+                connection, project_id, list(pseudonyms) if pseudonyms is not None else None
+            )
+
+    def withdrawals(
+        self, project_id: int, pseudonyms: Iterable[str] | None = None
+    ) -> dict[str, Withdrawal]:
+        select = _consent.withdrawals_select(project_id)
+        if pseudonyms is not None:
+            select = select.where(withdrawals.c.pseudonym.in_(list(pseudonyms)))
+        with self._engine.connect() as connection:
+            return {
+                row.pseudonym: _consent.withdrawal(row._mapping)
+                for row in connection.execute(select.order_by(withdrawals.c.id))
+            }
+
+    def record_withdrawal(
+        self, project_id: int, pseudonym: str, *, by: str, audit: PendingAudit | None = None
+    ) -> Withdrawal:
+        """The subject's tombstone (kept from the first withdrawal on); from now on uploads
+        of the subject are refused."""
+        with write_transaction(self._engine) as connection:
+            _require_project(connection, project_id)
+            lock_subjects(connection, project_id, exclusive=True)
+            row = connection.execute(
+                _consent.withdrawals_select(project_id).where(withdrawals.c.pseudonym == pseudonym)
+            ).one_or_none()
+            if row is None:
+                row = connection.execute(
+                    withdrawals.insert()
+                    .values(
+                        project_id=project_id,
+                        pseudonym=pseudonym,
+                        withdrawn_at=_stored_time(datetime.now(UTC)),
+                        withdrawn_by=by,
+                    )
+                    .returning(*withdrawals.c)
+                ).one()
+                if audit is not None:
+                    _audit.append(connection, audit)
+        return _consent.withdrawal(row._mapping)
+
+    def subject_blob_keys(self, project_id: int, pseudonym: str) -> list[str]:
+        with self._engine.connect() as connection:
+            return _consent.subject_blob_keys(connection, project_id, pseudonym)
+
+    def quarantine_without_pseudonym(self, project_id: int) -> list[tuple[int, str]]:
+        """(id, blob_key) of quarantined objects stored before quarantine rows named their
+        subject."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(quarantine.c.id, quarantine.c.blob_key).where(
+                    quarantine.c.project_id == project_id, quarantine.c.pseudonym.is_(None)
+                )
+            )
+            return [(row.id, row.blob_key) for row in rows]
+
+    def set_quarantine_pseudonym(self, quarantine_id: int, pseudonym: str) -> None:
+        with write_transaction(self._engine) as connection:
+            connection.execute(
+                quarantine.update()
+                .where(quarantine.c.id == quarantine_id)
+                .values(pseudonym=pseudonym)
+            )
+
+    def erase_subject(
+        self, project_id: int, pseudonym: str, audit: PendingAudit | None = None
+    ) -> int:
+        """Delete every row of the subject (instances, series, studies, quarantine, vault
+        entries, consents) and mark the withdrawal erased; returns the instances deleted."""
+        with write_transaction(self._engine) as connection:
+            deleted = _consent.delete_subject_rows(connection, project_id, pseudonym)
+            connection.execute(
+                withdrawals.update()
+                .where(withdrawals.c.project_id == project_id, withdrawals.c.pseudonym == pseudonym)
+                .values(erased_at=_stored_time(datetime.now(UTC)))
+            )
+            if audit is not None:
+                _audit.append(connection, audit)
+        return deleted
+
+    def purge_deleted(self) -> None:
+        """Push deleted rows out of the files: SQLite's write-ahead log is checkpointed and
+        truncated (secure_delete zeroes the pages); PostgreSQL vacuums the tables."""
+        if self._dialect == "sqlite":
+            with self._engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            return
+        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql(
+                "VACUUM studies, series, instances, quarantine, vault_entries, consents"
+            )
+
+    # Access requests
+
+    def add_access_request(
+        self,
+        project_id: int,
+        *,
+        requester: str,
+        purposes: Sequence[str],
+        attestations: Sequence[str],
+        description: str,
+        days: int,
+        audit: PendingAudit | None = None,
+    ) -> AccessRequest:
+        with write_transaction(self._engine) as connection:
+            name = _require_project(connection, project_id)
+            row = connection.execute(
+                access_requests.insert()
+                .values(
+                    project_id=project_id,
+                    requester=requester,
+                    purposes=list(purposes),
+                    attestations=list(attestations),
+                    description=description,
+                    days=days,
+                    status="pending",
+                    created_at=_stored_time(datetime.now(UTC)),
+                )
+                .returning(*access_requests.c)
+            ).one()
+            if audit is not None:
+                _audit.append(connection, audit)
+        return _consent.access_request(row._mapping, name)
+
+    def access_requests(
+        self, project_id: int | None = None, requester: str | None = None
+    ) -> list[AccessRequest]:
+        select = sa.select(access_requests, projects.c.name.label("project_name")).join(
+            projects, projects.c.id == access_requests.c.project_id
+        )
+        if project_id is not None:
+            select = select.where(access_requests.c.project_id == project_id)
+        if requester is not None:
+            select = select.where(access_requests.c.requester == requester)
+        with self._engine.connect() as connection:
+            return [
+                _consent.access_request(row._mapping, row.project_name)
+                for row in connection.execute(select.order_by(access_requests.c.id))
+            ]
+
+    def decide_access_request(
+        self,
+        request_id: int,
+        *,
+        status: str,
+        by: str,
+        note: str,
+        grant_user_id: int | None = None,
+        grant_expires_at: datetime | None = None,
+        audit: PendingAudit | None = None,
+    ) -> AccessRequest | None:
+        """Decide a pending request (None when there is no pending request of that id); an
+        approval gives grant_user_id the researcher role until grant_expires_at, in the same
+        transaction."""
+        now = _stored_time(datetime.now(UTC))
+        with write_transaction(self._engine) as connection:
+            row = connection.execute(
+                access_requests.update()
+                .where(access_requests.c.id == request_id, access_requests.c.status == "pending")
+                .values(
+                    status=status,
+                    decided_by=by,
+                    decided_at=now,
+                    decision_note=note,
+                    grant_expires_at=(_stored_time(grant_expires_at) if grant_expires_at else None),
+                )
+                .returning(*access_requests.c)
+            ).one_or_none()
+            if row is None:
+                return None
+            if grant_user_id is not None:
+                connection.execute(
+                    project_members.delete().where(
+                        project_members.c.project_id == row.project_id,
+                        project_members.c.user_id == grant_user_id,
+                        project_members.c.role == "researcher",
+                    )
+                )
+                connection.execute(
+                    project_members.insert().values(
+                        project_id=row.project_id,
+                        user_id=grant_user_id,
+                        role="researcher",
+                        granted_by=by,
+                        granted_at=now,
+                        expires_at=_stored_time(grant_expires_at) if grant_expires_at else None,
+                    )
+                )
+            if audit is not None:
+                _audit.append(connection, audit)
+            name = connection.scalar(
+                sa.select(projects.c.name).where(projects.c.id == row.project_id)
+            )
+        return _consent.access_request(row._mapping, name)
+
     # Quarantine
 
     def add_quarantine(
@@ -737,11 +990,14 @@ class Index:
         source: str,
         blob_key: str,
         sop_instance_uid: str | None,
+        pseudonym: str | None = None,
         vault: VaultWrite | None = None,
     ) -> None:
         """Hold a de-identified object for review (with its vault entries, if any)."""
         with write_transaction(self._engine) as connection:
             _require_project(connection, project_id)
+            if pseudonym is not None:
+                _refuse_withdrawn(connection, project_id, {pseudonym})
             if vault is not None:
                 _vault.write(connection, vault)
             connection.execute(
@@ -752,9 +1008,30 @@ class Index:
                     "source": source,
                     "blob_key": blob_key,
                     "sop_instance_uid": sop_instance_uid,
+                    "pseudonym": pseudonym,
                     "received_at": _stored_time(datetime.now(UTC)),
                 },
             )
+
+    def release_quarantine(
+        self, quarantine_id: int, record: InstanceRecord, audit: PendingAudit | None = None
+    ) -> None:
+        """Index a quarantined object (record, with its blob already stored under
+        record.blob_key) and drop its quarantine row, in one transaction. Raises
+        DuplicateInstance, HierarchyConflict, SubjectWithdrawn, or LookupError when the row
+        is gone (released or erased meanwhile)."""
+        with write_transaction(self._engine) as connection:
+            removed = connection.execute(
+                quarantine.delete().where(
+                    quarantine.c.id == quarantine_id,
+                    quarantine.c.project_id == record.project_id,
+                )
+            ).rowcount
+            if not removed:
+                raise LookupError(f"no quarantined object {quarantine_id} in the project")
+            _Writer(connection, record.project_id).add([record])
+            if audit is not None:
+                _audit.append(connection, audit)
 
     def list_quarantine(self, project_id: int) -> list[dict[str, Any]]:
         """Quarantined objects of the project, oldest first, as dicts of the table's columns."""
@@ -793,6 +1070,11 @@ class _Writer:
 
     def add(self, records: list[InstanceRecord]) -> None:
         _require_project(self.connection, self.project_id)
+        _refuse_withdrawn(
+            self.connection,
+            self.project_id,
+            {attrs.text(r.attributes, "PatientID") for r in records},
+        )
         self._reject_duplicates(records)
         study_pks = self._upsert_studies(records)
         series_pks = self._upsert_series(records, study_pks)
@@ -967,10 +1249,30 @@ def _insert(dialect: str, table: sa.Table) -> Any:
     return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
-def _require_project(connection: sa.Connection, project_id: int) -> None:
-    found = connection.scalar(sa.select(projects.c.id).where(projects.c.id == project_id))
+def _refuse_withdrawn(
+    connection: sa.Connection, project_id: int, pseudonyms: set[str | None]
+) -> None:
+    """Raise SubjectWithdrawn for subjects with a withdrawal tombstone (taking the subjects
+    lock shared, so a withdrawal waits for this transaction or this one sees it)."""
+    lock_subjects(connection, project_id, exclusive=False)
+    named = [p for p in pseudonyms if p]
+    if not named:
+        return
+    withdrawn = connection.scalars(
+        sa.select(withdrawals.c.pseudonym).where(
+            withdrawals.c.project_id == project_id, withdrawals.c.pseudonym.in_(named)
+        )
+    ).all()
+    if withdrawn:
+        raise SubjectWithdrawn(withdrawn)
+
+
+def _require_project(connection: sa.Connection, project_id: int) -> str:
+    """The project's name; UnknownProject when there is no such project."""
+    found = connection.scalar(sa.select(projects.c.name).where(projects.c.id == project_id))
     if found is None:
         raise UnknownProject(f"no project with id {project_id} in the index")
+    return found
 
 
 def _records_select() -> sa.Select:

@@ -22,6 +22,7 @@ _WRITE = "radbank_write"
 _MIGRATION_LOCK = 0x72616462  # pg_advisory_xact_lock key: "radb"
 AUDIT_LOCK = 0x72626175  # "rbau": appenders of the audit chain
 KEYS_LOCK = 0x72626B79  # "rbky": project key changes (creation, master key rotation)
+SUBJECTS_LOCK = 0x72627362  # "rbsb": (with a project id) ingest shared, withdrawal exclusive
 
 
 def create_engine(database_url: str) -> sa.Engine:
@@ -50,6 +51,9 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # FULL: an acknowledged instance must survive power loss, not only a process crash.
     cursor.execute("PRAGMA synchronous = FULL")
     cursor.execute("PRAGMA foreign_keys = ON")
+    # Deleted rows are overwritten, not left in free pages: an erased subject (consent
+    # withdrawn) must not remain readable in the database file.
+    cursor.execute("PRAGMA secure_delete = ON")
     cursor.close()
 
 
@@ -97,6 +101,18 @@ def serialise(connection: sa.Connection, lock: int) -> None:
     """
     if connection.dialect.name == "postgresql":
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
+
+
+def lock_subjects(connection: sa.Connection, project_id: int, *, exclusive: bool) -> None:
+    """Ingest (shared) and withdrawal (exclusive) of a project's subjects take turns, so an
+    upload that checked for withdrawals cannot commit after a withdrawal it did not see.
+    SQLite write transactions are serial already."""
+    if connection.dialect.name == "postgresql":
+        function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        connection.execute(
+            sa.text(f"SELECT {function}(:key, :project)"),
+            {"key": SUBJECTS_LOCK - 2**31, "project": project_id},
+        )
 
 
 def migrate(engine: sa.Engine) -> None:

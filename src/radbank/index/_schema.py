@@ -182,6 +182,8 @@ quarantine = sa.Table(
     sa.Column("blob_key", Text, nullable=False),
     sa.Column("sop_instance_uid", Text),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    # The subject's pseudonym (PatientID of the de-identified object), for erasure.
+    sa.Column("pseudonym", Text),
     sa.Index("ix_quarantine_project", "project_id", "received_at"),
     sa.Index("ix_quarantine_blob_key", "blob_key"),
 )
@@ -280,4 +282,55 @@ login_failures = sa.Table(
     sa.Column("failures", sa.Integer, nullable=False),
     sa.Column("last_failure_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("locked_until", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Consent per subject pseudonym and project: every decision is a row (the current one is
+# the newest); scope holds the DUO codes of the purposes consented to.
+consents = sa.Table(
+    "consents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("pseudonym", Text, nullable=False),
+    sa.Column("status", Text, nullable=False),
+    sa.Column("scope", Json, nullable=False),
+    sa.Column("decided_on", sa.Date, nullable=False),
+    sa.Column("form_reference", Text, nullable=False),
+    sa.Column("recorded_by", Text, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_consents_subject", "project_id", "pseudonym", "id"),
+)
+
+# Tombstones of subjects who withdrew: all their data was erased; uploads are refused.
+withdrawals = sa.Table(
+    "withdrawals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("pseudonym", Text, nullable=False),
+    sa.Column("withdrawn_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("withdrawn_by", Text, nullable=False),
+    sa.Column("erased_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("project_id", "pseudonym", name="uq_withdrawals_subject"),
+)
+
+# Access requests of researchers and the stewards' decisions; an approved request gives
+# the researcher role until grant_expires_at.
+access_requests = sa.Table(
+    "access_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("requester", Text, nullable=False),
+    sa.Column("purposes", Json, nullable=False),
+    sa.Column("attestations", Json, nullable=False),
+    sa.Column("description", Text, nullable=False),
+    sa.Column("days", sa.Integer, nullable=False),
+    sa.Column("status", Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("decided_by", Text),
+    sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Column("decision_note", Text),
+    sa.Column("grant_expires_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_access_requests_project", "project_id", "status"),
 )

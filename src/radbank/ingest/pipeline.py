@@ -37,7 +37,9 @@ from radbank.index import (
     HierarchyConflict,
     Index,
     InstanceRecord,
+    PendingAudit,
     Project,
+    SubjectWithdrawn,
     UnknownProject,
     VaultEntry,
     VaultKeyChanged,
@@ -169,8 +171,11 @@ class Pipeline:
         setup = self._setup(project)
         received_at = datetime.now(UTC)
         batch = PreparedBatch(project)
+        subjects = _SubjectCheck(self.index, project)
         for position, item in enumerate(items):
-            result = self._prepare(item, project, setup, source, received_at, study_instance_uid)
+            result = self._prepare(
+                item, project, setup, subjects, source, received_at, study_instance_uid
+            )
             if isinstance(result, Outcome):
                 batch.outcomes.append(result)
                 continue
@@ -214,6 +219,7 @@ class Pipeline:
         item: Item,
         project: Project,
         setup: _Setup,
+        subjects: _SubjectCheck,
         source: str,
         received_at: datetime,
         expected_study: str | None,
@@ -255,7 +261,10 @@ class Pipeline:
                 f"{label}: cannot be read as a DICOM dataset ({type(exc).__name__}: {exc})",
                 FAILURE_CANNOT_UNDERSTAND,
             )
-        quarantines = done.quarantines
+        refusal, held = subjects.verdict(result.patient_pseudonym)
+        if refusal:
+            return Outcome(item.name, Status.REJECTED, f"{label}: {refusal}", FAILURE_PROCESSING)
+        quarantines = [*done.quarantines, *([held] if held else [])]
         sha256 = hashlib.sha256(blob).hexdigest()
         record = InstanceRecord(
             project_id=project.id,
@@ -326,6 +335,7 @@ class Pipeline:
         entry = self.journal.begin(keys)
         self.store.put_many([(p.record.blob_key, p.blob) for p in written])
         indexed, project = self._index(to_store, project)
+        not_held: list[str] = []
         for position, p in to_quarantine:
 
             def hold(vault: VaultWrite | None, p: _Prepared = p) -> None:
@@ -335,10 +345,16 @@ class Pipeline:
                     source=p.record.source,
                     blob_key=p.record.blob_key,
                     sop_instance_uid=p.record.sop_instance_uid,
+                    pseudonym=p.pseudonym,
                     vault=vault,
                 )
 
-            project = self._with_vault(project, [p], hold)
+            try:
+                project = self._with_vault(project, [p], hold)
+            except SubjectWithdrawn as exc:
+                not_held.append(p.record.blob_key)
+                results.append((position, _withdrawn(p, exc)))
+                continue
             results.append(
                 (
                     position,
@@ -355,7 +371,7 @@ class Pipeline:
             for (_, p), (_, outcome) in zip(to_store, indexed, strict=True)
             if outcome.status != Status.STORED
         ]
-        self._discard_unreferenced(not_stored)
+        self._discard_unreferenced(not_stored + not_held)
         self.journal.end(entry)
         return results + indexed
 
@@ -375,7 +391,7 @@ class Pipeline:
                 lambda vault: self.index.add_instances([p.record for _, p in to_store], vault),
             )
             return [(position, _outcome(p, Status.STORED)) for position, p in to_store], project
-        except (DuplicateInstance, HierarchyConflict):
+        except (DuplicateInstance, HierarchyConflict, SubjectWithdrawn):
             pass
         results = []
         for position, p in to_store:
@@ -391,6 +407,8 @@ class Pipeline:
                 # A concurrent request stored the same SOP Instance UID first.
                 known = self.index.get_instances(project.id, [uid])[uid]
                 results.append((position, _against_stored(p, known.sha256)))
+            except SubjectWithdrawn as exc:
+                results.append((position, _withdrawn(p, exc)))
             except HierarchyConflict as exc:
                 results.append(
                     (
@@ -450,6 +468,80 @@ class Pipeline:
                 entries[digest] = setup.sealer.entry(p.identifiers, p.pseudonym, digest)
         return VaultWrite(project.id, setup.sealer.key_id, list(entries.values()))
 
+    def release(
+        self,
+        project: Project,
+        quarantine_id: int,
+        *,
+        actor: str,
+        source: str,
+        audit: Callable[..., PendingAudit],
+    ) -> Outcome:
+        """Move a quarantined object into the archive after review: its blob is stored under
+        the archive's key and indexed, the quarantine row dropped, in one transaction. A
+        subject without the consent the project requires, or who withdrew, stays out."""
+        row = next(
+            (r for r in self.index.list_quarantine(project.id) if r["id"] == quarantine_id), None
+        )
+        name = f"quarantined object {quarantine_id}"
+        if row is None:
+            return Outcome(name, Status.REJECTED, f"{name}: not in the project's quarantine")
+        blob = self.store.get(row["blob_key"])
+        dataset = read_instance(name, blob)
+        pseudonym = str(dataset.get("PatientID", "") or "")
+        refusal, held = _SubjectCheck(self.index, project).verdict(pseudonym)
+        if refusal or held:
+            return Outcome(
+                name, Status.QUARANTINED, f"{name}: stays in quarantine: {refusal or held}"
+            )
+        sha256 = hashlib.sha256(blob).hexdigest()
+        study = str(dataset.StudyInstanceUID)
+        record = InstanceRecord(
+            project_id=project.id,
+            study_instance_uid=study,
+            series_instance_uid=str(dataset.SeriesInstanceUID),
+            sop_instance_uid=str(dataset.SOPInstanceUID),
+            sop_class_uid=str(dataset.SOPClassUID),
+            transfer_syntax_uid=str(dataset.file_meta.TransferSyntaxUID),
+            blob_key=_blob_key(project, study, sha256, quarantined=False),
+            size_bytes=len(blob),
+            sha256=sha256,
+            attributes=index_attributes(dataset),
+            received_at=row["received_at"],
+            source=row["source"],
+        )
+        entry = self.journal.begin([record.blob_key])
+        self.store.put_many([(record.blob_key, blob)])
+        outcome_uids = dict(
+            sop_class_uid=record.sop_class_uid,
+            sop_instance_uid=record.sop_instance_uid,
+            study_instance_uid=record.study_instance_uid,
+            series_instance_uid=record.series_instance_uid,
+        )
+        try:
+            self.index.release_quarantine(
+                quarantine_id,
+                record,
+                audit(
+                    "quarantine.release",
+                    actor=actor,
+                    resource=f"project:{project.name}",
+                    project=project.name,
+                    source=source,
+                    detail={
+                        "quarantine": quarantine_id,
+                        "uids": {"SOPInstanceUID": record.sop_instance_uid},
+                    },
+                ),
+            )
+        except (DuplicateInstance, HierarchyConflict, SubjectWithdrawn, LookupError) as exc:
+            self._discard_unreferenced([record.blob_key])
+            self.journal.end(entry)
+            return Outcome(name, Status.REJECTED, f"{name}: not released: {exc}", **outcome_uids)
+        self.store.delete(row["blob_key"])
+        self.journal.end(entry)
+        return Outcome(name, Status.STORED, "released from quarantine", **outcome_uids)
+
     def _discard_unreferenced(self, keys: Iterable[str]) -> None:
         """Remove blobs written for instances refused after all (conflicts, hierarchy errors).
 
@@ -485,6 +577,45 @@ def _outcome(p: _Prepared, status: Status, reason: str = "", failure: int | None
         r.study_instance_uid,
         r.series_instance_uid,
     )
+
+
+class _SubjectCheck:
+    """Whether a batch's subjects may be stored, by the project's withdrawals and, where
+    the project requires consent, its consent records; one lookup per subject and batch."""
+
+    def __init__(self, index: Index, project: Project) -> None:
+        self.index = index
+        self.project = project
+        self._verdicts: dict[str, tuple[str | None, str | None]] = {}
+
+    def verdict(self, pseudonym: str) -> tuple[str | None, str | None]:
+        """(reason to refuse, reason to quarantine), each None when there is none."""
+        if pseudonym not in self._verdicts:
+            self._verdicts[pseudonym] = self._decide(pseudonym)
+        return self._verdicts[pseudonym]
+
+    def _decide(self, pseudonym: str) -> tuple[str | None, str | None]:
+        withdrawn = self.index.withdrawals(self.project.id, [pseudonym]).get(pseudonym)
+        if withdrawn is not None:
+            return (
+                f"subject {pseudonym} withdrew consent from project {self.project.name!r} on "
+                f"{withdrawn.withdrawn_at:%Y-%m-%d}; their data is not accepted",
+                None,
+            )
+        if not self.project.consent_required:
+            return None, None
+        consent = self.index.current_consents(self.project.id, [pseudonym]).get(pseudonym)
+        if consent is None or consent.status != "given":
+            return None, (
+                f"no valid consent recorded for subject {pseudonym} in project "
+                f"{self.project.name!r}, which requires one; record the consent, then release "
+                "the subject's objects (radbank project release --subject)"
+            )
+        return None, None
+
+
+def _withdrawn(p: _Prepared, exc: SubjectWithdrawn) -> Outcome:
+    return _outcome(p, Status.REJECTED, f"{p.name}: {exc}", FAILURE_PROCESSING)
 
 
 def _blob_key(project: Project, study_instance_uid: str, sha256: str, *, quarantined: bool) -> str:

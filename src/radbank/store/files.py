@@ -40,9 +40,16 @@ class FileStore:
         try:
             for key, data in items:
                 path = self._path(key)
-                directories.update(_make_directories(path.parent))
                 temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_TEMP_SUFFIX}")
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+                for attempt in range(3):
+                    directories.update(_make_directories(path.parent))
+                    try:
+                        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+                        break
+                    except FileNotFoundError:
+                        # `delete` removed the emptied directory in between: make it again.
+                        if attempt == 2:
+                            raise
                 staged.append((temp, path, fd))
                 view = memoryview(data)
                 while view:
@@ -72,9 +79,19 @@ class FileStore:
         return self._path(key).is_file()
 
     def delete(self, key: str) -> None:
+        """Remove the blob, and the directories it leaves empty: their names (a study's
+        UID) must go with the last object of a subject who is erased."""
         path = self._path(key)
         path.unlink(missing_ok=True)
-        _fsync_directory(path.parent)
+        directory = path.parent
+        while directory != self.root:
+            try:
+                directory.rmdir()
+            except OSError:  # not empty (or being filled by a writer): it stays
+                break
+            directory = directory.parent
+        if directory.exists():
+            _fsync_directory(directory)
 
     def keys(self) -> Iterator[str]:
         for dirpath, _dirnames, filenames in os.walk(self.root):
