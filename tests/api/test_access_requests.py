@@ -141,3 +141,66 @@ def test_a_denied_request_gives_nothing_and_a_researcher_cannot_decide(setup: Se
 def test_bad_requests_are_refused_with_the_reason(setup: Setup, body: dict, reason: str) -> None:
     reply = setup.researcher.post(f"/api/projects/{setup.project}/access-requests", json=body)
     assert reply.status_code == 400 and reason in reply.json()["error"]
+
+
+def test_a_grant_limited_to_a_saved_cohort_shows_only_its_studies(
+    setup: Setup, server: RunningServer
+) -> None:
+    from radbank.api.multipart import write_parts
+    from radbank.synthetic import planted_ct_instances
+
+    with server.client() as admin:
+        for data in planted_ct_instances(2, 2, seed=7):
+            body = b"".join(
+                write_parts([({"Content-Type": "application/dicom"}, iter([data]))], "b")
+            )
+            reply = admin.post(
+                f"/dicom-web/projects/{setup.project}/studies",
+                content=body,
+                headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'},
+            )
+            assert reply.status_code == 200, reply.text
+    studies_url = f"/dicom-web/projects/{setup.project}/studies"
+    everything = setup.steward.get(studies_url).json()
+    chosen, other = (s["0020000D"]["Value"][0] for s in everything)
+    saved = setup.steward.post(
+        f"/api/projects/{setup.project}/cohorts",
+        json={"name": "follow-up", "description": "one study", "study_uids": [chosen]},
+    )
+    assert saved.status_code == 201, saved.text
+    cohort = saved.json()["id"]
+    listed = setup.researcher.get(f"/api/projects/{setup.project}/cohorts").json()
+    assert listed[0]["studies"] == 1 and listed[0]["study_uids"] is None  # not readable yet
+
+    asked = setup.researcher.post(
+        f"/api/projects/{setup.project}/access-requests",
+        json={
+            "purposes": ["DUO:0000006"],
+            "attestations": ["DUO:0000019"],
+            "description": "follow-up dose",
+            "days": 10,
+            "cohort": cohort,
+        },
+    ).json()
+    assert asked["cohort"] == cohort
+    decided = setup.steward.post(
+        f"/api/projects/{setup.project}/access-requests/{asked['id']}/decision",
+        json={"approve": True},
+    )
+    assert decided.status_code == 200, decided.text
+
+    seen = setup.researcher.get(studies_url).json()
+    assert [s["0020000D"]["Value"][0] for s in seen] == [chosen]
+    series = setup.researcher.get(f"/dicom-web/projects/{setup.project}/series").json()
+    assert {s["0020000D"]["Value"][0] for s in series} == {chosen}
+    assert setup.researcher.get(f"{studies_url}/{chosen}/metadata").status_code == 200
+    hidden = setup.researcher.get(f"{studies_url}/{other}/metadata")
+    assert hidden.status_code == 404
+    assert setup.researcher.get(f"{studies_url}/{other}/series").json() == []
+    # The steward, who may read the whole project, still sees both.
+    assert len(setup.steward.get(studies_url).json()) == 2
+    unknown = setup.steward.post(
+        f"/api/projects/{setup.project}/cohorts",
+        json={"name": "bad", "study_uids": ["1.2.3.4"]},
+    )
+    assert unknown.status_code == 400 and "1.2.3.4" in unknown.json()["error"]

@@ -49,6 +49,8 @@ PROJECT_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/projects/{project}/withdrawals"): M,
     ("GET", "/api/projects/{project}/access-requests"): M,
     ("POST", "/api/projects/{project}/access-requests"): "discover-as-user",
+    ("GET", "/api/projects/{project}/cohorts"): D,
+    ("POST", "/api/projects/{project}/cohorts"): R,
     ("POST", "/api/projects/{project}/access-requests/{request_id}/decision"): M,
     ("POST", "/dicom-web/projects/{project}/studies"): W,
     ("POST", "/dicom-web/projects/{project}/studies/{study}"): W,

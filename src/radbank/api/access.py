@@ -1,15 +1,16 @@
-"""REST for access requests: a researcher asks for a project's data for a purpose (GA4GH DUO
-codes, free text, duration); the steward sees how the purpose matches the project's
-data-use conditions and approves or denies; an approval gives the researcher role for the
-approved number of days. A request whose purpose the conditions do not allow cannot be
-approved."""
+"""REST for access requests and saved cohorts: a researcher asks for a project's data, or a
+saved cohort of its studies, for a purpose (GA4GH DUO codes, free text, duration); the
+steward sees how the purpose matches the project's data-use conditions and approves or
+denies; an approval gives the researcher role for the approved number of days, limited to
+the cohort when one was asked for. A request whose purpose the conditions do not allow
+cannot be approved."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from radbank.api.deps import (
@@ -17,9 +18,11 @@ from radbank.api.deps import (
     Caller,
     DiscoverableProject,
     ManagedProject,
+    ReadableProject,
     UserCaller,
     deny,
     services,
+    visible_studies,
 )
 from radbank.governance.duo import (
     describe,
@@ -28,7 +31,8 @@ from radbank.governance.duo import (
     validate_conditions,
     validate_purposes,
 )
-from radbank.index import AccessRequest, Project
+from radbank.governance.policy import Action, Resource, can
+from radbank.index import AccessRequest, Cohort, Project
 
 router = APIRouter(tags=["access requests"])
 Node = Annotated[Any, Depends(services)]
@@ -53,6 +57,9 @@ class AccessRequestIn(BaseModel):
     )
     description: str = Field(min_length=1, max_length=4000, description="What you will do")
     days: int = Field(ge=1, le=MAX_DAYS, description="How long you need access")
+    cohort: int | None = Field(
+        default=None, ge=1, description="Id of a saved cohort; omitted: the whole project"
+    )
 
 
 class MatchOut(BaseModel):
@@ -69,6 +76,7 @@ class AccessRequestOut(BaseModel):
     attestations: list[str]
     description: str
     days: int
+    cohort: int | None
     status: str
     created_at: datetime
     decided_by: str | None
@@ -112,6 +120,7 @@ def _out(request: AccessRequest, project: Project) -> AccessRequestOut:
         attestations=list(request.attestations),
         description=request.description,
         days=request.days,
+        cohort=request.cohort_id,
         status=request.status,
         created_at=request.created_at,
         decided_by=request.decided_by,
@@ -140,6 +149,10 @@ def create_request(
             term(code)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from exc
+    if body.cohort is not None and body.cohort not in {
+        c.id for c in node.index.cohorts(project.id)
+    }:
+        raise HTTPException(400, f"project {project.name!r} has no cohort {body.cohort}")
     request = node.index.add_access_request(
         project.id,
         requester=caller.name,
@@ -147,6 +160,7 @@ def create_request(
         attestations=body.attestations,
         description=body.description,
         days=body.days,
+        cohort_id=body.cohort,
         audit=node.trail.event(
             "access.request",
             actor=caller.name,
@@ -236,3 +250,87 @@ def decide(
     if decided is None:
         raise HTTPException(409, f"access request {request_id} was decided meanwhile")
     return _out(decided, project)
+
+
+class CohortIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=4000)
+    study_uids: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        min_length=1, max_length=10_000, description="StudyInstanceUIDs (as the node serves them)"
+    )
+
+
+class CohortOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    studies: int
+    created_by: str
+    created_at: datetime
+    study_uids: list[str] | None = Field(description="null unless you may read them")
+
+
+def _cohort_out(cohort: Cohort, readable: frozenset[str] | None, shown: bool) -> CohortOut:
+    return CohortOut(
+        id=cohort.id,
+        name=cohort.name,
+        description=cohort.description,
+        studies=len(cohort.study_uids),
+        created_by=cohort.created_by,
+        created_at=cohort.created_at,
+        study_uids=(
+            [u for u in cohort.study_uids if readable is None or u in readable] if shown else None
+        ),
+    )
+
+
+@router.post(
+    "/api/projects/{project}/cohorts",
+    status_code=201,
+    summary="Save a cohort: a named set of the project's studies, to ask for access to",
+)
+def create_cohort(
+    body: CohortIn,
+    project: ReadableProject,
+    request: Request,
+    caller: Caller,
+    address: Address,
+    node: Node,
+) -> CohortOut:
+    readable = visible_studies(request, project)
+    outside = [u for u in body.study_uids if readable is not None and u not in readable]
+    if outside:
+        raise HTTPException(400, f"the project holds no study {outside[0]!r} you may read")
+    try:
+        cohort = node.index.add_cohort(
+            project.id,
+            name=body.name,
+            description=body.description,
+            study_uids=body.study_uids,
+            created_by=caller.name,
+            audit=node.trail.event(
+                "cohort.create",
+                actor=caller.name,
+                resource=f"project:{project.name}",
+                project=project.name,
+                source=address,
+                detail={"name": body.name, "studies": len(set(body.study_uids))},
+            ),
+        )
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    return _cohort_out(cohort, readable, shown=True)
+
+
+@router.get(
+    "/api/projects/{project}/cohorts",
+    summary="The project's saved cohorts (their studies to those who may read them)",
+)
+def list_cohorts(
+    project: DiscoverableProject, request: Request, caller: Caller, node: Node
+) -> list[CohortOut]:
+    shown = can(caller, Action.READ, Resource(project.name, open_access=project.open_access))
+    readable = visible_studies(request, project)
+    return [_cohort_out(c, readable, shown) for c in node.index.cohorts(project.id)]

@@ -138,6 +138,14 @@ ProjectCreator = Annotated[Principal, Depends(node_access(Action.CREATE_PROJECT)
 Auditor = Annotated[Principal, Depends(node_access(Action.AUDIT))]
 
 
+def visible_studies(request: Request, project: Project) -> frozenset[str] | None:
+    """The studies of the project the caller may read (a cohort-limited grant); None: all."""
+    if project.open_access:
+        return None
+    caller: Principal = getattr(request.state, "principal", ANONYMOUS)
+    return caller.visible_studies(project.name)
+
+
 def check_uid(value: str, what: str) -> str:
     """A UID from a URL path: 400 with the reason when it is not a valid DICOM UID."""
     if not is_valid_uid(value):

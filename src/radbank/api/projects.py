@@ -263,6 +263,9 @@ class MemberIn(BaseModel):
     days: int | None = Field(
         default=None, ge=1, le=3650, description="The role ends after this many days"
     )
+    cohort: int | None = Field(
+        default=None, ge=1, description="Limit reading to this saved cohort (researcher role)"
+    )
 
 
 UserName = Annotated[str, Path(max_length=128)]
@@ -310,19 +313,27 @@ def grant(
 ) -> Response:
     found = _member_user(node, project, user, role)
     days = body.days if body is not None else None
+    cohort = body.cohort if body is not None else None
+    if cohort is not None and (
+        role != "researcher" or cohort not in {c.id for c in node.index.cohorts(project.id)}
+    ):
+        raise HTTPException(
+            400, f"a cohort ({cohort}) limits a researcher role of this project only"
+        )
     node.index.grant_role(
         project.id,
         found.id,
         role,
         granted_by=caller.name,
         expires_at=datetime.now(UTC) + timedelta(days=days) if days else None,
+        cohort_id=cohort,
         audit=node.trail.event(
             "project.grant-role",
             actor=caller.name,
             resource=f"project:{project.name}",
             project=project.name,
             source=address,
-            detail={"user": user, "role": role, "days": days},
+            detail={"user": user, "role": role, "days": days, "cohort": cohort},
         ),
     )
     return Response(status_code=204)

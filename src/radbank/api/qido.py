@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from radbank.api.deps import ReadableProject, check_uid, services
+from radbank.api.deps import ReadableProject, check_uid, services, visible_studies
 from radbank.api.urls import instance_url, series_url, study_url
 from radbank.dicom.query import parse_qido
 from radbank.index import Project
@@ -42,7 +42,9 @@ async def _search(
     capped = query.limit is None
     if capped:
         query = replace(query, limit=node.settings.qido_max_limit)
-    results = await run_in_threadpool(node.index.search, project.id, query)
+    results = await run_in_threadpool(
+        node.index.search, project.id, query, visible_studies(request, project)
+    )
     for result in results:
         study_uid, series_uid = _first(result, _STUDY), _first(result, _SERIES)
         if level == "study":

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydicom.tag import BaseTag, Tag
 from starlette.concurrency import run_in_threadpool
 
-from radbank.api.deps import ReadableProject, check_uid, services
+from radbank.api.deps import ReadableProject, check_uid, services, visible_studies
 from radbank.api.media import choose_multipart, require_json
 from radbank.api.multipart import new_boundary, write_parts
 from radbank.api.urls import instance_url
@@ -41,7 +41,11 @@ def _instances(
         check_uid(series, "series")
     if sop is not None:
         check_uid(sop, "SOP instance")
-    records = services(request).index.find_instances(project.id, study, series, sop)
+    visible = visible_studies(request, project)
+    hidden = visible is not None and study not in visible
+    records = (
+        [] if hidden else services(request).index.find_instances(project.id, study, series, sop)
+    )
     if not records:
         what = f"instance {sop}" if sop else f"series {series}" if series else f"study {study}"
         raise HTTPException(404, f"{what} not found in project {project.name!r}")

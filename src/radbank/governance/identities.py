@@ -340,12 +340,13 @@ class Identities:
     def principal_for_user(
         self, user: User, *, scopes: frozenset[str] | None = None, via: str = ""
     ) -> Principal:
-        roles = self.index.user_roles(user.id)
+        access = self.index.user_access(user.id)
         return Principal(
             user.name,
             node_roles=user.node_roles,
-            project_roles={project: frozenset(r) for project, r in roles.items()},
+            project_roles={project: frozenset(r) for project, r in access.roles.items()},
             scopes=scopes,
+            cohorts=access.cohorts,
             via=via,
         )
 
@@ -379,7 +380,8 @@ class Identities:
             )
         if user.disabled:
             raise InvalidCredentials(f"user {name!r} is disabled on this node")
-        local = self.index.user_roles(user.id)
+        access = self.index.user_access(user.id)
+        local = access.roles
         projects = set(local) | set(identity.project_roles)
         return Principal(
             name,
@@ -387,6 +389,12 @@ class Identities:
             project_roles={
                 p: frozenset(local.get(p, set())) | identity.project_roles.get(p, frozenset())
                 for p in projects
+            },
+            # A whole-project role from the issuer lifts a local cohort limit.
+            cohorts={
+                p: studies
+                for p, studies in access.cohorts.items()
+                if not identity.project_roles.get(p, frozenset()) & {"steward", "researcher"}
             },
             via="oidc",
         )

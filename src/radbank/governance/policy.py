@@ -88,6 +88,9 @@ class Principal:
     project_roles: Mapping[str, frozenset[str]] = field(default_factory=dict)
     scopes: frozenset[str] | None = None
     """None: not narrowed; else the token's scopes (keys of SCOPES)."""
+    cohorts: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Projects where reading is limited to saved cohorts: project -> the study UIDs the
+    caller may see. Searches are filtered to them and other studies answer as unknown."""
     authenticated: bool = True
     via: str = ""
     """How the caller was recognised: "admin-token", "api-token", "oidc", "local", ""."""
@@ -98,6 +101,12 @@ class Principal:
 
     def roles_in(self, project: str) -> frozenset[str]:
         return self.project_roles.get(project, frozenset())
+
+    def visible_studies(self, project: str) -> frozenset[str] | None:
+        """The studies of the project the caller may read; None: all of them."""
+        if self.is_admin:
+            return None
+        return self.cohorts.get(project)
 
 
 ANONYMOUS = Principal("anonymous", authenticated=False)

@@ -13,7 +13,7 @@ this package writes SQL.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,10 +34,11 @@ from radbank.index._engine import (
     serialise,
     write_transaction,
 )
-from radbank.index._identity import ApiToken, Membership, User, UserExists
+from radbank.index._identity import Access, ApiToken, Membership, User, UserExists
 from radbank.index._schema import (
     access_requests,
     api_tokens,
+    cohorts,
     consents,
     instances,
     login_failures,
@@ -54,7 +55,9 @@ from radbank.index._vault import VaultEntry, VaultKeyChanged, VaultWrite
 
 __all__ = [
     "GENESIS_HASH",
+    "Access",
     "AccessRequest",
+    "Cohort",
     "ConsentRecord",
     "Withdrawal",
     "ApiToken",
@@ -482,10 +485,72 @@ class Index:
 
     def user_roles(self, user_id: int, now: datetime | None = None) -> dict[str, set[str]]:
         """Project name -> the user's roles there that have not expired."""
+        return self.user_access(user_id, now).roles
+
+    def user_access(self, user_id: int, now: datetime | None = None) -> Access:
+        """The user's unexpired roles, and the cohorts their reading is limited to."""
         with self._engine.connect() as connection:
-            return _identity.active_roles(
+            return _identity.active_access(
                 connection, user_id, _stored_time(now or datetime.now(UTC))
             )
+
+    def add_cohort(
+        self,
+        project_id: int,
+        *,
+        name: str,
+        description: str,
+        study_uids: Sequence[str],
+        created_by: str,
+        audit: PendingAudit | None = None,
+    ) -> Cohort:
+        """Save a named set of the project's studies; ValueError names the studies it does
+        not hold, or a name taken."""
+        wanted = sorted(set(study_uids))
+        with write_transaction(self._engine) as connection:
+            _require_project(connection, project_id)
+            held = set()
+            for start in range(0, len(wanted), _CHUNK):
+                held.update(
+                    connection.scalars(
+                        sa.select(studies.c.study_instance_uid).where(
+                            studies.c.project_id == project_id,
+                            studies.c.study_instance_uid.in_(wanted[start : start + _CHUNK]),
+                        )
+                    )
+                )
+            missing = [uid for uid in wanted if uid not in held]
+            if missing:
+                raise ValueError(
+                    f"the project holds no study {', '.join(missing[:5])}"
+                    + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                )
+            try:
+                with connection.begin_nested():
+                    row = connection.execute(
+                        cohorts.insert()
+                        .values(
+                            project_id=project_id,
+                            name=name,
+                            description=description,
+                            study_uids=wanted,
+                            created_by=created_by,
+                            created_at=_stored_time(datetime.now(UTC)),
+                        )
+                        .returning(*cohorts.c)
+                    ).one()
+            except sa.exc.IntegrityError:
+                raise ValueError(f"the project has a cohort named {name!r} already") from None
+            if audit is not None:
+                _audit.append(connection, audit)
+        return _cohort(row._mapping)
+
+    def cohorts(self, project_id: int) -> list[Cohort]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(cohorts).where(cohorts.c.project_id == project_id).order_by(cohorts.c.id)
+            )
+            return [_cohort(row._mapping) for row in rows]
 
     def grant_role(
         self,
@@ -495,9 +560,11 @@ class Index:
         *,
         granted_by: str,
         expires_at: datetime | None = None,
+        cohort_id: int | None = None,
         audit: PendingAudit | None = None,
     ) -> None:
-        """Give the role (replacing an earlier grant of the same role and its expiry)."""
+        """Give the role (replacing an earlier grant of the same role, its expiry and its
+        cohort)."""
         with write_transaction(self._engine) as connection:
             connection.execute(
                 project_members.delete().where(
@@ -514,6 +581,7 @@ class Index:
                     granted_by=granted_by,
                     granted_at=_stored_time(datetime.now(UTC)),
                     expires_at=_stored_time(expires_at) if expires_at else None,
+                    cohort_id=cohort_id,
                 )
             )
             if audit is not None:
@@ -729,9 +797,12 @@ class Index:
         with self._engine.connect() as connection:
             return [_record(row._mapping) for row in connection.execute(select)]
 
-    def search(self, project_id: int, query: QidoQuery) -> list[dict[str, Any]]:
-        """QIDO-RS results as DICOM JSON objects (keys in tag order), without RetrieveURL."""
-        select = _search.statement(project_id, query, self._dialect)
+    def search(
+        self, project_id: int, query: QidoQuery, visible_studies: Collection[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """QIDO-RS results as DICOM JSON objects (keys in tag order), without RetrieveURL;
+        of the visible studies only, when given (a cohort-limited grant)."""
+        select = _search.statement(project_id, query, self._dialect, visible_studies)
         with self._engine.connect() as connection:
             rows = [row._mapping for row in connection.execute(select)]
         return _search.results(rows, query)
@@ -887,6 +958,7 @@ class Index:
         attestations: Sequence[str],
         description: str,
         days: int,
+        cohort_id: int | None = None,
         audit: PendingAudit | None = None,
     ) -> AccessRequest:
         with write_transaction(self._engine) as connection:
@@ -900,6 +972,7 @@ class Index:
                     attestations=list(attestations),
                     description=description,
                     days=days,
+                    cohort_id=cohort_id,
                     status="pending",
                     created_at=_stored_time(datetime.now(UTC)),
                 )
@@ -971,6 +1044,7 @@ class Index:
                         granted_by=by,
                         granted_at=now,
                         expires_at=_stored_time(grant_expires_at) if grant_expires_at else None,
+                        cohort_id=row.cohort_id,
                     )
                 )
             if audit is not None:
@@ -1299,6 +1373,27 @@ def _record(row: Mapping[str, Any]) -> InstanceRecord:
         attributes=row["attributes"],
         received_at=_loaded_time(row["received_at"]),
         source=row["source"],
+    )
+
+
+@dataclass(frozen=True)
+class Cohort:
+    id: int
+    name: str
+    description: str
+    study_uids: tuple[str, ...]
+    created_by: str
+    created_at: datetime
+
+
+def _cohort(row: Mapping[str, Any]) -> Cohort:
+    return Cohort(
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
+        study_uids=tuple(row["study_uids"]),
+        created_by=row["created_by"],
+        created_at=_loaded_time(row["created_at"]),
     )
 
 

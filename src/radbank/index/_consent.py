@@ -54,6 +54,8 @@ class AccessRequest:
     attestations: tuple[str, ...]
     description: str
     days: int
+    cohort_id: int | None
+    """The saved cohort asked for; None: the whole project."""
     status: str
     """"pending", "approved", "denied" or "withdrawn"."""
     created_at: datetime
@@ -94,6 +96,7 @@ def access_request(row: Mapping[str, Any], project: str) -> AccessRequest:
         attestations=tuple(row["attestations"]),
         description=row["description"],
         days=row["days"],
+        cohort_id=row["cohort_id"],
         status=row["status"],
         created_at=time_of(row["created_at"]),  # type: ignore[arg-type]
         decided_by=row["decided_by"],

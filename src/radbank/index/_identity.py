@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from radbank.index._schema import login_failures, project_members, projects, users
+from radbank.index._schema import cohorts, login_failures, project_members, projects, users
 
 
 @dataclass(frozen=True)
@@ -119,20 +119,41 @@ def membership(row: Mapping[str, Any]) -> Membership:
     )
 
 
-def active_roles(connection: sa.Connection, user_id: int, now: datetime) -> dict[str, set[str]]:
-    """project name -> roles of the user that have not expired."""
+@dataclass(frozen=True)
+class Access:
+    """A user's project roles that have not expired, and where reading is limited to saved
+    cohorts: project name -> the studies the user may read there."""
+
+    roles: dict[str, set[str]]
+    cohorts: dict[str, frozenset[str]]
+
+
+# Roles that let their holder read a whole project (a researcher role may be cohort-limited).
+_READS_WHOLE_PROJECT = frozenset({"steward", "researcher"})
+
+
+def active_access(connection: sa.Connection, user_id: int, now: datetime) -> Access:
     rows = connection.execute(
-        sa.select(projects.c.name, project_members.c.role)
+        sa.select(projects.c.name, project_members.c.role, cohorts.c.study_uids)
         .join(projects, projects.c.id == project_members.c.project_id)
+        .outerjoin(cohorts, cohorts.c.id == project_members.c.cohort_id)
         .where(
             project_members.c.user_id == user_id,
             sa.or_(project_members.c.expires_at.is_(None), project_members.c.expires_at > now),
         )
     )
     roles: dict[str, set[str]] = {}
-    for name, role in rows:
+    limited: dict[str, set[str]] = {}
+    whole: set[str] = set()
+    for name, role, study_uids in rows:
         roles.setdefault(name, set()).add(role)
-    return roles
+        if study_uids is not None:
+            limited.setdefault(name, set()).update(study_uids)
+        elif role in _READS_WHOLE_PROJECT:
+            whole.add(name)
+    return Access(
+        roles, {name: frozenset(uids) for name, uids in limited.items() if name not in whole}
+    )
 
 
 def record_failure(

@@ -270,6 +270,8 @@ project_members = sa.Table(
     sa.Column("granted_by", Text, nullable=False),
     sa.Column("granted_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True)),
+    # Set for a role an access grant limited to a saved cohort of studies.
+    sa.Column("cohort_id", sa.Integer, sa.ForeignKey("cohorts.id")),
     sa.UniqueConstraint("project_id", "user_id", "role", name="uq_project_members_role"),
     sa.Index("ix_project_members_user", "user_id"),
 )
@@ -314,6 +316,20 @@ withdrawals = sa.Table(
     sa.UniqueConstraint("project_id", "pseudonym", name="uq_withdrawals_subject"),
 )
 
+# Saved cohorts: named sets of a project's studies that an access grant can be limited to.
+cohorts = sa.Table(
+    "cohorts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("name", Text, nullable=False),
+    sa.Column("description", Text, nullable=False),
+    sa.Column("study_uids", Json, nullable=False),
+    sa.Column("created_by", Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("project_id", "name", name="uq_cohorts_name"),
+)
+
 # Access requests of researchers and the stewards' decisions; an approved request gives
 # the researcher role until grant_expires_at.
 access_requests = sa.Table(
@@ -326,6 +342,7 @@ access_requests = sa.Table(
     sa.Column("attestations", Json, nullable=False),
     sa.Column("description", Text, nullable=False),
     sa.Column("days", sa.Integer, nullable=False),
+    sa.Column("cohort_id", sa.Integer, sa.ForeignKey("cohorts.id")),
     sa.Column("status", Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("decided_by", Text),

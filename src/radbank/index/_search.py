@@ -6,7 +6,7 @@ Values are always bound parameters; the literal parts of wildcard patterns are e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,8 +58,14 @@ _COLUMNS: dict[str, tuple[sa.Column, str]] = {
 }
 
 
-def statement(project_id: int, query: QidoQuery, dialect: str) -> sa.Select:
-    """The SELECT answering query, ordered deterministically, with limit and offset."""
+def statement(
+    project_id: int,
+    query: QidoQuery,
+    dialect: str,
+    visible_studies: Collection[str] | None = None,
+) -> sa.Select:
+    """The SELECT answering query, ordered deterministically, with limit and offset; of
+    the visible studies only, when given."""
     if query.level == "study":
         columns: list[Any] = [studies]
         source: Any = studies
@@ -100,6 +106,12 @@ def statement(project_id: int, query: QidoQuery, dialect: str) -> sa.Select:
             series.c.project_id == project_id,
             series.c.series_instance_uid == query.series_instance_uid,
         ]
+    if visible_studies is not None:
+        conditions.append(
+            studies.c.study_instance_uid.in_(
+                sa.bindparam("visible", list(visible_studies), expanding=True)
+            )
+        )
     for attribute_filter in query.filters:
         condition = _condition(attribute_filter, dialect)
         if condition is None:

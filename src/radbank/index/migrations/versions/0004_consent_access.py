@@ -1,5 +1,5 @@
-"""Consent records, withdrawal tombstones, access requests; quarantine rows name their
-subject's pseudonym.
+"""Consent records, withdrawal tombstones, saved cohorts, access requests; quarantine rows
+name their subject's pseudonym; project roles may be limited to a cohort.
 
 Revision ID: 0004
 Revises: 0003
@@ -52,6 +52,22 @@ def upgrade() -> None:
         sa.UniqueConstraint("project_id", "pseudonym", name="uq_withdrawals_subject"),
     )
     op.create_table(
+        "cohorts",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+        _text("name", False),
+        _text("description", False),
+        sa.Column("study_uids", sa.JSON, nullable=False),
+        _text("created_by", False),
+        sa.Column("created_at", TIME, nullable=False),
+        sa.UniqueConstraint("project_id", "name", name="uq_cohorts_name"),
+    )
+    with op.batch_alter_table("project_members") as batch:
+        batch.add_column(sa.Column("cohort_id", sa.Integer))
+        batch.create_foreign_key(
+            "fk_project_members_cohort_id_cohorts", "cohorts", ["cohort_id"], ["id"]
+        )
+    op.create_table(
         "access_requests",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
@@ -60,6 +76,7 @@ def upgrade() -> None:
         sa.Column("attestations", sa.JSON, nullable=False),
         _text("description", False),
         sa.Column("days", sa.Integer, nullable=False),
+        sa.Column("cohort_id", sa.Integer, sa.ForeignKey("cohorts.id")),
         _text("status", False),
         sa.Column("created_at", TIME, nullable=False),
         _text("decided_by"),
@@ -72,6 +89,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("access_requests")
+    with op.batch_alter_table("project_members") as batch:
+        batch.drop_constraint("fk_project_members_cohort_id_cohorts", type_="foreignkey")
+        batch.drop_column("cohort_id")
+    op.drop_table("cohorts")
     op.drop_table("withdrawals")
     op.drop_table("consents")
     with op.batch_alter_table("quarantine") as batch:
