@@ -5,6 +5,7 @@ cannot be approved, and a denial gives nothing."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,6 +56,15 @@ def setup(server: RunningServer) -> Iterator[Setup]:
         yield Setup(server, project, steward, researcher, f"researcher-{tag}")
 
 
+def _record_of(event: dict) -> str:
+    """The radbank audit record an exported FHIR AuditEvent carries."""
+    for entity in event["entity"]:
+        for detail in entity.get("detail", []):
+            if detail["type"] == "radbank-record":
+                return detail["valueString"]
+    raise AssertionError("no radbank-record in the event")
+
+
 def _request(setup: Setup, purposes: list[str], attestations: list[str]) -> dict:
     reply = setup.researcher.post(
         f"/api/projects/{setup.project}/access-requests",
@@ -85,6 +95,17 @@ def test_an_approved_request_gives_read_access_for_the_days_granted(setup: Setup
     assert decided.status_code == 200, decided.text
     assert decided.json()["status"] == "approved" and decided.json()["grant_expires_at"]
     assert setup.researcher.get(studies).status_code == 200
+    with setup.server.client() as admin:
+        events = admin.get(
+            "/api/audit", params={"format": "fhir-ndjson", "project": setup.project}
+        ).text.splitlines()
+    searches = [json.loads(_record_of(json.loads(line))) for line in events]
+    reads = [
+        r
+        for r in searches
+        if r["actor"] == setup.researcher_name and r["detail"].get("status") == 200
+    ]
+    assert reads and reads[-1]["detail"]["grant"] == asked["id"]  # the grant is in the trail
     me = setup.researcher.get("/api/users/me").json()
     assert me["project_roles"] == {setup.project: ["researcher"]}
     mine = setup.researcher.get("/api/access-requests").json()

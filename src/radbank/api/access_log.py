@@ -81,6 +81,8 @@ class AccessLog:
             detail["token"] = state["token_id"]
         if caller.via:
             detail["via"] = caller.via
+        if project and project in caller.grants:
+            detail["grant"] = caller.grants[project]
         client = scope.get("client")
         self.services.trail.record(
             action,

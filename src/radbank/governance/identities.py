@@ -347,6 +347,7 @@ class Identities:
             project_roles={project: frozenset(r) for project, r in access.roles.items()},
             scopes=scopes,
             cohorts=access.cohorts,
+            grants=access.grants,
             via=via,
         )
 
@@ -396,6 +397,7 @@ class Identities:
                 for p, studies in access.cohorts.items()
                 if not identity.project_roles.get(p, frozenset()) & {"steward", "researcher"}
             },
+            grants=access.grants,
             via="oidc",
         )
 

@@ -91,6 +91,9 @@ class Principal:
     cohorts: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Projects where reading is limited to saved cohorts: project -> the study UIDs the
     caller may see. Searches are filtered to them and other studies answer as unknown."""
+    grants: Mapping[str, int] = field(default_factory=dict)
+    """project -> the approved access request under which the caller reads there (audited
+    with every access)."""
     authenticated: bool = True
     via: str = ""
     """How the caller was recognised: "admin-token", "api-token", "oidc", "local", ""."""

@@ -1045,6 +1045,7 @@ class Index:
                         granted_at=now,
                         expires_at=_stored_time(grant_expires_at) if grant_expires_at else None,
                         cohort_id=row.cohort_id,
+                        access_request_id=row.id,
                     )
                 )
             if audit is not None:

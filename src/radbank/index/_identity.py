@@ -126,6 +126,8 @@ class Access:
 
     roles: dict[str, set[str]]
     cohorts: dict[str, frozenset[str]]
+    grants: dict[str, int]
+    """project name -> the approved access request that gave a role there."""
 
 
 # Roles that let their holder read a whole project (a researcher role may be cohort-limited).
@@ -134,7 +136,12 @@ _READS_WHOLE_PROJECT = frozenset({"steward", "researcher"})
 
 def active_access(connection: sa.Connection, user_id: int, now: datetime) -> Access:
     rows = connection.execute(
-        sa.select(projects.c.name, project_members.c.role, cohorts.c.study_uids)
+        sa.select(
+            projects.c.name,
+            project_members.c.role,
+            cohorts.c.study_uids,
+            project_members.c.access_request_id,
+        )
         .join(projects, projects.c.id == project_members.c.project_id)
         .outerjoin(cohorts, cohorts.c.id == project_members.c.cohort_id)
         .where(
@@ -145,14 +152,19 @@ def active_access(connection: sa.Connection, user_id: int, now: datetime) -> Acc
     roles: dict[str, set[str]] = {}
     limited: dict[str, set[str]] = {}
     whole: set[str] = set()
-    for name, role, study_uids in rows:
+    grants: dict[str, int] = {}
+    for name, role, study_uids, request_id in rows:
         roles.setdefault(name, set()).add(role)
+        if request_id is not None:
+            grants[name] = request_id
         if study_uids is not None:
             limited.setdefault(name, set()).update(study_uids)
         elif role in _READS_WHOLE_PROJECT:
             whole.add(name)
     return Access(
-        roles, {name: frozenset(uids) for name, uids in limited.items() if name not in whole}
+        roles,
+        {name: frozenset(uids) for name, uids in limited.items() if name not in whole},
+        grants,
     )
 
 

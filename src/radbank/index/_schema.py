@@ -272,6 +272,8 @@ project_members = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True)),
     # Set for a role an access grant limited to a saved cohort of studies.
     sa.Column("cohort_id", sa.Integer, sa.ForeignKey("cohorts.id")),
+    # The approved access request that gave the role, recorded with every access it allows.
+    sa.Column("access_request_id", sa.Integer),
     sa.UniqueConstraint("project_id", "user_id", "role", name="uq_project_members_role"),
     sa.Index("ix_project_members_user", "user_id"),
 )

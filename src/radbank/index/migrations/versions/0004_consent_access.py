@@ -64,6 +64,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("project_members") as batch:
         batch.add_column(sa.Column("cohort_id", sa.Integer))
+        batch.add_column(sa.Column("access_request_id", sa.Integer))
         batch.create_foreign_key(
             "fk_project_members_cohort_id_cohorts", "cohorts", ["cohort_id"], ["id"]
         )
@@ -91,6 +92,7 @@ def downgrade() -> None:
     op.drop_table("access_requests")
     with op.batch_alter_table("project_members") as batch:
         batch.drop_constraint("fk_project_members_cohort_id_cohorts", type_="foreignkey")
+        batch.drop_column("access_request_id")
         batch.drop_column("cohort_id")
     op.drop_table("cohorts")
     op.drop_table("withdrawals")
