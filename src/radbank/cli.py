@@ -179,6 +179,10 @@ def serve(
         workers=settings.workers,
         log_level="warning",
         timeout_graceful_shutdown=10,
+        # The client address (audit trail, sign-in throttling) comes from X-Forwarded-For
+        # only when the connection is from a trusted reverse proxy.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
     )
 
 

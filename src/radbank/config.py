@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     )
     qido_max_limit: int = Field(default=1000, ge=1, description="Upper bound of QIDO-RS limit")
     default_profile: str = "basic"
+    trusted_proxies: str = Field(
+        default="127.0.0.1",
+        description="Comma-separated addresses of reverse proxies whose X-Forwarded-For "
+        "header names the client (audit trail, sign-in throttling)",
+    )
+    max_json_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="Largest body of a REST (JSON) request"
+    )
     node_name: str = Field(
         default_factory=socket.gethostname,
         max_length=255,

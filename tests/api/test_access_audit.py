@@ -169,3 +169,49 @@ def test_auditors_get_syslog_and_the_chain_check_others_get_nothing(setup: Setup
     with _client(setup.server, setup.researcher_token) as reader:
         assert reader.get("/api/audit").status_code == 403
         assert reader.get("/api/audit/verify").status_code == 403
+
+
+def test_request_bodies_are_bounded_before_they_are_read(setup: Setup) -> None:
+    with _client(setup.server, None) as anonymous:
+        huge = anonymous.post(
+            "/api/auth/token",
+            content=b'{"username": "' + b"x" * (5 * 1024 * 1024) + b'"}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert huge.status_code == 413 and "larger than" in huge.json()["error"]
+
+        def chunks():  # noqa: ANN202 - no Content-Length: counted as it arrives
+            for _ in range(80):
+                yield b"x" * 65536
+
+        chunked = anonymous.post(
+            "/api/auth/token", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+        assert chunked.status_code == 413
+    denied = [
+        e for e in _events_all(setup) if _subtype(e) == "http.unmatched" or e["outcome"] != "0"
+    ]
+    assert denied  # refused bodies are audited too
+
+
+def _events_all(setup: Setup) -> list[dict]:
+    with _client(setup.server, setup.auditor_token) as auditor:
+        reply = auditor.get("/api/audit", params={"format": "fhir-ndjson", "limit": 100000})
+    return [json.loads(line) for line in reply.text.splitlines() if line]
+
+
+def test_a_read_only_admin_token_cannot_revoke_other_tokens(setup: Setup) -> None:
+    with setup.server.client() as admin:
+        name = f"ro-admin-{secrets.token_hex(3)}"
+        assert (
+            admin.post("/api/users", json={"name": name, "node_roles": ["admin"]}).status_code
+            == 201
+        )
+        read_only = admin.post(
+            f"/api/users/{name}/tokens", json={"name": "ro", "scopes": ["read"]}
+        ).json()["token"]
+        victim = admin.post(f"/api/users/{setup.researcher}/tokens", json={"name": "v"}).json()
+    with _client(setup.server, read_only) as ro:
+        assert ro.delete(f"/api/tokens/{victim['token_id']}").status_code == 404
+    with _client(setup.server, victim["token"]) as still:
+        assert still.get("/api/users/me").status_code == 200

@@ -170,3 +170,26 @@ def test_an_unreachable_issuer_gives_503(tmp_path: Path, keys: Keys) -> None:
         assert "cannot" in reply.json()["error"]
     finally:
         running.stop()
+
+
+def test_a_user_name_stays_with_the_account_that_first_used_it(
+    node: RunningServer, issuer: Issuer, keys: Keys
+) -> None:
+    first = _token(keys, issuer, "dr.same", ["ct-readers"])
+    assert _get(node, "/api/users/me", first).status_code == 200
+    # The issuer gives the name to another account (another subject): no takeover.
+    other = _token(keys, issuer, "dr.same", [], sub="someone-else")
+    reply = _get(node, "/api/users/me", other)
+    assert reply.status_code == 401 and "another account" in reply.json()["error"]
+
+
+def test_issuer_users_cannot_make_tokens_that_outlive_their_account(
+    node: RunningServer, issuer: Issuer, keys: Keys
+) -> None:
+    token = _token(keys, issuer, "dr.tokens", [])
+    reply = httpx.post(
+        f"{node.base_url}/api/tokens",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"name": "script"},
+    )
+    assert reply.status_code == 403 and "issuer's tokens" in reply.json()["error"]

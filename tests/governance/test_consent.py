@@ -138,6 +138,14 @@ def test_withdrawal_erases_everything_of_the_subject(
         | {o.series_instance_uid for o in gone_outcomes}
     )
     kept_uids = {o.sop_instance_uid for o in outcomes[len(gone_files) :]}
+    kept_study = outcomes[-1].study_instance_uid
+    cohort = node.index.add_cohort(
+        project.id,
+        name="both",
+        description="",
+        study_uids=[gone_outcomes[0].study_instance_uid, kept_study],
+        created_by="steward",
+    )
     node.consents.record(
         project,
         [decision(gone, "given", ["DUO:0000042"], date(2024, 3, 1), FORM)],
@@ -149,6 +157,8 @@ def test_withdrawal_erases_everything_of_the_subject(
         project, gone, actor="steward", source="10.0.0.5", reason="letter"
     )
     assert report.blobs == len(gone_files)
+    (after,) = node.index.cohorts(project.id)
+    assert after.id == cohort.id and after.study_uids == (kept_study,)
 
     # Nothing of the subject in the index (every table but the audit trail's tombstone) ...
     with node.index._engine.connect() as connection:  # noqa: SLF001 - a test looks at every row

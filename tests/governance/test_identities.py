@@ -204,3 +204,23 @@ def test_scopes_narrow_what_a_token_may_do(node: Services) -> None:
         node.identities.issue_token(user, name="x", scopes=["root"], actor="ana", source="local")
     with pytest.raises(InvalidIdentity, match="1 to 365 days"):
         node.identities.issue_token(user, name="x", days=0, actor="ana", source="local")
+
+
+def test_old_failures_are_forgotten(node: Services) -> None:
+    _user(node)
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+    for _ in range(USER_FAILURES_ALLOWED + 3):
+        node.index.record_login_failure(["user:ana"], lambda n: timedelta(seconds=n), long_ago)
+    # An hour later the count starts again: one more failure does not lock the name.
+    node.index.record_login_failure(
+        ["user:ana"], lambda n: timedelta(0) if n < 2 else timedelta(hours=1)
+    )
+    locked = node.index.login_locked_until(["user:ana"])
+    assert locked is not None and locked <= datetime.now(UTC)
+    assert node.identities.sign_in("ana", PASSWORD, address="10.0.0.1").name == "ana"
+
+
+def test_issuer_accounts_have_no_password(node: Services) -> None:
+    node.index.create_user("dr.oidc", source="oidc", oidc_subject="https://idp#1")
+    with pytest.raises(InvalidIdentity, match="has no password"):
+        node.identities.set_password("dr.oidc", PASSWORD, actor="admin", source="local")

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from radbank import __version__
 from radbank.api import access, audit, consents, errors, health, projects, qido, stow, users, wado
 from radbank.api.access_log import AccessLog
+from radbank.api.limits import BodyLimit
 
 if TYPE_CHECKING:  # radbank.app imports this package
     from radbank.app import Services
@@ -45,6 +46,7 @@ def build_api(services: Services) -> FastAPI:
     app.include_router(stow.router)
     app.include_router(qido.router)
     app.include_router(wado.router)
+    app.add_middleware(BodyLimit, max_bytes=services.settings.max_json_bytes)
     # Outermost but for Starlette's error handler: sees every answer, denials included.
     app.add_middleware(AccessLog, services=services)
     return app

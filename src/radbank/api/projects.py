@@ -28,6 +28,7 @@ from radbank.api.deps import (
 from radbank.governance.identities import InvalidIdentity, validate_project_role
 from radbank.governance.policy import Action, Principal, Resource, can
 from radbank.index import Project, ProjectExists
+from radbank.ingest import Status
 from radbank.projects import (
     DatasetChange,
     InvalidProject,
@@ -418,10 +419,9 @@ async def release(
         source=address,
         audit=node.trail.event,
     )
-    if "not in the project's quarantine" in outcome.reason:
-        raise HTTPException(404, outcome.reason)
-    released = outcome.status == "stored"
-    if not released:
+    if outcome.status == Status.REJECTED and outcome.sop_instance_uid is None:
+        raise HTTPException(404, outcome.reason)  # no such object in the quarantine
+    if outcome.status != Status.STORED:
         raise HTTPException(409, outcome.reason)
     return ReleasedOut(
         released=True, reason=outcome.reason, sop_instance_uid=outcome.sop_instance_uid

@@ -24,7 +24,7 @@ from radbank.governance.identities import (
     InvalidIdentity,
     SignInRefused,
 )
-from radbank.governance.policy import SCOPES
+from radbank.governance.policy import NODE, SCOPES, Action, can
 from radbank.index import ApiToken, User, UserExists
 
 router = APIRouter(tags=["users and tokens"])
@@ -194,6 +194,13 @@ def my_tokens(user: OwnUser, node: Node) -> list[TokenOut]:
 def new_token(
     user: OwnUser, body: TokenRequest, caller: Caller, address: Address, node: Node
 ) -> IssuedTokenOut:
+    if user.source == "oidc":
+        # Such a token would outlive the user's account at the issuer.
+        raise HTTPException(
+            403,
+            "users of the OpenID Connect issuer use the issuer's tokens; an administrator can "
+            "issue a token for a service account",
+        )
     if caller.scopes is not None:
         wanted = set(body.scopes) if body.scopes is not None else set(SCOPES)
         if not wanted <= caller.scopes:
@@ -211,7 +218,7 @@ def revoke_token(token_id: TokenId, caller: Caller, address: Address, node: Node
     owner = node.index.get_user_by_id(token.user_id) if token is not None else None
     if not caller.authenticated:
         raise deny(caller, "not signed in")
-    if owner is None or (owner.name != caller.name and not caller.is_admin):
+    if owner is None or (owner.name != caller.name and not can(caller, Action.ADMINISTER, NODE)):
         raise HTTPException(404, f"you have no token with id {token_id[:40]!r}")
     node.identities.revoke_token(token_id, actor=caller.name, source=address)
     return Response(status_code=204)

@@ -197,6 +197,8 @@ class Identities:
     def set_password(self, name: str, password: str, *, actor: str, source: str) -> User:
         _check_password(password)
         user = self.require_user(name)
+        if user.source != "local":
+            raise InvalidIdentity(f"{name!r} signs in through OpenID Connect; it has no password")
         return self.index.update_user(
             user.id,
             {"password_hash": _hasher.hash(password)},
@@ -358,12 +360,14 @@ class Identities:
                 f"the OpenID Connect user name {name[:80]!r} cannot be a radbank user name "
                 "(letters, digits and ._@+- only); configure another username claim"
             )
+        account = f"{identity.issuer}#{identity.subject}"
         user = self.index.get_user(name)
         if user is None:
             try:
                 user = self.index.create_user(
                     name,
                     source="oidc",
+                    oidc_subject=account,
                     audit=self.trail.event(
                         "user.create",
                         actor=name,
@@ -378,6 +382,12 @@ class Identities:
             raise InvalidCredentials(
                 f"the OpenID Connect user {name!r} has the name of a local user of this node; "
                 "an administrator must rename one of them"
+            )
+        if user.oidc_subject != account:
+            raise InvalidCredentials(
+                f"the user name {name!r} belongs to another account of the issuer (subject "
+                "differs); the issuer reused or changed a user name: an administrator must "
+                "resolve it"
             )
         if user.disabled:
             raise InvalidCredentials(f"user {name!r} is disabled on this node")

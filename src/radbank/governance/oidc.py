@@ -490,7 +490,9 @@ class OidcValidator:
                 url,
                 headers={"Accept": "application/json"},
                 timeout=_HTTP_TIMEOUT_S,
-                follow_redirects=True,
+                # A redirect could lead off https or to another host: keys come from the
+                # configured address only.
+                follow_redirects=False,
             ) as response:
                 if response.status_code != 200:
                     raise unavailable(

@@ -12,6 +12,7 @@ this package writes SQL.
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -358,13 +359,15 @@ class Index:
         display_name: str = "",
         password_hash: str | None = None,
         node_roles: Iterable[str] = (),
+        oidc_subject: str | None = None,
         audit: PendingAudit | None = None,
     ) -> User:
-        """Raises UserExists."""
+        """Raises UserExists (the name, or the OpenID Connect account, has a user)."""
         values = {
             "name": name,
             "display_name": display_name,
             "source": source,
+            "oidc_subject": oidc_subject,
             "password_hash": password_hash,
             "node_roles": sorted(node_roles),
             "disabled": False,
@@ -398,7 +401,13 @@ class Index:
         self, user_id: int, changes: Mapping[str, Any], audit: PendingAudit | None = None
     ) -> User:
         """Change display_name, password_hash, node_roles or disabled."""
-        unknown = set(changes) - {"display_name", "password_hash", "node_roles", "disabled"}
+        unknown = set(changes) - {
+            "display_name",
+            "password_hash",
+            "node_roles",
+            "disabled",
+            "oidc_subject",
+        }
         if unknown:
             raise ValueError(f"not a user field: {', '.join(sorted(unknown))}")
         values = dict(changes)
@@ -939,12 +948,21 @@ class Index:
         """Push deleted rows out of the files: SQLite's write-ahead log is checkpointed and
         truncated (secure_delete zeroes the pages); PostgreSQL vacuums the tables."""
         if self._dialect == "sqlite":
-            with self._engine.connect() as connection:
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            return
+            # A reader holding an old snapshot makes the checkpoint stop short ("busy"):
+            # try again while readers finish.
+            for _ in range(50):
+                with self._engine.connect() as connection:
+                    busy = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0]
+                if not busy:
+                    return
+                time.sleep(0.1)
+            raise RuntimeError(
+                "the SQLite write-ahead log could not be truncated after an erasure (readers "
+                "kept it busy for 5 s); the next start or erasure truncates it"
+            )
         with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql(
-                "VACUUM studies, series, instances, quarantine, vault_entries, consents"
+                "VACUUM studies, series, instances, quarantine, vault_entries, consents, cohorts"
             )
 
     # Access requests

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from radbank.index._identity import time_of
 from radbank.index._schema import (
     access_requests,
+    cohorts,
     consents,
     instances,
     quarantine,
@@ -139,10 +140,26 @@ def subject_blob_keys(connection: sa.Connection, project_id: int, pseudonym: str
 
 
 def delete_subject_rows(connection: sa.Connection, project_id: int, pseudonym: str) -> int:
-    """Delete every row of the subject; returns the number of instances deleted."""
+    """Delete every row of the subject, and their studies from saved cohorts; returns the
+    number of instances deleted."""
     study_pks = sa.select(studies.c.id).where(
         studies.c.project_id == project_id, studies.c.patient_id == pseudonym
     )
+    erased_studies = set(
+        connection.scalars(
+            sa.select(studies.c.study_instance_uid).where(
+                studies.c.project_id == project_id, studies.c.patient_id == pseudonym
+            )
+        )
+    )
+    for cohort in connection.execute(
+        sa.select(cohorts.c.id, cohorts.c.study_uids).where(cohorts.c.project_id == project_id)
+    ):
+        kept = [uid for uid in cohort.study_uids if uid not in erased_studies]
+        if len(kept) != len(cohort.study_uids):
+            connection.execute(
+                cohorts.update().where(cohorts.c.id == cohort.id).values(study_uids=kept)
+            )
     deleted = connection.execute(
         instances.delete().where(instances.c.study_pk.in_(study_pks))
     ).rowcount

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ class User:
     display_name: str
     source: str
     """"local" (signs in with a password) or "oidc" (an OpenID Connect issuer vouches)."""
+    oidc_subject: str | None
     password_hash: str | None
     node_roles: frozenset[str]
     disabled: bool
@@ -53,6 +54,9 @@ class Membership:
     expires_at: datetime | None
 
 
+FAILURES_FORGOTTEN_AFTER = timedelta(hours=1)
+
+
 class UserExists(ValueError):
     """create_user with a name already taken."""
 
@@ -70,6 +74,7 @@ def user(row: Mapping[str, Any]) -> User:
         name=row["name"],
         display_name=row["display_name"],
         source=row["source"],
+        oidc_subject=row["oidc_subject"],
         password_hash=row["password_hash"],
         node_roles=frozenset(row["node_roles"]),
         disabled=bool(row["disabled"]),
@@ -174,17 +179,29 @@ def record_failure(
     """Count a failed sign-in against each key; lock_for(failures) -> timedelta of lock."""
     for key in keys:
         row = connection.execute(
-            sa.select(login_failures.c.failures).where(login_failures.c.key == key)
+            sa.select(login_failures.c.failures, login_failures.c.last_failure_at)
+            .where(login_failures.c.key == key)
+            .with_for_update()
         ).one_or_none()
-        failures = (row.failures if row else 0) + 1
+        # Failures older than FAILURES_FORGOTTEN_AFTER no longer count.
+        recent = row is not None and now - time_of(row.last_failure_at) < FAILURES_FORGOTTEN_AFTER
+        failures = (row.failures if recent else 0) + 1
         values = {
             "failures": failures,
             "last_failure_at": now,
             "locked_until": now + lock_for(failures),
         }
-        if row is None:
-            connection.execute(login_failures.insert().values(key=key, **values))
-        else:
+        if row is not None:
             connection.execute(
                 login_failures.update().where(login_failures.c.key == key).values(**values)
+            )
+            continue
+        try:
+            with connection.begin_nested():
+                connection.execute(login_failures.insert().values(key=key, **values))
+        except sa.exc.IntegrityError:  # a concurrent first failure of the same key
+            connection.execute(
+                login_failures.update()
+                .where(login_failures.c.key == key)
+                .values(failures=login_failures.c.failures + 1, last_failure_at=now)
             )

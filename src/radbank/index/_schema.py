@@ -234,6 +234,8 @@ users = sa.Table(
     sa.Column("name", Text, nullable=False, unique=True),
     sa.Column("display_name", Text, nullable=False, server_default=""),
     sa.Column("source", Text, nullable=False),
+    # "<issuer>#<sub>" of an OpenID Connect user: the name is theirs only for that account.
+    sa.Column("oidc_subject", Text, unique=True),
     sa.Column("password_hash", Text),
     sa.Column("node_roles", Json, nullable=False, server_default=sa.text("'[]'")),
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),

@@ -44,6 +44,7 @@ def upgrade() -> None:
         _text("name", False, unique=True),
         _text("display_name", False, server_default=""),
         _text("source", False),
+        _text("oidc_subject", unique=True),
         _text("password_hash"),
         sa.Column("node_roles", sa.JSON, nullable=False, server_default=sa.text("'[]'")),
         sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
