@@ -322,3 +322,17 @@ def test_the_project_list_holds_only_what_the_caller_may_see(
     for project in reply.json():
         if project["name"] in matrix.projects.values() and principal not in ("admin", "steward"):
             assert project["overrides"] is None and project["vault"] is None
+
+
+def test_an_unknown_project_answers_like_a_forbidden_one(matrix: Matrix) -> None:
+    with httpx.Client(base_url=matrix.server.base_url, timeout=60) as http:
+        for principal in ("researcher", "anonymous"):
+            headers = matrix.headers(principal)
+            missing = http.get("/dicom-web/projects/no-such-project-xyz/studies", headers=headers)
+            other = http.get(
+                f"/dicom-web/projects/{matrix.projects['other']}/studies", headers=headers
+            )
+            assert missing.status_code == other.status_code
+            assert missing.json()["error"].replace("no-such-project-xyz", "P") == other.json()[
+                "error"
+            ].replace(matrix.projects["other"], "P")
