@@ -43,7 +43,7 @@ def export_audit(
     _: Auditor,
     node: Annotated[Any, Depends(services)],
     format: Annotated[str, Query(description=f"One of {', '.join(FORMATS)}")] = "fhir-bundle",
-    after: Annotated[int, Query(ge=0, description="Only records with a larger id")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62, description="Only records with a larger id")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_RECORDS)] = 10_000,
     project: Annotated[str | None, Query(max_length=200)] = None,
 ) -> StreamingResponse:

@@ -66,15 +66,33 @@ def extract_frames(dataset: pydicom.Dataset, numbers: list[int]) -> list[bytes]:
             )
     syntax = UID(dataset.file_meta.TransferSyntaxUID)
     pixel_data = dataset.PixelData
+    uid = dataset.get("SOPInstanceUID", "")
     if syntax.is_encapsulated:
-        frames = list(generate_frames(pixel_data, number_of_frames=total))
+        try:
+            frames = list(generate_frames(pixel_data, number_of_frames=total))
+        except ValueError as exc:
+            raise FrameError(
+                f"the encapsulated pixel data of instance {uid} cannot be split into frames "
+                f"({exc}); retrieve the whole instance instead"
+            ) from exc
+        if len(frames) < max(numbers, default=0):
+            raise FrameError(
+                f"the encapsulated pixel data of instance {uid} holds {len(frames)} frame(s), "
+                f"fewer than its NumberOfFrames {total}; retrieve the whole instance instead"
+            )
         return [frames[n - 1] for n in numbers]
-    bits = (
-        int(dataset.Rows)
-        * int(dataset.Columns)
-        * int(dataset.get("SamplesPerPixel", 1) or 1)
-        * int(dataset.BitsAllocated)
-    )
+    try:
+        bits = (
+            int(dataset.Rows)
+            * int(dataset.Columns)
+            * int(dataset.get("SamplesPerPixel", 1) or 1)
+            * int(dataset.BitsAllocated)
+        )
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise FrameError(
+            f"instance {uid} lacks the Rows, Columns or BitsAllocated needed to split its "
+            "pixel data into frames; retrieve the whole instance instead"
+        ) from exc
     if bits % 8:
         raise FrameError("frames of bit-packed pixel data not aligned on bytes cannot be split")
     size = bits // 8
