@@ -372,9 +372,16 @@ def test_vault_init_open_lookup_rotate_and_audit_verify(tmp_path: Path) -> None:
         "2 stored"
         in radbank(data, "import", str(planted_folder(tmp_path)), "--project", "ct").stdout
     )
+    # The key file alone is not enough: the one who opens must be the project's honest broker.
+    refused = radbank(
+        data, "vault", "open", "--project", "ct", "--key", str(broker), "--as", "dr-b",
+    )  # fmt: skip
+    assert refused.returncode == 1 and "not an honest broker" in refused.stderr
+    assert radbank(data, "user", "create", "dr-b", "--no-password").returncode == 0
+    assert radbank(data, "project", "grant", "ct", "dr-b", "honest_broker").returncode == 0
     opened = radbank(
         data, "vault", "open", "--project", "ct", "--key", str(broker),
-        "--as", "Dr B", "--reason", "consent withdrawal", "--json",
+        "--as", "dr-b", "--reason", "consent withdrawal", "--json",
     )  # fmt: skip
     assert opened.returncode == 0, opened.stderr
     entries = json.loads(opened.stdout)
@@ -382,7 +389,7 @@ def test_vault_init_open_lookup_rotate_and_audit_verify(tmp_path: Path) -> None:
     first = entries[0]
     lookup = radbank(
         data, "vault", "lookup", "--project", "ct", "--patient-id", first["PatientID"],
-        "--issuer", first["IssuerOfPatientID"], "--reason", "follow-up",
+        "--issuer", first["IssuerOfPatientID"], "--reason", "follow-up", "--as", "dr-b",
     )  # fmt: skip
     assert lookup.returncode == 0 and lookup.stdout.startswith(first["pseudonym"])
     assert "1 study" in lookup.stdout
@@ -392,9 +399,9 @@ def test_vault_init_open_lookup_rotate_and_audit_verify(tmp_path: Path) -> None:
         data, "vault", "rotate", "--project", "ct", "--key", str(broker), "--out", str(new)
     )
     assert rotated.returncode == 0 and "2 vault entries" in rotated.stdout
-    stale = radbank(data, "vault", "open", "--project", "ct", "--key", str(broker))
+    stale = radbank(data, "vault", "open", "--project", "ct", "--key", str(broker), "--as", "dr-b")
     assert stale.returncode == 1 and "sealed to key" in stale.stderr
-    table = radbank(data, "vault", "open", "--project", "ct", "--key", str(new))
+    table = radbank(data, "vault", "open", "--project", "ct", "--key", str(new), "--as", "dr-b")
     assert first["pseudonym"] in table.stdout and "2 entries opened" in table.stdout
 
     verified = radbank(data, "audit", "verify")

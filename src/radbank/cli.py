@@ -26,6 +26,7 @@ from radbank.app import Services, build_services, recover
 from radbank.config import Settings
 from radbank.dicom.deid.ocr import tesseract_available
 from radbank.governance import sitekey
+from radbank.governance.audit import Outcome as AuditOutcome
 from radbank.governance.consent import InvalidConsent, fhir_bundle
 from radbank.governance.identities import (
     DEFAULT_TOKEN_DAYS,
@@ -577,6 +578,40 @@ Actor = Annotated[
     str | None,
     typer.Option("--as", help="Name of the person acting (recorded in the audit trail)"),
 ]
+Broker = Annotated[
+    str,
+    typer.Option(
+        "--as",
+        help="Your user name: a user of the node with the honest_broker role in the project",
+    ),
+]
+
+
+def _honest_broker(services: Services, project: Project, name: str, action: str) -> None:
+    """Re-identification needs the broker's key file and a user with the honest_broker role
+    in the project: the policy decides the second; a refusal is audited."""
+    user = services.index.get_user(name)
+    caller = services.identities.principal_for_user(user) if user and not user.disabled else None
+    resource = Resource(project.name, open_access=project.open_access)
+    if caller is not None and can(caller, Action.REIDENTIFY, resource):
+        return
+    services.trail.record(
+        action,
+        actor=name,
+        resource=f"project:{project.name}",
+        project=project.name,
+        detail={"reason": "not an honest broker of the project"},
+        source=_source(),
+        outcome=AuditOutcome.DENIED,
+    )
+    raise _fail(
+        f"{name!r} is not an honest broker of project {project.name!r} (refusal audited); "
+        f"an administrator grants the role: radbank project grant {project.name} {name} "
+        "honest_broker",
+        1,
+    )
+
+
 Reason = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit trail)")]
 
 
@@ -611,23 +646,24 @@ def vault_init(
 def vault_open(
     project: ProjectOption,
     key: Annotated[Path, typer.Option("--key", help="The honest broker's private key file")],
+    actor: Broker,
     pseudonym: Annotated[
         list[str] | None,
         typer.Option("--pseudonym", help="Open only the entries of this pseudonym (repeatable)"),
     ] = None,
-    actor: Actor = None,
     reason: Reason = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Decrypt and print vault entries (audited, also when it fails)."""
+    """Decrypt and print vault entries (honest broker; audited, also when it fails)."""
     services = _open(_settings(data_dir))
     try:
-        target = _project(services, project)
+        target = _project(services, project, Action.DISCOVER)
+        _honest_broker(services, target, actor, "vault.open")
         opened = services.vault.open(
             target,
             key,
-            actor=actor or _local_user(),
+            actor=actor,
             reason=reason,
             pseudonyms=pseudonym or None,
             source=_source(),
@@ -672,21 +708,23 @@ def _entry_json(entry: OpenedEntry) -> dict:
 def vault_lookup(
     project: ProjectOption,
     patient_id: Annotated[str, typer.Option("--patient-id", help="The patient's original ID")],
+    actor: Broker,
     issuer: Annotated[str, typer.Option("--issuer", help="Issuer of Patient ID")] = "",
-    actor: Actor = None,
     reason: Reason = "",
     data_dir: DataDir = None,
 ) -> None:
-    """Give the pseudonym of a known patient in a project (follow-up linkage; audited)."""
+    """Give the pseudonym of a known patient in a project (follow-up linkage by the honest
+    broker; audited)."""
     services = _open(_settings(data_dir))
     try:
-        target = _project(services, project)
+        target = _project(services, project, Action.DISCOVER)
+        _honest_broker(services, target, actor, "vault.lookup")
         found = services.vault.lookup(
             target,
             services.keys.project_key(target),
             patient_id=patient_id,
             issuer=issuer,
-            actor=actor or _local_user(),
+            actor=actor,
             reason=reason,
             source=_source(),
         )

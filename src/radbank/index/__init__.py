@@ -1,6 +1,8 @@
-"""The SQL index: projects (with their de-identification settings and key material), the
-study/series/instance hierarchy with QIDO-RS matching columns, quarantine, the pseudonym
-vault's sealed entries and the hash-chained audit trail. One schema for SQLite and
+"""The SQL index: projects (with their de-identification settings, dataset description and
+key material), the study/series/instance hierarchy with QIDO-RS matching columns,
+quarantine, the pseudonym vault's sealed entries and the hash-chained audit trail; users,
+tokens and project roles (methods in _identity.py); consents, withdrawals and erasure,
+access requests and saved cohorts (methods in _consent.py). One schema for SQLite and
 PostgreSQL, created by the alembic migrations shipped in index/migrations; nothing outside
 this package writes SQL.
 
@@ -12,7 +14,6 @@ this package writes SQL.
 
 from __future__ import annotations
 
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,34 +25,29 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from radbank.dicom.query import QidoQuery
 from radbank.index import _attributes as attrs
-from radbank.index import _audit, _consent, _identity, _search, _vault
+from radbank.index import _audit, _search, _vault
 from radbank.index._audit import GENESIS_HASH, AuditRecord, PendingAudit
-from radbank.index._consent import AccessRequest, ConsentRecord, Withdrawal
-from radbank.index._engine import (
-    KEYS_LOCK,
-    create_engine,
-    lock_subjects,
-    migrate,
-    serialise,
-    write_transaction,
+from radbank.index._consent import AccessRequest, ConsentMethods, ConsentRecord, Withdrawal
+from radbank.index._engine import KEYS_LOCK, create_engine, migrate, serialise, write_transaction
+from radbank.index._identity import (
+    Access,
+    ApiToken,
+    IdentityMethods,
+    Membership,
+    User,
+    UserExists,
 )
-from radbank.index._identity import Access, ApiToken, Membership, User, UserExists
-from radbank.index._schema import (
-    access_requests,
-    api_tokens,
-    cohorts,
-    consents,
-    instances,
-    login_failures,
-    project_members,
-    projects,
-    quarantine,
-    series,
-    studies,
-    users,
-    vault_entries,
-    withdrawals,
+from radbank.index._rows import (
+    CHUNK,
+    Cohort,
+    SubjectWithdrawn,
+    UnknownProject,
+    loaded_time,
+    refuse_withdrawn,
+    require_project,
+    stored_time,
 )
+from radbank.index._schema import instances, projects, quarantine, series, studies, vault_entries
 from radbank.index._vault import VaultEntry, VaultKeyChanged, VaultWrite
 
 __all__ = [
@@ -79,9 +75,6 @@ __all__ = [
     "VaultKeyChanged",
     "VaultWrite",
 ]
-
-# Stays below SQLite's bound-parameter limit on old builds (999).
-_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -139,10 +132,6 @@ class ProjectExists(Exception):
     """create_project with a name already taken."""
 
 
-class UnknownProject(LookupError):
-    """A project id that the index does not hold."""
-
-
 class DuplicateInstance(ValueError):
     """add_instances with SOP Instance UIDs the project already holds (or twice in a batch)."""
 
@@ -158,22 +147,11 @@ class DuplicateInstance(ValueError):
         )
 
 
-class SubjectWithdrawn(ValueError):
-    """Instances of subjects who withdrew their consent from the project."""
-
-    def __init__(self, pseudonyms: Iterable[str]) -> None:
-        self.pseudonyms = sorted(set(pseudonyms))
-        super().__init__(
-            f"subject {', '.join(self.pseudonyms)} withdrew consent from the project: their "
-            "data is not accepted"
-        )
-
-
 class HierarchyConflict(ValueError):
     """A series UID that the project already holds under another study."""
 
 
-class Index:
+class Index(IdentityMethods, ConsentMethods):
     def __init__(self, database_url: str) -> None:
         """Open (and create or migrate to the newest schema) the index at database_url."""
         self._engine = create_engine(database_url)
@@ -217,7 +195,7 @@ class Index:
             "description": description,
             "profile": profile,
             "key_salt": key_salt,
-            "created_at": _stored_time(datetime.now(UTC)),
+            "created_at": stored_time(datetime.now(UTC)),
             "overrides": dict(overrides or {}),
             "pixel_rules": [dict(rule) for rule in pixel_rules],
             "ocr_check": ocr_check,
@@ -349,301 +327,6 @@ class Index:
                 _audit.append(connection, audit)
         return _project(row._mapping)
 
-    # Users, tokens, project roles
-
-    def create_user(
-        self,
-        name: str,
-        *,
-        source: str,
-        display_name: str = "",
-        password_hash: str | None = None,
-        node_roles: Iterable[str] = (),
-        oidc_subject: str | None = None,
-        audit: PendingAudit | None = None,
-    ) -> User:
-        """Raises UserExists (the name, or the OpenID Connect account, has a user)."""
-        values = {
-            "name": name,
-            "display_name": display_name,
-            "source": source,
-            "oidc_subject": oidc_subject,
-            "password_hash": password_hash,
-            "node_roles": sorted(node_roles),
-            "disabled": False,
-            "created_at": _stored_time(datetime.now(UTC)),
-        }
-        try:
-            with write_transaction(self._engine) as connection:
-                row = connection.execute(users.insert().values(values).returning(*users.c)).one()
-                if audit is not None:
-                    _audit.append(connection, audit)
-        except sa.exc.IntegrityError:
-            raise UserExists(f"a user named {name!r} already exists") from None
-        return _identity.user(row._mapping)
-
-    def get_user(self, name: str) -> User | None:
-        with self._engine.connect() as connection:
-            row = connection.execute(sa.select(users).where(users.c.name == name)).one_or_none()
-        return _identity.user(row._mapping) if row else None
-
-    def get_user_by_id(self, user_id: int) -> User | None:
-        with self._engine.connect() as connection:
-            row = connection.execute(sa.select(users).where(users.c.id == user_id)).one_or_none()
-        return _identity.user(row._mapping) if row else None
-
-    def list_users(self) -> list[User]:
-        with self._engine.connect() as connection:
-            rows = connection.execute(sa.select(users).order_by(users.c.name))
-            return [_identity.user(row._mapping) for row in rows]
-
-    def update_user(
-        self, user_id: int, changes: Mapping[str, Any], audit: PendingAudit | None = None
-    ) -> User:
-        """Change display_name, password_hash, node_roles or disabled."""
-        unknown = set(changes) - {
-            "display_name",
-            "password_hash",
-            "node_roles",
-            "disabled",
-            "oidc_subject",
-        }
-        if unknown:
-            raise ValueError(f"not a user field: {', '.join(sorted(unknown))}")
-        values = dict(changes)
-        if "node_roles" in values:
-            values["node_roles"] = sorted(values["node_roles"])
-        with write_transaction(self._engine) as connection:
-            row = connection.execute(
-                users.update().where(users.c.id == user_id).values(values).returning(*users.c)
-            ).one_or_none()
-            if row is None:
-                raise LookupError(f"no user with id {user_id}")
-            if audit is not None:
-                _audit.append(connection, audit)
-        return _identity.user(row._mapping)
-
-    def add_token(
-        self,
-        *,
-        user_id: int,
-        token_id: str,
-        name: str,
-        secret_sha256: str,
-        scopes: Iterable[str],
-        expires_at: datetime,
-        audit: PendingAudit | None = None,
-    ) -> ApiToken:
-        values = {
-            "token_id": token_id,
-            "user_id": user_id,
-            "name": name,
-            "secret_sha256": secret_sha256,
-            "scopes": sorted(scopes),
-            "created_at": _stored_time(datetime.now(UTC)),
-            "expires_at": _stored_time(expires_at),
-        }
-        with write_transaction(self._engine) as connection:
-            row = connection.execute(
-                api_tokens.insert().values(values).returning(*api_tokens.c)
-            ).one()
-            if audit is not None:
-                _audit.append(connection, audit)
-        return _identity.token(row._mapping)
-
-    def get_token(self, token_id: str) -> ApiToken | None:
-        with self._engine.connect() as connection:
-            row = connection.execute(
-                sa.select(api_tokens).where(api_tokens.c.token_id == token_id)
-            ).one_or_none()
-        return _identity.token(row._mapping) if row else None
-
-    def list_tokens(self, user_id: int) -> list[ApiToken]:
-        with self._engine.connect() as connection:
-            rows = connection.execute(
-                sa.select(api_tokens)
-                .where(api_tokens.c.user_id == user_id)
-                .order_by(api_tokens.c.created_at, api_tokens.c.id)
-            )
-            return [_identity.token(row._mapping) for row in rows]
-
-    def revoke_token(self, token_id: str, audit: PendingAudit | None = None) -> ApiToken | None:
-        """Mark the token revoked (kept, for the record); None when there is no such token."""
-        with write_transaction(self._engine) as connection:
-            row = connection.execute(
-                api_tokens.update()
-                .where(api_tokens.c.token_id == token_id)
-                .values(
-                    revoked_at=sa.func.coalesce(
-                        api_tokens.c.revoked_at, _stored_time(datetime.now(UTC))
-                    )
-                )
-                .returning(*api_tokens.c)
-            ).one_or_none()
-            if row is not None and audit is not None:
-                _audit.append(connection, audit)
-        return _identity.token(row._mapping) if row else None
-
-    def touch_token(self, token_id: str, moment: datetime) -> None:
-        with write_transaction(self._engine) as connection:
-            connection.execute(
-                api_tokens.update()
-                .where(api_tokens.c.token_id == token_id)
-                .values(last_used_at=_stored_time(moment))
-            )
-
-    def user_roles(self, user_id: int, now: datetime | None = None) -> dict[str, set[str]]:
-        """Project name -> the user's roles there that have not expired."""
-        return self.user_access(user_id, now).roles
-
-    def user_access(self, user_id: int, now: datetime | None = None) -> Access:
-        """The user's unexpired roles, and the cohorts their reading is limited to."""
-        with self._engine.connect() as connection:
-            return _identity.active_access(
-                connection, user_id, _stored_time(now or datetime.now(UTC))
-            )
-
-    def add_cohort(
-        self,
-        project_id: int,
-        *,
-        name: str,
-        description: str,
-        study_uids: Sequence[str],
-        created_by: str,
-        audit: PendingAudit | None = None,
-    ) -> Cohort:
-        """Save a named set of the project's studies; ValueError names the studies it does
-        not hold, or a name taken."""
-        wanted = sorted(set(study_uids))
-        with write_transaction(self._engine) as connection:
-            _require_project(connection, project_id)
-            held = set()
-            for start in range(0, len(wanted), _CHUNK):
-                held.update(
-                    connection.scalars(
-                        sa.select(studies.c.study_instance_uid).where(
-                            studies.c.project_id == project_id,
-                            studies.c.study_instance_uid.in_(wanted[start : start + _CHUNK]),
-                        )
-                    )
-                )
-            missing = [uid for uid in wanted if uid not in held]
-            if missing:
-                raise ValueError(
-                    f"the project holds no study {', '.join(missing[:5])}"
-                    + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-                )
-            try:
-                with connection.begin_nested():
-                    row = connection.execute(
-                        cohorts.insert()
-                        .values(
-                            project_id=project_id,
-                            name=name,
-                            description=description,
-                            study_uids=wanted,
-                            created_by=created_by,
-                            created_at=_stored_time(datetime.now(UTC)),
-                        )
-                        .returning(*cohorts.c)
-                    ).one()
-            except sa.exc.IntegrityError:
-                raise ValueError(f"the project has a cohort named {name!r} already") from None
-            if audit is not None:
-                _audit.append(connection, audit)
-        return _cohort(row._mapping)
-
-    def cohorts(self, project_id: int) -> list[Cohort]:
-        with self._engine.connect() as connection:
-            rows = connection.execute(
-                sa.select(cohorts).where(cohorts.c.project_id == project_id).order_by(cohorts.c.id)
-            )
-            return [_cohort(row._mapping) for row in rows]
-
-    def grant_role(
-        self,
-        project_id: int,
-        user_id: int,
-        role: str,
-        *,
-        granted_by: str,
-        expires_at: datetime | None = None,
-        cohort_id: int | None = None,
-        audit: PendingAudit | None = None,
-    ) -> None:
-        """Give the role (replacing an earlier grant of the same role, its expiry and its
-        cohort)."""
-        with write_transaction(self._engine) as connection:
-            connection.execute(
-                project_members.delete().where(
-                    project_members.c.project_id == project_id,
-                    project_members.c.user_id == user_id,
-                    project_members.c.role == role,
-                )
-            )
-            connection.execute(
-                project_members.insert().values(
-                    project_id=project_id,
-                    user_id=user_id,
-                    role=role,
-                    granted_by=granted_by,
-                    granted_at=_stored_time(datetime.now(UTC)),
-                    expires_at=_stored_time(expires_at) if expires_at else None,
-                    cohort_id=cohort_id,
-                )
-            )
-            if audit is not None:
-                _audit.append(connection, audit)
-
-    def revoke_role(
-        self, project_id: int, user_id: int, role: str, audit: PendingAudit | None = None
-    ) -> bool:
-        with write_transaction(self._engine) as connection:
-            removed = connection.execute(
-                project_members.delete().where(
-                    project_members.c.project_id == project_id,
-                    project_members.c.user_id == user_id,
-                    project_members.c.role == role,
-                )
-            ).rowcount
-            if removed and audit is not None:
-                _audit.append(connection, audit)
-        return bool(removed)
-
-    def memberships(
-        self, project_id: int | None = None, user_id: int | None = None
-    ) -> list[Membership]:
-        select = _identity.memberships_select()
-        if project_id is not None:
-            select = select.where(project_members.c.project_id == project_id)
-        if user_id is not None:
-            select = select.where(project_members.c.user_id == user_id)
-        with self._engine.connect() as connection:
-            return [_identity.membership(row._mapping) for row in connection.execute(select)]
-
-    def login_locked_until(self, keys: Sequence[str]) -> datetime | None:
-        """The latest lock among the keys ("user:<name>", "address:<ip>"), if any."""
-        with self._engine.connect() as connection:
-            value = connection.execute(
-                sa.select(sa.func.max(login_failures.c.locked_until)).where(
-                    login_failures.c.key.in_(list(keys))
-                )
-            ).scalar()
-        return _identity.time_of(value)
-
-    def record_login_failure(
-        self, keys: Sequence[str], lock_for: Callable[[int], Any], now: datetime | None = None
-    ) -> None:
-        with write_transaction(self._engine) as connection:
-            _identity.record_failure(
-                connection, keys, _stored_time(now or datetime.now(UTC)), lock_for
-            )
-
-    def clear_login_failures(self, keys: Sequence[str]) -> None:
-        with write_transaction(self._engine) as connection:
-            connection.execute(login_failures.delete().where(login_failures.c.key.in_(list(keys))))
-
     # Pseudonym vault
 
     def set_vault_key(
@@ -739,11 +422,11 @@ class Index:
         found: dict[str, InstanceRecord] = {}
         uids = list(dict.fromkeys(sop_instance_uids))
         with self._engine.connect() as connection:
-            for start in range(0, len(uids), _CHUNK):
+            for start in range(0, len(uids), CHUNK):
                 rows = connection.execute(
                     _records_select().where(
                         instances.c.project_id == project_id,
-                        instances.c.sop_instance_uid.in_(uids[start : start + _CHUNK]),
+                        instances.c.sop_instance_uid.in_(uids[start : start + CHUNK]),
                     )
                 )
                 for row in rows:
@@ -833,246 +516,6 @@ class Index:
                 )
             )
 
-    # Consent, withdrawal, erasure
-
-    def add_consents(
-        self,
-        project_id: int,
-        records: Sequence[Mapping[str, Any]],
-        audit: PendingAudit | None = None,
-    ) -> int:
-        """Record consent decisions (pseudonym, status, scope, decided_on, form_reference,
-        recorded_by), all in one transaction."""
-        now = _stored_time(datetime.now(UTC))
-        with write_transaction(self._engine) as connection:
-            _require_project(connection, project_id)
-            if records:
-                connection.execute(
-                    consents.insert(),
-                    [
-                        {**dict(record), "project_id": project_id, "recorded_at": now}
-                        for record in records
-                    ],
-                )
-            if audit is not None:
-                _audit.append(connection, audit)
-        return len(records)
-
-    def current_consents(
-        self, project_id: int, pseudonyms: Iterable[str] | None = None
-    ) -> dict[str, ConsentRecord]:
-        """The newest consent decision per subject (of the given pseudonyms only)."""
-        with self._engine.connect() as connection:
-            return _consent.current_consents(
-                connection, project_id, list(pseudonyms) if pseudonyms is not None else None
-            )
-
-    def withdrawals(
-        self, project_id: int, pseudonyms: Iterable[str] | None = None
-    ) -> dict[str, Withdrawal]:
-        select = _consent.withdrawals_select(project_id)
-        if pseudonyms is not None:
-            select = select.where(withdrawals.c.pseudonym.in_(list(pseudonyms)))
-        with self._engine.connect() as connection:
-            return {
-                row.pseudonym: _consent.withdrawal(row._mapping)
-                for row in connection.execute(select.order_by(withdrawals.c.id))
-            }
-
-    def record_withdrawal(
-        self, project_id: int, pseudonym: str, *, by: str, audit: PendingAudit | None = None
-    ) -> Withdrawal:
-        """The subject's tombstone (kept from the first withdrawal on); from now on uploads
-        of the subject are refused."""
-        with write_transaction(self._engine) as connection:
-            _require_project(connection, project_id)
-            lock_subjects(connection, project_id, exclusive=True)
-            row = connection.execute(
-                _consent.withdrawals_select(project_id).where(withdrawals.c.pseudonym == pseudonym)
-            ).one_or_none()
-            if row is None:
-                row = connection.execute(
-                    withdrawals.insert()
-                    .values(
-                        project_id=project_id,
-                        pseudonym=pseudonym,
-                        withdrawn_at=_stored_time(datetime.now(UTC)),
-                        withdrawn_by=by,
-                    )
-                    .returning(*withdrawals.c)
-                ).one()
-                if audit is not None:
-                    _audit.append(connection, audit)
-        return _consent.withdrawal(row._mapping)
-
-    def subject_blob_keys(self, project_id: int, pseudonym: str) -> list[str]:
-        with self._engine.connect() as connection:
-            return _consent.subject_blob_keys(connection, project_id, pseudonym)
-
-    def quarantine_without_pseudonym(self, project_id: int) -> list[tuple[int, str]]:
-        """(id, blob_key) of quarantined objects stored before quarantine rows named their
-        subject."""
-        with self._engine.connect() as connection:
-            rows = connection.execute(
-                sa.select(quarantine.c.id, quarantine.c.blob_key).where(
-                    quarantine.c.project_id == project_id, quarantine.c.pseudonym.is_(None)
-                )
-            )
-            return [(row.id, row.blob_key) for row in rows]
-
-    def set_quarantine_pseudonym(self, quarantine_id: int, pseudonym: str) -> None:
-        with write_transaction(self._engine) as connection:
-            connection.execute(
-                quarantine.update()
-                .where(quarantine.c.id == quarantine_id)
-                .values(pseudonym=pseudonym)
-            )
-
-    def erase_subject(
-        self, project_id: int, pseudonym: str, audit: PendingAudit | None = None
-    ) -> int:
-        """Delete every row of the subject (instances, series, studies, quarantine, vault
-        entries, consents) and mark the withdrawal erased; returns the instances deleted."""
-        with write_transaction(self._engine) as connection:
-            deleted = _consent.delete_subject_rows(connection, project_id, pseudonym)
-            connection.execute(
-                withdrawals.update()
-                .where(withdrawals.c.project_id == project_id, withdrawals.c.pseudonym == pseudonym)
-                .values(erased_at=_stored_time(datetime.now(UTC)))
-            )
-            if audit is not None:
-                _audit.append(connection, audit)
-        return deleted
-
-    def purge_deleted(self) -> None:
-        """Push deleted rows out of the files: SQLite's write-ahead log is checkpointed and
-        truncated (secure_delete zeroes the pages); PostgreSQL vacuums the tables."""
-        if self._dialect == "sqlite":
-            # A reader holding an old snapshot makes the checkpoint stop short ("busy"):
-            # try again while readers finish.
-            for _ in range(50):
-                with self._engine.connect() as connection:
-                    busy = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()[0]
-                if not busy:
-                    return
-                time.sleep(0.1)
-            raise RuntimeError(
-                "the SQLite write-ahead log could not be truncated after an erasure (readers "
-                "kept it busy for 5 s); the next start or erasure truncates it"
-            )
-        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.exec_driver_sql(
-                "VACUUM studies, series, instances, quarantine, vault_entries, consents, cohorts"
-            )
-
-    # Access requests
-
-    def add_access_request(
-        self,
-        project_id: int,
-        *,
-        requester: str,
-        purposes: Sequence[str],
-        attestations: Sequence[str],
-        description: str,
-        days: int,
-        cohort_id: int | None = None,
-        audit: PendingAudit | None = None,
-    ) -> AccessRequest:
-        with write_transaction(self._engine) as connection:
-            name = _require_project(connection, project_id)
-            row = connection.execute(
-                access_requests.insert()
-                .values(
-                    project_id=project_id,
-                    requester=requester,
-                    purposes=list(purposes),
-                    attestations=list(attestations),
-                    description=description,
-                    days=days,
-                    cohort_id=cohort_id,
-                    status="pending",
-                    created_at=_stored_time(datetime.now(UTC)),
-                )
-                .returning(*access_requests.c)
-            ).one()
-            if audit is not None:
-                _audit.append(connection, audit)
-        return _consent.access_request(row._mapping, name)
-
-    def access_requests(
-        self, project_id: int | None = None, requester: str | None = None
-    ) -> list[AccessRequest]:
-        select = sa.select(access_requests, projects.c.name.label("project_name")).join(
-            projects, projects.c.id == access_requests.c.project_id
-        )
-        if project_id is not None:
-            select = select.where(access_requests.c.project_id == project_id)
-        if requester is not None:
-            select = select.where(access_requests.c.requester == requester)
-        with self._engine.connect() as connection:
-            return [
-                _consent.access_request(row._mapping, row.project_name)
-                for row in connection.execute(select.order_by(access_requests.c.id))
-            ]
-
-    def decide_access_request(
-        self,
-        request_id: int,
-        *,
-        status: str,
-        by: str,
-        note: str,
-        grant_user_id: int | None = None,
-        grant_expires_at: datetime | None = None,
-        audit: PendingAudit | None = None,
-    ) -> AccessRequest | None:
-        """Decide a pending request (None when there is no pending request of that id); an
-        approval gives grant_user_id the researcher role until grant_expires_at, in the same
-        transaction."""
-        now = _stored_time(datetime.now(UTC))
-        with write_transaction(self._engine) as connection:
-            row = connection.execute(
-                access_requests.update()
-                .where(access_requests.c.id == request_id, access_requests.c.status == "pending")
-                .values(
-                    status=status,
-                    decided_by=by,
-                    decided_at=now,
-                    decision_note=note,
-                    grant_expires_at=(_stored_time(grant_expires_at) if grant_expires_at else None),
-                )
-                .returning(*access_requests.c)
-            ).one_or_none()
-            if row is None:
-                return None
-            if grant_user_id is not None:
-                connection.execute(
-                    project_members.delete().where(
-                        project_members.c.project_id == row.project_id,
-                        project_members.c.user_id == grant_user_id,
-                        project_members.c.role == "researcher",
-                    )
-                )
-                connection.execute(
-                    project_members.insert().values(
-                        project_id=row.project_id,
-                        user_id=grant_user_id,
-                        role="researcher",
-                        granted_by=by,
-                        granted_at=now,
-                        expires_at=_stored_time(grant_expires_at) if grant_expires_at else None,
-                        cohort_id=row.cohort_id,
-                        access_request_id=row.id,
-                    )
-                )
-            if audit is not None:
-                _audit.append(connection, audit)
-            name = connection.scalar(
-                sa.select(projects.c.name).where(projects.c.id == row.project_id)
-            )
-        return _consent.access_request(row._mapping, name)
-
     # Quarantine
 
     def add_quarantine(
@@ -1088,9 +531,9 @@ class Index:
     ) -> None:
         """Hold a de-identified object for review (with its vault entries, if any)."""
         with write_transaction(self._engine) as connection:
-            _require_project(connection, project_id)
+            require_project(connection, project_id)
             if pseudonym is not None:
-                _refuse_withdrawn(connection, project_id, {pseudonym})
+                refuse_withdrawn(connection, project_id, {pseudonym})
             if vault is not None:
                 _vault.write(connection, vault)
             connection.execute(
@@ -1102,7 +545,7 @@ class Index:
                     "blob_key": blob_key,
                     "sop_instance_uid": sop_instance_uid,
                     "pseudonym": pseudonym,
-                    "received_at": _stored_time(datetime.now(UTC)),
+                    "received_at": stored_time(datetime.now(UTC)),
                 },
             )
 
@@ -1135,7 +578,7 @@ class Index:
         )
         with self._engine.connect() as connection:
             return [
-                {**row._mapping, "received_at": _loaded_time(row.received_at)}
+                {**row._mapping, "received_at": loaded_time(row.received_at)}
                 for row in connection.execute(select)
             ]
 
@@ -1162,8 +605,8 @@ class _Writer:
         self.project_id = project_id
 
     def add(self, records: list[InstanceRecord]) -> None:
-        _require_project(self.connection, self.project_id)
-        _refuse_withdrawn(
+        require_project(self.connection, self.project_id)
+        refuse_withdrawn(
             self.connection,
             self.project_id,
             {attrs.text(r.attributes, "PatientID") for r in records},
@@ -1185,7 +628,7 @@ class _Writer:
                     "size_bytes": r.size_bytes,
                     "sha256": r.sha256,
                     "attributes": r.attributes,
-                    "received_at": _stored_time(r.received_at),
+                    "received_at": stored_time(r.received_at),
                     "source": r.source,
                     **attrs.instance_columns(r.attributes),
                 }
@@ -1201,11 +644,11 @@ class _Writer:
             raise DuplicateInstance(self.project_id, twice)
         uids = list(counts)
         existing: list[str] = []
-        for start in range(0, len(uids), _CHUNK):
+        for start in range(0, len(uids), CHUNK):
             existing += self.connection.scalars(
                 sa.select(instances.c.sop_instance_uid).where(
                     instances.c.project_id == self.project_id,
-                    instances.c.sop_instance_uid.in_(uids[start : start + _CHUNK]),
+                    instances.c.sop_instance_uid.in_(uids[start : start + CHUNK]),
                 )
             )
         if existing:
@@ -1342,32 +785,6 @@ def _insert(dialect: str, table: sa.Table) -> Any:
     return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
-def _refuse_withdrawn(
-    connection: sa.Connection, project_id: int, pseudonyms: set[str | None]
-) -> None:
-    """Raise SubjectWithdrawn for subjects with a withdrawal tombstone (taking the subjects
-    lock shared, so a withdrawal waits for this transaction or this one sees it)."""
-    lock_subjects(connection, project_id, exclusive=False)
-    named = [p for p in pseudonyms if p]
-    if not named:
-        return
-    withdrawn = connection.scalars(
-        sa.select(withdrawals.c.pseudonym).where(
-            withdrawals.c.project_id == project_id, withdrawals.c.pseudonym.in_(named)
-        )
-    ).all()
-    if withdrawn:
-        raise SubjectWithdrawn(withdrawn)
-
-
-def _require_project(connection: sa.Connection, project_id: int) -> str:
-    """The project's name; UnknownProject when there is no such project."""
-    found = connection.scalar(sa.select(projects.c.name).where(projects.c.id == project_id))
-    if found is None:
-        raise UnknownProject(f"no project with id {project_id} in the index")
-    return found
-
-
 def _records_select() -> sa.Select:
     return sa.select(
         instances, studies.c.study_instance_uid, series.c.series_instance_uid
@@ -1390,29 +807,8 @@ def _record(row: Mapping[str, Any]) -> InstanceRecord:
         size_bytes=row["size_bytes"],
         sha256=row["sha256"],
         attributes=row["attributes"],
-        received_at=_loaded_time(row["received_at"]),
+        received_at=loaded_time(row["received_at"]),
         source=row["source"],
-    )
-
-
-@dataclass(frozen=True)
-class Cohort:
-    id: int
-    name: str
-    description: str
-    study_uids: tuple[str, ...]
-    created_by: str
-    created_at: datetime
-
-
-def _cohort(row: Mapping[str, Any]) -> Cohort:
-    return Cohort(
-        id=row["id"],
-        name=row["name"],
-        description=row["description"],
-        study_uids=tuple(row["study_uids"]),
-        created_by=row["created_by"],
-        created_at=_loaded_time(row["created_at"]),
     )
 
 
@@ -1424,7 +820,7 @@ def _project(row: Mapping[str, Any]) -> Project:
         description=row["description"],
         profile=row["profile"],
         key_salt=bytes(row["key_salt"]),
-        created_at=_loaded_time(row["created_at"]),
+        created_at=loaded_time(row["created_at"]),
         overrides=dict(row["overrides"]),
         pixel_rules=tuple(row["pixel_rules"]),
         ocr_check=bool(row["ocr_check"]),
@@ -1444,14 +840,3 @@ def _project(row: Mapping[str, Any]) -> Project:
 
 def _bytes(value: bytes | memoryview | None) -> bytes | None:
     return None if value is None else bytes(value)
-
-
-def _stored_time(moment: datetime) -> datetime:
-    """UTC; a naive datetime is taken to be UTC already (SQLite keeps no offset)."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def _loaded_time(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

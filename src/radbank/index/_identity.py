@@ -1,4 +1,5 @@
-"""Rows of users, personal API tokens, project roles and sign-in failures.
+"""Users, personal API tokens, project roles and sign-in failures: the rows, and the
+Index methods that read and write them (IdentityMethods, mixed into Index).
 
 Only hashes of secrets reach these tables (argon2id for passwords, SHA-256 for the random
 secrets of tokens); the decisions built on them live in governance.
@@ -6,14 +7,25 @@ secrets of tokens); the decisions built on them live in governance.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from radbank.index._schema import cohorts, login_failures, project_members, projects, users
+from radbank.index._audit import PendingAudit
+from radbank.index._audit import append as append_audit
+from radbank.index._engine import write_transaction
+from radbank.index._rows import stored_time
+from radbank.index._schema import (
+    api_tokens,
+    cohorts,
+    login_failures,
+    project_members,
+    projects,
+    users,
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,7 @@ def time_of(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def user(row: Mapping[str, Any]) -> User:
+def user_of(row: Mapping[str, Any]) -> User:
     return User(
         id=row["id"],
         name=row["name"],
@@ -82,7 +94,7 @@ def user(row: Mapping[str, Any]) -> User:
     )
 
 
-def token(row: Mapping[str, Any]) -> ApiToken:
+def token_of(row: Mapping[str, Any]) -> ApiToken:
     return ApiToken(
         id=row["id"],
         token_id=row["token_id"],
@@ -113,7 +125,7 @@ def memberships_select() -> sa.Select:
     )
 
 
-def membership(row: Mapping[str, Any]) -> Membership:
+def membership_of(row: Mapping[str, Any]) -> Membership:
     return Membership(
         project=row["project"],
         user=row["user"],
@@ -205,3 +217,240 @@ def record_failure(
                 .where(login_failures.c.key == key)
                 .values(failures=login_failures.c.failures + 1, last_failure_at=now)
             )
+
+
+class IdentityMethods:
+    """Index methods for users, tokens, project roles and sign-in failures."""
+
+    _engine: sa.Engine
+
+    def create_user(
+        self,
+        name: str,
+        *,
+        source: str,
+        display_name: str = "",
+        password_hash: str | None = None,
+        node_roles: Iterable[str] = (),
+        oidc_subject: str | None = None,
+        audit: PendingAudit | None = None,
+    ) -> User:
+        """Raises UserExists (the name, or the OpenID Connect account, has a user)."""
+        values = {
+            "name": name,
+            "display_name": display_name,
+            "source": source,
+            "oidc_subject": oidc_subject,
+            "password_hash": password_hash,
+            "node_roles": sorted(node_roles),
+            "disabled": False,
+            "created_at": stored_time(datetime.now(UTC)),
+        }
+        try:
+            with write_transaction(self._engine) as connection:
+                row = connection.execute(users.insert().values(values).returning(*users.c)).one()
+                if audit is not None:
+                    append_audit(connection, audit)
+        except sa.exc.IntegrityError:
+            raise UserExists(f"a user named {name!r} already exists") from None
+        return user_of(row._mapping)
+
+    def get_user(self, name: str) -> User | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(sa.select(users).where(users.c.name == name)).one_or_none()
+        return user_of(row._mapping) if row else None
+
+    def get_user_by_id(self, user_id: int) -> User | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(sa.select(users).where(users.c.id == user_id)).one_or_none()
+        return user_of(row._mapping) if row else None
+
+    def list_users(self) -> list[User]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(sa.select(users).order_by(users.c.name))
+            return [user_of(row._mapping) for row in rows]
+
+    def update_user(
+        self, user_id: int, changes: Mapping[str, Any], audit: PendingAudit | None = None
+    ) -> User:
+        """Change display_name, password_hash, node_roles or disabled."""
+        unknown = set(changes) - {
+            "display_name",
+            "password_hash",
+            "node_roles",
+            "disabled",
+            "oidc_subject",
+        }
+        if unknown:
+            raise ValueError(f"not a user field: {', '.join(sorted(unknown))}")
+        values = dict(changes)
+        if "node_roles" in values:
+            values["node_roles"] = sorted(values["node_roles"])
+        with write_transaction(self._engine) as connection:
+            row = connection.execute(
+                users.update().where(users.c.id == user_id).values(values).returning(*users.c)
+            ).one_or_none()
+            if row is None:
+                raise LookupError(f"no user with id {user_id}")
+            if audit is not None:
+                append_audit(connection, audit)
+        return user_of(row._mapping)
+
+    def add_token(
+        self,
+        *,
+        user_id: int,
+        token_id: str,
+        name: str,
+        secret_sha256: str,
+        scopes: Iterable[str],
+        expires_at: datetime,
+        audit: PendingAudit | None = None,
+    ) -> ApiToken:
+        values = {
+            "token_id": token_id,
+            "user_id": user_id,
+            "name": name,
+            "secret_sha256": secret_sha256,
+            "scopes": sorted(scopes),
+            "created_at": stored_time(datetime.now(UTC)),
+            "expires_at": stored_time(expires_at),
+        }
+        with write_transaction(self._engine) as connection:
+            row = connection.execute(
+                api_tokens.insert().values(values).returning(*api_tokens.c)
+            ).one()
+            if audit is not None:
+                append_audit(connection, audit)
+        return token_of(row._mapping)
+
+    def get_token(self, token_id: str) -> ApiToken | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                sa.select(api_tokens).where(api_tokens.c.token_id == token_id)
+            ).one_or_none()
+        return token_of(row._mapping) if row else None
+
+    def list_tokens(self, user_id: int) -> list[ApiToken]:
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(api_tokens)
+                .where(api_tokens.c.user_id == user_id)
+                .order_by(api_tokens.c.created_at, api_tokens.c.id)
+            )
+            return [token_of(row._mapping) for row in rows]
+
+    def revoke_token(self, token_id: str, audit: PendingAudit | None = None) -> ApiToken | None:
+        """Mark the token revoked (kept, for the record); None when there is no such token."""
+        with write_transaction(self._engine) as connection:
+            row = connection.execute(
+                api_tokens.update()
+                .where(api_tokens.c.token_id == token_id)
+                .values(
+                    revoked_at=sa.func.coalesce(
+                        api_tokens.c.revoked_at, stored_time(datetime.now(UTC))
+                    )
+                )
+                .returning(*api_tokens.c)
+            ).one_or_none()
+            if row is not None and audit is not None:
+                append_audit(connection, audit)
+        return token_of(row._mapping) if row else None
+
+    def touch_token(self, token_id: str, moment: datetime) -> None:
+        with write_transaction(self._engine) as connection:
+            connection.execute(
+                api_tokens.update()
+                .where(api_tokens.c.token_id == token_id)
+                .values(last_used_at=stored_time(moment))
+            )
+
+    def user_roles(self, user_id: int, now: datetime | None = None) -> dict[str, set[str]]:
+        """Project name -> the user's roles there that have not expired."""
+        return self.user_access(user_id, now).roles
+
+    def user_access(self, user_id: int, now: datetime | None = None) -> Access:
+        """The user's unexpired roles, and the cohorts their reading is limited to."""
+        with self._engine.connect() as connection:
+            return active_access(connection, user_id, stored_time(now or datetime.now(UTC)))
+
+    def grant_role(
+        self,
+        project_id: int,
+        user_id: int,
+        role: str,
+        *,
+        granted_by: str,
+        expires_at: datetime | None = None,
+        cohort_id: int | None = None,
+        audit: PendingAudit | None = None,
+    ) -> None:
+        """Give the role (replacing an earlier grant of the same role, its expiry and its
+        cohort)."""
+        with write_transaction(self._engine) as connection:
+            connection.execute(
+                project_members.delete().where(
+                    project_members.c.project_id == project_id,
+                    project_members.c.user_id == user_id,
+                    project_members.c.role == role,
+                )
+            )
+            connection.execute(
+                project_members.insert().values(
+                    project_id=project_id,
+                    user_id=user_id,
+                    role=role,
+                    granted_by=granted_by,
+                    granted_at=stored_time(datetime.now(UTC)),
+                    expires_at=stored_time(expires_at) if expires_at else None,
+                    cohort_id=cohort_id,
+                )
+            )
+            if audit is not None:
+                append_audit(connection, audit)
+
+    def revoke_role(
+        self, project_id: int, user_id: int, role: str, audit: PendingAudit | None = None
+    ) -> bool:
+        with write_transaction(self._engine) as connection:
+            removed = connection.execute(
+                project_members.delete().where(
+                    project_members.c.project_id == project_id,
+                    project_members.c.user_id == user_id,
+                    project_members.c.role == role,
+                )
+            ).rowcount
+            if removed and audit is not None:
+                append_audit(connection, audit)
+        return bool(removed)
+
+    def memberships(
+        self, project_id: int | None = None, user_id: int | None = None
+    ) -> list[Membership]:
+        select = memberships_select()
+        if project_id is not None:
+            select = select.where(project_members.c.project_id == project_id)
+        if user_id is not None:
+            select = select.where(project_members.c.user_id == user_id)
+        with self._engine.connect() as connection:
+            return [membership_of(row._mapping) for row in connection.execute(select)]
+
+    def login_locked_until(self, keys: Sequence[str]) -> datetime | None:
+        """The latest lock among the keys ("user:<name>", "address:<ip>"), if any."""
+        with self._engine.connect() as connection:
+            value = connection.execute(
+                sa.select(sa.func.max(login_failures.c.locked_until)).where(
+                    login_failures.c.key.in_(list(keys))
+                )
+            ).scalar()
+        return time_of(value)
+
+    def record_login_failure(
+        self, keys: Sequence[str], lock_for: Callable[[int], Any], now: datetime | None = None
+    ) -> None:
+        with write_transaction(self._engine) as connection:
+            record_failure(connection, keys, stored_time(now or datetime.now(UTC)), lock_for)
+
+    def clear_login_failures(self, keys: Sequence[str]) -> None:
+        with write_transaction(self._engine) as connection:
+            connection.execute(login_failures.delete().where(login_failures.c.key.in_(list(keys))))
