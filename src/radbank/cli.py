@@ -13,7 +13,6 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -31,7 +30,6 @@ from radbank.governance.consent import InvalidConsent, fhir_bundle
 from radbank.governance.identities import (
     DEFAULT_TOKEN_DAYS,
     InvalidIdentity,
-    validate_project_role,
 )
 from radbank.governance.keys import KeyFileError, reset_admin_token, rotate_master_key
 from radbank.governance.policy import Action, Principal, Resource, Role, can
@@ -43,8 +41,11 @@ from radbank.projects import (
     DatasetChange,
     InvalidProject,
     SettingsChange,
+    UnknownUser,
     create_project,
     export_key,
+    grant_role,
+    revoke_role,
     update_dataset,
     update_settings,
     validate_dataset,
@@ -948,25 +949,17 @@ def project_grant(
     """Give a user a role in a project."""
     services = _open(_settings(data_dir))
     try:
-        target = _project(services, project)
-        validate_project_role(role)
-        found = services.identities.require_user(user)
-        services.index.grant_role(
-            target.id,
-            found.id,
+        grant_role(
+            services.index,
+            _project(services, project),
+            user,
             role,
-            granted_by=_local_user(),
-            expires_at=datetime.now(UTC) + timedelta(days=days) if days else None,
-            audit=services.trail.event(
-                "project.grant-role",
-                actor=_local_user(),
-                resource=f"project:{project}",
-                project=project,
-                source=_source(),
-                detail={"user": user, "role": role, "days": days},
-            ),
+            trail=services.trail,
+            actor=_local_user(),
+            source=_source(),
+            days=days,
         )
-    except (InvalidIdentity, LookupError) as exc:
+    except (InvalidProject, UnknownUser) as exc:
         raise _fail(exc) from exc
     finally:
         services.close()
@@ -979,22 +972,16 @@ def project_revoke(project: str, user: str, role: str, data_dir: DataDir = None)
     """Take a user's role in a project away."""
     services = _open(_settings(data_dir))
     try:
-        target = _project(services, project)
-        found = services.identities.require_user(user)
-        removed = services.index.revoke_role(
-            target.id,
-            found.id,
+        removed = revoke_role(
+            services.index,
+            _project(services, project),
+            user,
             role,
-            services.trail.event(
-                "project.revoke-role",
-                actor=_local_user(),
-                resource=f"project:{project}",
-                project=project,
-                source=_source(),
-                detail={"user": user, "role": role},
-            ),
+            trail=services.trail,
+            actor=_local_user(),
+            source=_source(),
         )
-    except LookupError as exc:
+    except UnknownUser as exc:
         raise _fail(exc) from exc
     finally:
         services.close()

@@ -73,11 +73,10 @@ class Consents:
             self.index.add_consents(
                 project.id,
                 [d.as_row(actor) for d in given],
-                self.trail.event(
+                self.trail.project_event(
                     "consent.record",
+                    project.name,
                     actor=actor,
-                    resource=f"project:{project.name}",
-                    project=project.name,
                     source=source,
                     detail={
                         "given": len(given),
@@ -109,11 +108,10 @@ class Consents:
             project.id,
             pseudonym,
             by=actor,
-            audit=self.trail.event(
+            audit=self.trail.project_event(
                 "consent.withdraw",
+                project.name,
                 actor=actor,
-                resource=f"project:{project.name}",
-                project=project.name,
                 source=source,
                 detail={"pseudonym": pseudonym, "reason": reason[:200]},
             ),
@@ -127,11 +125,10 @@ class Consents:
         instances = self.index.erase_subject(
             project.id,
             pseudonym,
-            self.trail.event(
+            self.trail.project_event(
                 "subject.erase",
+                project.name,
                 actor=actor,
-                resource=f"project:{project.name}",
-                project=project.name,
                 source=source,
                 detail={"pseudonym": pseudonym, "objects": len(keys)},
             ),

@@ -11,6 +11,7 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,11 @@ from radbank.dicom.deid import PROFILE_NAMES, Profile
 from radbank.dicom.deid.pixels import PixelRule, parse_pixel_rules
 from radbank.governance.audit import AuditTrail
 from radbank.governance.duo import validate_conditions
+from radbank.governance.identities import InvalidIdentity, validate_project_role
 from radbank.governance.keys import NodeKeys
+from radbank.governance.policy import is_project_name
 from radbank.governance.sitekey import KEY_BYTES, write_key_file
-from radbank.index import Index, Project
-
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+from radbank.index import Index, Project, User
 
 
 class InvalidProject(ValueError):
@@ -30,7 +31,7 @@ class InvalidProject(ValueError):
 
 
 def validate_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not is_project_name(name):
         raise InvalidProject(
             f"invalid project name {name[:80]!r}: use 1-63 lower-case letters, digits, '-' or '_', "
             "starting with a letter or digit"
@@ -92,11 +93,10 @@ def create_project(
         wrapped_key, key_id = ring.wrap(name, imported_key)
         return key_id, wrapped_key
 
-    audit = trail.event(
+    audit = trail.project_event(
         "project.create",
+        name,
         actor=actor,
-        resource=f"project:{name}",
-        project=name,
         source=source,
         detail={"profile": profile, "key": "imported" if imported_key else "derived"},
     )
@@ -152,11 +152,10 @@ def update_settings(
         overrides=change.overrides,
         pixel_rules=change.pixel_rules,
         ocr_check=change.ocr_check,
-        audit=trail.event(
+        audit=trail.project_event(
             "project.settings",
+            project.name,
             actor=actor,
-            resource=f"project:{project.name}",
-            project=project.name,
             source=source,
             detail={"changed": change.as_json()},
         ),
@@ -250,15 +249,94 @@ def update_dataset(
     return index.update_project_dataset(
         project.id,
         values,
-        trail.event(
+        trail.project_event(
             "project.dataset",
+            project.name,
             actor=actor,
-            resource=f"project:{project.name}",
-            project=project.name,
             source=source,
             detail={"changed": values},
         ),
     )
+
+
+class UnknownUser(LookupError):
+    """A user name the node does not know."""
+
+
+def grant_role(
+    index: Index,
+    project: Project,
+    user: str,
+    role: str,
+    *,
+    trail: AuditTrail,
+    actor: str,
+    source: str = "local",
+    days: int | None = None,
+    cohort_id: int | None = None,
+) -> None:
+    """Give `user` a project role (for `days`, or until taken away; a researcher role may be
+    limited to a saved cohort); audited. Raises InvalidProject or UnknownUser."""
+    try:
+        validate_project_role(role)
+    except InvalidIdentity as exc:
+        raise InvalidProject(str(exc)) from None
+    if cohort_id is not None and (
+        role != "researcher" or cohort_id not in {c.id for c in index.cohorts(project.id)}
+    ):
+        raise InvalidProject(
+            f"a cohort ({cohort_id}) limits a researcher role of this project only"
+        )
+    found = _user(index, user)
+    index.grant_role(
+        project.id,
+        found.id,
+        role,
+        granted_by=actor,
+        expires_at=datetime.now(UTC) + timedelta(days=days) if days else None,
+        cohort_id=cohort_id,
+        audit=trail.project_event(
+            "project.grant-role",
+            project.name,
+            actor=actor,
+            source=source,
+            detail={"user": user, "role": role, "days": days, "cohort": cohort_id},
+        ),
+    )
+
+
+def revoke_role(
+    index: Index,
+    project: Project,
+    user: str,
+    role: str,
+    *,
+    trail: AuditTrail,
+    actor: str,
+    source: str = "local",
+) -> bool:
+    """Take a project role away (audited); False when the user did not have it. Raises
+    UnknownUser."""
+    found = _user(index, user)
+    return index.revoke_role(
+        project.id,
+        found.id,
+        role,
+        trail.project_event(
+            "project.revoke-role",
+            project.name,
+            actor=actor,
+            source=source,
+            detail={"user": user, "role": role},
+        ),
+    )
+
+
+def _user(index: Index, name: str) -> User:
+    found = index.get_user(name)
+    if found is None:
+        raise UnknownUser(f"no user named {name[:80]!r}; an administrator creates users")
+    return found
 
 
 def export_key(

@@ -161,11 +161,10 @@ def create_request(
         description=body.description,
         days=body.days,
         cohort_id=body.cohort,
-        audit=node.trail.event(
+        audit=node.trail.project_event(
             "access.request",
+            project.name,
             actor=caller.name,
-            resource=f"project:{project.name}",
-            project=project.name,
             source=address,
             detail={"purposes": body.purposes, "days": body.days},
         ),
@@ -310,11 +309,10 @@ def create_cohort(
             description=body.description,
             study_uids=body.study_uids,
             created_by=caller.name,
-            audit=node.trail.event(
+            audit=node.trail.project_event(
                 "cohort.create",
+                project.name,
                 actor=caller.name,
-                resource=f"project:{project.name}",
-                project=project.name,
                 source=address,
                 detail={"name": body.name, "studies": len(set(body.study_uids))},
             ),

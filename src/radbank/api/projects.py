@@ -8,7 +8,7 @@ the pseudonym vault: that is done by the honest broker with `radbank vault open`
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Response
@@ -25,7 +25,6 @@ from radbank.api.deps import (
     deny,
     services,
 )
-from radbank.governance.identities import InvalidIdentity, validate_project_role
 from radbank.governance.policy import Action, Principal, Resource, can
 from radbank.index import Project, ProjectExists
 from radbank.ingest import Status
@@ -33,7 +32,10 @@ from radbank.projects import (
     DatasetChange,
     InvalidProject,
     SettingsChange,
+    UnknownUser,
     create_project,
+    grant_role,
+    revoke_role,
     update_dataset,
     update_settings,
     validate_dataset,
@@ -287,17 +289,6 @@ def members(project: ManagedProject, node: Annotated[object, Depends(services)])
     ]
 
 
-def _member_user(node: Any, project: Project, user: str, role: str) -> Any:
-    try:
-        validate_project_role(role)
-    except InvalidIdentity as exc:
-        raise HTTPException(400, str(exc)) from exc
-    found = node.index.get_user(user)
-    if found is None:
-        raise HTTPException(404, f"no user named {user[:80]!r}; an administrator creates users")
-    return found
-
-
 @router.put(
     "/{project}/members/{user}/{role}",
     status_code=204,
@@ -312,31 +303,22 @@ def grant(
     node: Annotated[object, Depends(services)],
     body: MemberIn | None = None,
 ) -> Response:
-    found = _member_user(node, project, user, role)
-    days = body.days if body is not None else None
-    cohort = body.cohort if body is not None else None
-    if cohort is not None and (
-        role != "researcher" or cohort not in {c.id for c in node.index.cohorts(project.id)}
-    ):
-        raise HTTPException(
-            400, f"a cohort ({cohort}) limits a researcher role of this project only"
-        )
-    node.index.grant_role(
-        project.id,
-        found.id,
-        role,
-        granted_by=caller.name,
-        expires_at=datetime.now(UTC) + timedelta(days=days) if days else None,
-        cohort_id=cohort,
-        audit=node.trail.event(
-            "project.grant-role",
+    try:
+        grant_role(
+            node.index,
+            project,
+            user,
+            role,
+            trail=node.trail,
             actor=caller.name,
-            resource=f"project:{project.name}",
-            project=project.name,
             source=address,
-            detail={"user": user, "role": role, "days": days, "cohort": cohort},
-        ),
-    )
+            days=body.days if body is not None else None,
+            cohort_id=body.cohort if body is not None else None,
+        )
+    except InvalidProject as exc:
+        raise HTTPException(400, str(exc)) from exc
+    except UnknownUser as exc:
+        raise HTTPException(404, str(exc)) from exc
     return Response(status_code=204)
 
 
@@ -349,20 +331,12 @@ def revoke(
     address: Address,
     node: Annotated[object, Depends(services)],
 ) -> Response:
-    found = _member_user(node, project, user, role)
-    removed = node.index.revoke_role(
-        project.id,
-        found.id,
-        role,
-        node.trail.event(
-            "project.revoke-role",
-            actor=caller.name,
-            resource=f"project:{project.name}",
-            project=project.name,
-            source=address,
-            detail={"user": user, "role": role},
-        ),
-    )
+    try:
+        removed = revoke_role(
+            node.index, project, user, role, trail=node.trail, actor=caller.name, source=address
+        )
+    except UnknownUser as exc:
+        raise HTTPException(404, str(exc)) from exc
     if not removed:
         raise HTTPException(404, f"user {user!r} has no role {role!r} in project {project.name!r}")
     return Response(status_code=204)

@@ -109,6 +109,27 @@ class AuditTrail:
             outcome=str(outcome),
         )
 
+    def project_event(
+        self,
+        action: str,
+        project: str,
+        *,
+        actor: str,
+        source: str = "",
+        detail: Mapping[str, Any] | None = None,
+        outcome: str = Outcome.SUCCESS,
+    ) -> PendingAudit:
+        """`event` for an action on one project (resource "project:<name>")."""
+        return self.event(
+            action,
+            actor=actor,
+            resource=f"project:{project}",
+            project=project,
+            detail=detail,
+            source=source,
+            outcome=outcome,
+        )
+
     def record(
         self,
         action: str,

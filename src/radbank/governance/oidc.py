@@ -39,8 +39,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from radbank.governance.policy import NODE_ROLES, PROJECT_ROLES
-from radbank.projects import validate_name
+from radbank.governance.policy import NODE_ROLES, PROJECT_ROLES, is_project_name
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
@@ -629,7 +628,11 @@ def _parse_role(role: object) -> tuple[str | None, str]:
             "'project:<project-name>:<role>'"
         )
     _, project, project_role = parts
-    validate_name(project)
+    if not is_project_name(project):
+        raise ValueError(
+            f"invalid project name {project[:80]!r} in the role map: 1-63 lower-case letters, "
+            "digits, '-' or '_', starting with a letter or digit"
+        )
     if project_role not in PROJECT_ROLES:
         raise ValueError(
             f"unknown project role {project_role!r}; choose one of {', '.join(sorted(PROJECT_ROLES))}"

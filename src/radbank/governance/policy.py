@@ -25,6 +25,7 @@ gave for a limited time is gone from the principal once it expires (the index fi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -114,6 +115,14 @@ class Principal:
 
 ANONYMOUS = Principal("anonymous", authenticated=False)
 ADMIN = Principal("admin", frozenset({Role.ADMIN}), via="admin-token")
+
+
+_PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+def is_project_name(name: str) -> bool:
+    """1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit."""
+    return _PROJECT_NAME.fullmatch(name) is not None
 
 
 @dataclass(frozen=True)

@@ -316,11 +316,10 @@ class Vault:
                 key_id=key.key_id,
                 broker=broker,
                 expected_key_id=None,
-                audit=self.trail.event(
+                audit=self.trail.project_event(
                     "vault.init",
+                    project.name,
                     actor=actor,
-                    resource=f"project:{project.name}",
-                    project=project.name,
                     source=source,
                     detail={"key_id": key.key_id, "broker": broker},
                 ),

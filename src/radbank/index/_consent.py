@@ -15,11 +15,12 @@ import sqlalchemy as sa
 from radbank.index._audit import PendingAudit
 from radbank.index._audit import append as append_audit
 from radbank.index._engine import lock_subjects, write_transaction
-from radbank.index._identity import time_of
 from radbank.index._rows import (
     CHUNK,
     Cohort,
     cohort_of,
+    loaded_time,
+    optional_time,
     require_project,
     stored_time,
 )
@@ -89,16 +90,16 @@ def consent_of(row: Mapping[str, Any]) -> ConsentRecord:
         decided_on=row["decided_on"],
         form_reference=row["form_reference"],
         recorded_by=row["recorded_by"],
-        recorded_at=time_of(row["recorded_at"]),  # type: ignore[arg-type]
+        recorded_at=loaded_time(row["recorded_at"]),
     )
 
 
 def withdrawal_of(row: Mapping[str, Any]) -> Withdrawal:
     return Withdrawal(
         pseudonym=row["pseudonym"],
-        withdrawn_at=time_of(row["withdrawn_at"]),  # type: ignore[arg-type]
+        withdrawn_at=loaded_time(row["withdrawn_at"]),
         withdrawn_by=row["withdrawn_by"],
-        erased_at=time_of(row["erased_at"]),
+        erased_at=optional_time(row["erased_at"]),
     )
 
 
@@ -113,11 +114,11 @@ def access_request_of(row: Mapping[str, Any], project: str) -> AccessRequest:
         days=row["days"],
         cohort_id=row["cohort_id"],
         status=row["status"],
-        created_at=time_of(row["created_at"]),  # type: ignore[arg-type]
+        created_at=loaded_time(row["created_at"]),
         decided_by=row["decided_by"],
-        decided_at=time_of(row["decided_at"]),
+        decided_at=optional_time(row["decided_at"]),
         decision_note=row["decision_note"],
-        grant_expires_at=time_of(row["grant_expires_at"]),
+        grant_expires_at=optional_time(row["grant_expires_at"]),
     )
 
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from radbank.index._audit import PendingAudit
 from radbank.index._audit import append as append_audit
 from radbank.index._engine import write_transaction
-from radbank.index._rows import stored_time
+from radbank.index._rows import loaded_time, optional_time, stored_time
 from radbank.index._schema import (
     api_tokens,
     cohorts,
@@ -73,13 +73,6 @@ class UserExists(ValueError):
     """create_user with a name already taken."""
 
 
-def time_of(value: datetime | None) -> datetime | None:
-    """UTC-aware; SQLite gives naive datetimes back."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def user_of(row: Mapping[str, Any]) -> User:
     return User(
         id=row["id"],
@@ -90,7 +83,7 @@ def user_of(row: Mapping[str, Any]) -> User:
         password_hash=row["password_hash"],
         node_roles=frozenset(row["node_roles"]),
         disabled=bool(row["disabled"]),
-        created_at=time_of(row["created_at"]),  # type: ignore[arg-type]
+        created_at=loaded_time(row["created_at"]),
     )
 
 
@@ -102,10 +95,10 @@ def token_of(row: Mapping[str, Any]) -> ApiToken:
         name=row["name"],
         secret_sha256=row["secret_sha256"],
         scopes=frozenset(row["scopes"]),
-        created_at=time_of(row["created_at"]),  # type: ignore[arg-type]
-        expires_at=time_of(row["expires_at"]),  # type: ignore[arg-type]
-        revoked_at=time_of(row["revoked_at"]),
-        last_used_at=time_of(row["last_used_at"]),
+        created_at=loaded_time(row["created_at"]),
+        expires_at=loaded_time(row["expires_at"]),
+        revoked_at=optional_time(row["revoked_at"]),
+        last_used_at=optional_time(row["last_used_at"]),
     )
 
 
@@ -131,8 +124,8 @@ def membership_of(row: Mapping[str, Any]) -> Membership:
         user=row["user"],
         role=row["role"],
         granted_by=row["granted_by"],
-        granted_at=time_of(row["granted_at"]),  # type: ignore[arg-type]
-        expires_at=time_of(row["expires_at"]),
+        granted_at=loaded_time(row["granted_at"]),
+        expires_at=optional_time(row["expires_at"]),
     )
 
 
@@ -196,7 +189,9 @@ def record_failure(
             .with_for_update()
         ).one_or_none()
         # Failures older than FAILURES_FORGOTTEN_AFTER no longer count.
-        recent = row is not None and now - time_of(row.last_failure_at) < FAILURES_FORGOTTEN_AFTER
+        recent = (
+            row is not None and now - loaded_time(row.last_failure_at) < FAILURES_FORGOTTEN_AFTER
+        )
         failures = (row.failures if recent else 0) + 1
         values = {
             "failures": failures,
@@ -443,7 +438,7 @@ class IdentityMethods:
                     login_failures.c.key.in_(list(keys))
                 )
             ).scalar()
-        return time_of(value)
+        return optional_time(value)
 
     def record_login_failure(
         self, keys: Sequence[str], lock_for: Callable[[int], Any], now: datetime | None = None

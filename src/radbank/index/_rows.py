@@ -87,4 +87,9 @@ def stored_time(moment: datetime) -> datetime:
 
 
 def loaded_time(moment: datetime) -> datetime:
+    """UTC-aware; SQLite gives naive datetimes back."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def optional_time(moment: datetime | None) -> datetime | None:
+    return None if moment is None else loaded_time(moment)
