@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
+from radbank.analytics.dose import DoseAnalytics
 from radbank.config import Settings
 from radbank.consents import Consents
 from radbank.governance import keys as keyfile
@@ -35,6 +36,7 @@ class Services:
     vault: Vault
     identities: Identities
     consents: Consents
+    dose: DoseAnalytics
 
     def close(self) -> None:
         if self.identities.oidc is not None:
@@ -68,6 +70,7 @@ def build_services(settings: Settings) -> tuple[Services, str | None]:
         Vault(index, trail),
         identities,
         Consents(index, store, keys, trail, journal),
+        DoseAnalytics(index),
     )
     return services, generated_token
 

@@ -7,7 +7,19 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from radbank import __version__
-from radbank.api import access, audit, consents, errors, health, projects, qido, stow, users, wado
+from radbank.api import (
+    access,
+    audit,
+    consents,
+    dose,
+    errors,
+    health,
+    projects,
+    qido,
+    stow,
+    users,
+    wado,
+)
 from radbank.api.access_log import AccessLog
 from radbank.api.limits import BodyLimit
 
@@ -43,6 +55,7 @@ def build_api(services: Services) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(consents.router)
     app.include_router(access.router)
+    app.include_router(dose.router)
     app.include_router(stow.router)
     app.include_router(qido.router)
     app.include_router(wado.router)

@@ -28,6 +28,14 @@ from radbank.index import _attributes as attrs
 from radbank.index import _audit, _search, _vault
 from radbank.index._audit import GENESIS_HASH, AuditRecord, PendingAudit
 from radbank.index._consent import AccessRequest, ConsentMethods, ConsentRecord, Withdrawal
+from radbank.index._dose import (
+    DoseFilter,
+    DoseMethods,
+    DoseOffer,
+    InvalidDoseFilter,
+    ReferenceDrl,
+    write_dose,
+)
 from radbank.index._engine import KEYS_LOCK, create_engine, migrate, serialise, write_transaction
 from radbank.index._identity import (
     Access,
@@ -59,7 +67,10 @@ __all__ = [
     "Withdrawal",
     "ApiToken",
     "AuditRecord",
+    "DoseFilter",
     "DuplicateInstance",
+    "InvalidDoseFilter",
+    "ReferenceDrl",
     "HierarchyConflict",
     "SubjectWithdrawn",
     "Index",
@@ -126,6 +137,10 @@ class InstanceRecord:
     """DICOM JSON (PS3.18 F.2) of the instance's top-level elements, without bulk data."""
     received_at: datetime
     source: str
+    dose_rows: tuple[Mapping[str, Any], ...] = ()
+    """The instance's rows of the dose table (radbank.dicom.dose.table), indexed with it."""
+    dw_cm: float | None = None
+    """Water-equivalent diameter of an axial CT image (AAPM Report 220), for SSDE."""
 
 
 class ProjectExists(Exception):
@@ -151,7 +166,7 @@ class HierarchyConflict(ValueError):
     """A series UID that the project already holds under another study."""
 
 
-class Index(IdentityMethods, ConsentMethods):
+class Index(IdentityMethods, ConsentMethods, DoseMethods):
     def __init__(self, database_url: str) -> None:
         """Open (and create or migrate to the newest schema) the index at database_url."""
         self._engine = create_engine(database_url)
@@ -636,6 +651,20 @@ class _Writer:
             ],
         )
         self._update_aggregates(sorted(set(study_pks.values())), sorted(set(series_pks.values())))
+        offers = [
+            DoseOffer(
+                study_pks[r.study_instance_uid],
+                r.sop_instance_uid,
+                attrs.text(r.attributes, "PatientID"),
+                attrs.text(r.attributes, "StudyDate"),
+                r.dose_rows,
+                r.dw_cm,
+            )
+            for r in records
+            if r.dose_rows or r.dw_cm is not None
+        ]
+        if offers:
+            write_dose(self.connection, self.project_id, offers)
 
     def _reject_duplicates(self, records: list[InstanceRecord]) -> None:
         counts = Counter(r.sop_instance_uid for r in records)

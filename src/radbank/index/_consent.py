@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from radbank.index._audit import PendingAudit
 from radbank.index._audit import append as append_audit
+from radbank.index._dose import delete_subject_dose
 from radbank.index._engine import lock_subjects, write_transaction
 from radbank.index._rows import (
     CHUNK,
@@ -175,6 +176,7 @@ def delete_subject_rows(connection: sa.Connection, project_id: int, pseudonym: s
             connection.execute(
                 cohorts.update().where(cohorts.c.id == cohort.id).values(study_uids=kept)
             )
+    delete_subject_dose(connection, project_id, pseudonym)
     deleted = connection.execute(
         instances.delete().where(instances.c.study_pk.in_(study_pks))
     ).rowcount

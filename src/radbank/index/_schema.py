@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from radbank.dicom.dose import table as dose_table
+
 # On PostgreSQL, "C" collation lets one btree index serve equality, ranges, ordering and
 # prefix LIKE; DICOM matching is byte-wise anyway (PN case folding uses *_ci columns).
 Text = sa.String().with_variant(sa.String(collation="C"), "postgresql")
@@ -354,4 +356,105 @@ access_requests = sa.Table(
     sa.Column("decision_note", Text),
     sa.Column("grant_expires_at", sa.DateTime(timezone=True)),
     sa.Index("ix_access_requests_project", "project_id", "status"),
+)
+
+# Dose. One row per irradiation event (or radiopharmaceutical administration, or one row
+# for an object with only study-level values), columns named as the dose table of
+# radbank.dicom.dose.table says (ctdivol_mgy, dlp_total_mgycm, ...). Events of several or
+# cumulative reports of a study are kept once: event_key is the Irradiation Event UID (or,
+# for image headers without one, the series and its values). Rows of a study come and go
+# with its instances.
+_DOSE_TYPES = {"text": Text, "real": sa.Float, "integer": sa.Integer, "datetime": Text}
+DOSE_EVENT_COLUMNS = tuple(
+    sa.Column(column.key, _DOSE_TYPES[column.kind]) for column in dose_table.COLUMNS
+)
+dose_events = sa.Table(
+    "dose_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("study_pk", sa.Integer, sa.ForeignKey("studies.id"), nullable=False),
+    sa.Column("pseudonym", Text),
+    sa.Column("study_date", Text),
+    sa.Column("device_key", Text, nullable=False),
+    sa.Column("event_key", Text, nullable=False),
+    sa.Column("ssde_mgy", sa.Float),
+    *DOSE_EVENT_COLUMNS,
+    sa.UniqueConstraint("project_id", "study_pk", "source", "event_key", name="uq_dose_events_key"),
+    sa.Index("ix_dose_events_study", "study_pk"),
+    sa.Index("ix_dose_events_subject", "project_id", "pseudonym"),
+    sa.Index("ix_dose_events_modality", "project_id", "modality", "study_date"),
+    sa.Index("ix_dose_events_date", "project_id", "study_date"),
+    sa.Index("ix_dose_events_protocol", "project_id", "protocol"),
+    sa.Index("ix_dose_events_device", "project_id", "device_key"),
+)
+
+# One row per study with dose values: the study's examination as DRLs count it. Values of
+# dose reports when the study has one, else of image headers.
+dose_studies = sa.Table(
+    "dose_studies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("study_pk", sa.Integer, sa.ForeignKey("studies.id"), nullable=False, unique=True),
+    sa.Column("study_instance_uid", Text, nullable=False),
+    sa.Column("pseudonym", Text),
+    sa.Column("study_date", Text),
+    sa.Column("source", Text, nullable=False),
+    sa.Column("modality", Text),
+    sa.Column("device_key", Text, nullable=False),
+    sa.Column("device", Text),
+    sa.Column("study_description", Text),
+    sa.Column("procedure", Text),
+    sa.Column("protocols", Text),
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("ctdivol_mean_mgy", sa.Float),
+    sa.Column("ctdivol_max_mgy", sa.Float),
+    sa.Column("dlp_total_mgycm", sa.Float),
+    sa.Column("dap_total_gym2", sa.Float),
+    sa.Column("dose_rp_total_gy", sa.Float),
+    sa.Column("fluoro_time_total_s", sa.Float),
+    sa.Column("agd_mgy", sa.Float),
+    sa.Column("administered_activity_mbq", sa.Float),
+    sa.Column("effective_dose_msv", sa.Float),
+    sa.Column("dw_cm", sa.Float),
+    sa.Column("ssde_mgy", sa.Float),
+    sa.Column("patient_age_years", sa.Float),
+    sa.Column("patient_sex", Text),
+    sa.Column("patient_weight_kg", sa.Float),
+    sa.Column("above_notification", sa.Boolean, nullable=False),
+    sa.Index("ix_dose_studies_project", "project_id", "study_date"),
+    sa.Index("ix_dose_studies_subject", "project_id", "pseudonym", "study_date"),
+    sa.Index("ix_dose_studies_modality", "project_id", "modality", "study_date"),
+)
+
+# Water-equivalent diameters of axial CT images (AAPM Report 220), for size-specific dose.
+dose_sizes = sa.Table(
+    "dose_sizes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("study_pk", sa.Integer, sa.ForeignKey("studies.id"), nullable=False),
+    sa.Column("sop_instance_uid", Text, nullable=False),
+    sa.Column("dw_cm", sa.Float, nullable=False),
+    sa.UniqueConstraint("project_id", "sop_instance_uid", name="uq_dose_sizes_instance"),
+    sa.Index("ix_dose_sizes_study", "study_pk"),
+)
+
+# National or European diagnostic reference levels loaded by a user, to compare with.
+reference_drls = sa.Table(
+    "reference_drls",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("set_name", Text, nullable=False),
+    sa.Column("examination", Text, nullable=False),
+    sa.Column("quantity", Text, nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("age_band", Text, nullable=False),
+    sa.Column("source", Text, nullable=False),
+    sa.Column("loaded_by", Text, nullable=False),
+    sa.Column("loaded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint(
+        "set_name", "examination", "quantity", "age_band", name="uq_reference_drls_row"
+    ),
 )

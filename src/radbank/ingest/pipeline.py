@@ -1,5 +1,6 @@
-"""parse -> de-identify -> pixel rules -> OCR check -> quality checks -> store blob (durable)
--> index (with the pseudonym vault entries) -> outcome.
+"""parse -> de-identify -> pixel rules -> OCR check -> quality checks -> dose extraction
+-> store blob (durable) -> index (with the pseudonym vault entries and the dose rows) ->
+outcome.
 
 Identified data exists only in memory here: the first byte written anywhere is the
 de-identified object, and the original identifiers leave this module only sealed to the
@@ -45,6 +46,7 @@ from radbank.index import (
     VaultKeyChanged,
     VaultWrite,
 )
+from radbank.ingest.dose import dose_rows, water_equivalent_diameter
 from radbank.ingest.journal import Journal
 from radbank.projects import deid_profile, pixel_rules
 from radbank.store import BlobStore
@@ -281,6 +283,8 @@ class Pipeline:
             attributes=attributes,
             received_at=received_at,
             source=source,
+            dose_rows=() if quarantines else dose_rows(deidentified),
+            dw_cm=None if quarantines else water_equivalent_diameter(deidentified),
         )
         # Only the findings are kept at rest: a sender's file name may carry identity.
         reason = "; ".join(quarantines) if quarantines else None
@@ -509,6 +513,8 @@ class Pipeline:
             attributes=index_attributes(dataset),
             received_at=row["received_at"],
             source=row["source"],
+            dose_rows=dose_rows(dataset),
+            dw_cm=water_equivalent_diameter(dataset),
         )
         entry = self.journal.begin([record.blob_key])
         self.store.put_many([(record.blob_key, blob)])

@@ -1,0 +1,376 @@
+"""The dose table: one row per irradiation event (or per radiopharmaceutical
+administration, or one row for an object with only study-level values), with columns
+whose names carry the quantity and its unit.
+
+The same columns are the index's dose event table, the REST answers, the CSV and Parquet
+exports and the output of `radbank dose FILES`, so a physicist meets one vocabulary.
+`COLUMNS` documents them (docs/dose.md is generated from it and checked by a test).
+
+    rows = event_rows(report, patient=Patient.of(dataset))
+    rows[0]["ctdivol_mGy"], rows[0]["dlp_total_mGycm"]
+
+A CT row gets an effective dose estimate (`effective_dose_mSv`, k x DLP, AAPM Report 96)
+when its target region is one the k-factor table has; `effective_dose_source` then says
+which factor, so the estimate is never mistaken for a measured value.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from radbank.dicom.dose.effective_dose import effective_dose_estimate
+from radbank.dicom.dose.model import (
+    CT,
+    CodedValue,
+    DoseReport,
+    DoseValue,
+    IrradiationEvent,
+    RadiopharmaceuticalAdministration,
+)
+
+__all__ = ["COLUMNS", "Column", "Patient", "age_band", "column_names", "event_rows"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # "text", "real", "integer", "datetime"
+    description: str
+
+    @property
+    def key(self) -> str:
+        """The column's name in the index (SQL identifiers are compared case-blind)."""
+        return self.name.lower()
+
+
+def _c(name: str, kind: str, description: str) -> Column:
+    return Column(name, kind, description)
+
+
+COLUMNS: tuple[Column, ...] = (
+    _c("study_instance_uid", "text", "Study Instance UID (de-identified)"),
+    _c("sop_instance_uid", "text", "SOP Instance UID of the object the values came from"),
+    _c("series_instance_uid", "text", "Series Instance UID the event names, if any"),
+    _c(
+        "irradiation_event_uid",
+        "text",
+        "Irradiation Event UID (events of cumulative reports are kept once per study)",
+    ),
+    _c("source", "text", "`report` (a dose structured report) or `header` (image header)"),
+    _c("template", "text", "what was read: TID 10011, TID 10001, TID 10021 or image header"),
+    _c("kind", "text", "`CT`, `projection` (radiography, fluoroscopy, mammography) or `NM`"),
+    _c("modality", "text", "CT, XA (report with fluoroscopy), DX, MG, NM/PT, or the image's"),
+    _c("event_datetime", "datetime", "start of the event (or the report's content time)"),
+    _c("manufacturer", "text", "device manufacturer"),
+    _c("model_name", "text", "device model"),
+    _c("station_name", "text", "station (room) name, as the profile kept it"),
+    _c("device_observer_uid", "text", "Device Observer UID of the report"),
+    _c("procedure", "text", "procedure reported (code meaning)"),
+    _c("protocol", "text", "acquisition protocol"),
+    _c("acquisition_type", "text", "CT acquisition type or projection event type"),
+    _c("target_region", "text", "anatomical target region (code meaning)"),
+    _c("target_region_code", "text", "target region code, SCHEME:VALUE"),
+    _c("phantom", "text", "CTDIw phantom: 16 (head) or 32 (body) cm, or its meaning"),
+    _c("ctdivol_mGy", "real", "mean CTDIvol (DCM 113830), mGy"),
+    _c("dlp_mGycm", "real", "dose length product of the event (DCM 113838), mGy.cm"),
+    _c("scan_length_mm", "real", "scanning length, mm"),
+    _c("kvp", "real", "tube voltage, kV"),
+    _c("tube_current_mA", "real", "tube current (mean), mA"),
+    _c("max_tube_current_mA", "real", "maximum tube current, mA"),
+    _c("exposure_time_s", "real", "exposure time, s"),
+    _c("rotation_time_s", "real", "exposure time per rotation, s"),
+    _c("single_collimation_mm", "real", "nominal single collimation width, mm"),
+    _c("total_collimation_mm", "real", "nominal total collimation width, mm"),
+    _c("pitch", "real", "pitch factor"),
+    _c("ctdivol_alert_mGy", "real", "dose check CTDIvol alert value, mGy"),
+    _c("dlp_alert_mGycm", "real", "dose check DLP alert value, mGy.cm"),
+    _c("ctdivol_notification_mGy", "real", "dose check CTDIvol notification value, mGy"),
+    _c("dlp_notification_mGycm", "real", "dose check DLP notification value, mGy.cm"),
+    _c("dap_Gym2", "real", "dose area product of the event, Gy.m2"),
+    _c("dose_rp_Gy", "real", "dose at the reference point of the event, Gy"),
+    _c("exposure_mAs", "real", "exposure, mAs"),
+    _c("irradiation_duration_s", "real", "irradiation duration of the event, s"),
+    _c("pulses", "real", "number of pulses"),
+    _c("fluoro_mode", "text", "fluoro mode (pulsed, continuous)"),
+    _c("field_area_m2", "real", "collimated field area, m2"),
+    _c("agd_mGy", "real", "average glandular dose, mGy"),
+    _c("entrance_dose_mGy", "real", "entrance dose, mGy"),
+    _c("entrance_exposure_rp_mGy", "real", "entrance exposure at the reference point, mGy"),
+    _c("hvl_mm", "real", "half value layer, mm Al"),
+    _c("compression_thickness_mm", "real", "compression thickness, mm"),
+    _c("dlp_total_mGycm", "real", "CT dose length product total of the report, mGy.cm"),
+    _c("events_total", "integer", "total number of irradiation events the report states"),
+    _c("dap_total_Gym2", "real", "dose area product total, Gy.m2"),
+    _c("fluoro_dap_total_Gym2", "real", "fluoroscopy dose area product total, Gy.m2"),
+    _c("acquisition_dap_total_Gym2", "real", "acquisition dose area product total, Gy.m2"),
+    _c("dose_rp_total_Gy", "real", "dose at the reference point, total, Gy"),
+    _c("fluoro_time_total_s", "real", "total fluoroscopy time, s"),
+    _c("radionuclide", "text", "radionuclide (code meaning)"),
+    _c("radiopharmaceutical", "text", "radiopharmaceutical"),
+    _c("administered_activity_MBq", "real", "administered activity, MBq"),
+    _c("route", "text", "route of administration"),
+    _c("administration_datetime", "datetime", "start of the administration"),
+    _c("organ_doses", "text", "organ doses of the report, `organ=value mGy; ...`"),
+    _c(
+        "effective_dose_mSv",
+        "real",
+        "effective dose: the report's value, or an ESTIMATE "
+        "k x DLP for CT (see effective_dose_source)",
+    ),
+    _c("effective_dose_source", "text", "where effective_dose_mSv came from"),
+    _c("patient_age_years", "real", "patient age at the study, years"),
+    _c("patient_sex", "text", "patient sex (M, F, O)"),
+    _c("patient_weight_kg", "real", "patient weight, kg"),
+    _c("findings", "text", "codes of vendor variations and gaps found reading the object"),
+)
+
+
+def column_names() -> list[str]:
+    return [column.name for column in COLUMNS]
+
+
+@dataclass(frozen=True)
+class Patient:
+    """The patient characteristics of the object's header (kept by profiles that retain
+    them, such as research-dose; absent otherwise)."""
+
+    age_years: float | None = None
+    sex: str | None = None
+    weight_kg: float | None = None
+
+    @classmethod
+    def of(cls, dataset: Any) -> Patient:
+        return cls(
+            _age_years(_text(dataset, "PatientAge")),
+            (_text(dataset, "PatientSex") or "").upper()[:1] or None,
+            _positive(_text(dataset, "PatientWeight")),
+        )
+
+
+_AGE = re.compile(r"^(\d{3})([DWMY])$")
+_AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0}
+
+
+def _age_years(value: str | None) -> float | None:
+    match = _AGE.match((value or "").strip().upper())
+    if match is None:
+        return None
+    return round(int(match.group(1)) * _AGE_UNIT_YEARS[match.group(2)], 3)
+
+
+def _positive(value: str | None) -> float | None:
+    try:
+        number = float(value) if value else None
+    except ValueError:
+        return None
+    return number if number is not None and 0 < number < 1000 else None
+
+
+def _text(dataset: Any, keyword: str) -> str | None:
+    try:
+        value = dataset.get(keyword)
+    except Exception:
+        return None
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def age_band(age_years: float | None) -> str:
+    """The AAPM Report 96 age band for the k-factors; adult when the age is unknown."""
+    if age_years is None or age_years >= 15:
+        return "adult"
+    if age_years < 0.5:
+        return "newborn"
+    if age_years < 3:
+        return "1y"
+    if age_years < 7.5:
+        return "5y"
+    return "10y"
+
+
+def _v(value: DoseValue | None, scale: float = 1.0) -> float | None:
+    return None if value is None else value.value * scale
+
+
+def _meaning(code: CodedValue | None) -> str | None:
+    if code is None:
+        return None
+    return code.code_meaning or code.code_value
+
+
+def _phantom(code: CodedValue | None) -> str | None:
+    if code is None:
+        return None
+    meaning = (code.code_meaning or "").lower()
+    if "body" in meaning or "32" in meaning:
+        return "32"
+    if "head" in meaning or "16" in meaning:
+        return "16"
+    return code.code_meaning or code.key
+
+
+def _modality(report: DoseReport, header_modality: str | None) -> str:
+    if report.template == "image header" and header_modality:
+        return header_modality
+    if report.radiopharmaceutical_administrations and not report.events:
+        return "NM"
+    if any(event.kind == CT for event in report.events) or report.ct_dlp_total_mgycm:
+        return "CT"
+    if report.accumulated_average_glandular_dose or any(
+        event.average_glandular_dose_mgy for event in report.events
+    ):
+        return "MG"
+    if (
+        report.fluoro_dap_total_gym2
+        or report.total_fluoro_time_s
+        or any(event.is_fluoroscopy for event in report.events)
+    ):
+        return "XA"
+    return header_modality if header_modality and header_modality != "SR" else "DX"
+
+
+def _report_values(report: DoseReport, patient: Patient, modality: str) -> dict[str, Any]:
+    device = report.device
+    total_events = report.total_number_of_irradiation_events
+    return {
+        "study_instance_uid": report.study_instance_uid,
+        "sop_instance_uid": report.sop_instance_uids[0] if report.sop_instance_uids else None,
+        "source": "header" if report.template == "image header" else "report",
+        "template": report.template,
+        "modality": modality,
+        "event_datetime": report.start_of_xray_irradiation or report.content_datetime,
+        "manufacturer": device.manufacturer,
+        "model_name": device.model_name,
+        "station_name": device.station_name,
+        "device_observer_uid": device.device_observer_uid,
+        "procedure": _meaning(report.procedure_reported),
+        "dlp_total_mGycm": _v(report.ct_dlp_total_mgycm),
+        "events_total": int(total_events.value) if total_events else None,
+        "dap_total_Gym2": _v(report.dap_total_gym2),
+        "fluoro_dap_total_Gym2": _v(report.fluoro_dap_total_gym2),
+        "acquisition_dap_total_Gym2": _v(report.acquisition_dap_total_gym2),
+        "dose_rp_total_Gy": _v(report.dose_rp_total_mgy, 1e-3),
+        "fluoro_time_total_s": _v(report.total_fluoro_time_s),
+        "patient_age_years": patient.age_years,
+        "patient_sex": patient.sex,
+        "patient_weight_kg": patient.weight_kg,
+        "findings": " ".join(sorted({finding.code for finding in report.findings})) or None,
+    }
+
+
+def _event_values(event: IrradiationEvent, patient: Patient) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "kind": event.kind,
+        "sop_instance_uid": event.sop_instance_uid or None,
+        "series_instance_uid": event.series_instance_uid,
+        "irradiation_event_uid": event.irradiation_event_uid,
+        "protocol": event.acquisition_protocol,
+        "acquisition_type": _meaning(event.acquisition_type),
+        "target_region": _meaning(event.target_region),
+        "target_region_code": event.target_region.key if event.target_region else None,
+        "phantom": _phantom(event.ctdiw_phantom_type),
+        "ctdivol_mGy": _v(event.ctdivol_mgy),
+        "dlp_mGycm": _v(event.dlp_mgycm),
+        "scan_length_mm": _v(event.scanning_length_mm),
+        "kvp": _v(event.kvp),
+        "tube_current_mA": _v(event.tube_current_ma),
+        "max_tube_current_mA": _v(event.maximum_tube_current_ma),
+        "exposure_time_s": _v(event.exposure_time_s),
+        "rotation_time_s": _v(event.exposure_time_per_rotation_s),
+        "single_collimation_mm": _v(event.nominal_single_collimation_width_mm),
+        "total_collimation_mm": _v(event.nominal_total_collimation_width_mm),
+        "pitch": _v(event.pitch_factor),
+        "ctdivol_alert_mGy": _v(event.ctdivol_alert_value_mgy),
+        "dlp_alert_mGycm": _v(event.dlp_alert_value_mgycm),
+        "ctdivol_notification_mGy": _v(event.ctdivol_notification_value_mgy),
+        "dlp_notification_mGycm": _v(event.dlp_notification_value_mgycm),
+        "dap_Gym2": _v(event.dap_gym2),
+        "dose_rp_Gy": _v(event.dose_rp_mgy, 1e-3),
+        "exposure_mAs": _v(event.exposure_mas),
+        "irradiation_duration_s": _v(event.irradiation_duration_s),
+        "pulses": _v(event.number_of_pulses),
+        "fluoro_mode": _meaning(event.fluoro_mode),
+        "field_area_m2": _v(event.collimated_field_area_m2),
+        "agd_mGy": _v(event.average_glandular_dose_mgy),
+        "entrance_dose_mGy": _v(event.entrance_dose_mgy),
+        "entrance_exposure_rp_mGy": _v(event.entrance_exposure_at_rp_mgy),
+        "hvl_mm": _v(event.half_value_layer_mm),
+        "compression_thickness_mm": _v(event.compression_thickness_mm),
+    }
+    if event.datetime_started is not None:
+        values["event_datetime"] = event.datetime_started
+    if event.kind == CT and event.dlp_mgycm is not None and event.target_region is not None:
+        try:
+            estimate = effective_dose_estimate(
+                event.dlp_mgycm, event.target_region.code_meaning, age_band(patient.age_years)
+            )
+        except ValueError:
+            estimate = None
+        if estimate is not None:
+            values["effective_dose_mSv"] = estimate.value
+            values["effective_dose_source"] = estimate.source
+    return values
+
+
+def _administration_values(item: RadiopharmaceuticalAdministration) -> dict[str, Any]:
+    organs = "; ".join(
+        f"{_meaning(organ.finding_site) or 'organ'}={organ.dose_mgy.value:g} mGy"
+        for organ in item.organ_doses
+    )
+    values: dict[str, Any] = {
+        "kind": "NM",
+        "sop_instance_uid": item.sop_instance_uid or None,
+        "irradiation_event_uid": item.administration_event_uid,
+        "radionuclide": _meaning(item.radionuclide),
+        "radiopharmaceutical": _meaning(item.radiopharmaceutical) or item.radiopharmaceutical_name,
+        "administered_activity_MBq": _v(item.administered_activity_mbq),
+        "route": _meaning(item.route) or item.route_name,
+        "administration_datetime": item.start_datetime,
+        "organ_doses": organs or None,
+    }
+    if item.effective_dose_msv is not None:
+        values["effective_dose_mSv"] = item.effective_dose_msv.value
+        values["effective_dose_source"] = item.effective_dose_msv.source
+    return values
+
+
+def event_rows(
+    report: DoseReport, patient: Patient = Patient(), header_modality: str | None = None
+) -> list[dict[str, Any]]:
+    """The rows of one report: one per irradiation event and per administration, or one
+    row with the report's values when it has neither. Every column of `COLUMNS` is a key."""
+    base = dict.fromkeys(column_names())
+    modality = _modality(report, header_modality)
+    base.update(_report_values(report, patient, modality))
+    rows = [{**base, **_event_values(event, patient)} for event in report.events]
+    rows += [
+        {**base, **_administration_values(item)}
+        for item in report.radiopharmaceutical_administrations
+    ]
+    if not rows:
+        kind = "NM" if modality in ("NM", "PT") else CT if modality == "CT" else "projection"
+        rows = [{**base, "kind": kind}]
+    return rows
+
+
+def iter_text(rows: list[dict[str, Any]]) -> Iterator[list[str]]:
+    """The rows as text cells in column order (empty for a missing value), for CSV."""
+    names = column_names()
+    for row in rows:
+        yield [cell_text(row.get(name)) for name in names]
+
+
+def cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    return str(value)
