@@ -13,6 +13,7 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -21,9 +22,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from radbank.analytics.drl import (
+    DEFAULT_MIN_PATIENTS,
+    QUANTITIES,
+    DrlError,
+    parse_reference_csv,
+)
 from radbank.app import Services, build_services, recover
 from radbank.config import Settings
 from radbank.dicom.deid.ocr import tesseract_available
+from radbank.dose_tool import dose_command
 from radbank.governance import sitekey
 from radbank.governance.audit import Outcome as AuditOutcome
 from radbank.governance.consent import InvalidConsent, fhir_bundle
@@ -34,7 +42,7 @@ from radbank.governance.identities import (
 from radbank.governance.keys import KeyFileError, reset_admin_token, rotate_master_key
 from radbank.governance.policy import Action, Principal, Resource, Role, can
 from radbank.governance.vault import OpenedEntry, VaultError
-from radbank.index import Project, ProjectExists, UserExists
+from radbank.index import DoseFilter, Project, ProjectExists, UserExists
 from radbank.ingest import Item, Outcome, Status
 from radbank.offline import deid_command
 from radbank.projects import (
@@ -55,6 +63,12 @@ app = typer.Typer(help="radbank: a node of a research repository network for ima
 project_app = typer.Typer(help="Create, configure and list projects.")
 app.add_typer(project_app, name="project")
 app.command("deid")(deid_command)
+app.command("dose")(dose_command)
+drl_app = typer.Typer(
+    help="Diagnostic reference levels (ICRP 135) of a project's dose data, and the reference "
+    "DRL sets (national, European) to compare them with."
+)
+app.add_typer(drl_app, name="drl")
 keys_app = typer.Typer(help="The node's master key.")
 app.add_typer(keys_app, name="keys")
 vault_app = typer.Typer(
@@ -1399,3 +1413,187 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def _dose_filter(
+    modality: str | None, date_from: str | None, date_to: str | None, protocol: str | None
+) -> DoseFilter:
+    equal = {
+        name: value for name, value in (("modality", modality), ("protocol", protocol)) if value
+    }
+    for value in (date_from, date_to):
+        if value is not None and not (len(value) == 8 and value.isdigit()):
+            raise _fail(f"dates are YYYYMMDD, not {value!r}")
+    return DoseFilter(equal=equal, date_from=date_from, date_to=date_to, limit=None)
+
+
+Modality = Annotated[str | None, typer.Option(help="Only this modality (CT, XA, DX, MG, NM)")]
+DateFrom = Annotated[str | None, typer.Option(help="Studies from this date (YYYYMMDD)")]
+DateTo = Annotated[str | None, typer.Option(help="Studies up to this date (YYYYMMDD)")]
+Protocol = Annotated[str | None, typer.Option(help="Only this protocol (wildcards * ?)")]
+
+
+@drl_app.command("show")
+def drl_show(
+    project: str,
+    quantity: Annotated[str, typer.Option(help=f"One of {', '.join(QUANTITIES)}")] = "dlp",
+    group: Annotated[
+        str | None, typer.Option(help="Examination grouping (default: the quantity's)")
+    ] = None,
+    min_patients: Annotated[
+        int, typer.Option(min=1, help="Patients a device needs to count for the DRL")
+    ] = DEFAULT_MIN_PATIENTS,
+    reference: Annotated[
+        str | None, typer.Option(help="Compare with this loaded reference DRL set")
+    ] = None,
+    modality: Modality = None,
+    date_from: DateFrom = None,
+    date_to: DateTo = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """DRLs per examination: n, median, quartiles, per-device medians, local DRL (75th
+    percentile of device medians) and the reference values."""
+    services = _open(_settings(data_dir))
+    try:
+        target = _project(services, project, Action.READ)
+        try:
+            levels = services.dose.drls(
+                target,
+                quantity,
+                _dose_filter(modality, date_from, date_to, None),
+                group=group,
+                min_patients=min_patients,
+                reference_set=reference,
+            )
+        except DrlError as exc:
+            raise _fail(exc) from exc
+        services.trail.record(
+            "dose.drl",
+            actor=_local_user(),
+            resource=f"project:{target.name}",
+            project=target.name,
+            source=_source(),
+            detail={"quantity": quantity, "group": group, "reference": reference},
+        )
+    finally:
+        services.close()
+    if as_json:
+        console.print_json(data=[asdict(level) for level in levels])
+        return
+    unit = QUANTITIES[quantity].unit
+    table = Table(
+        "examination", "n", "patients", "devices", f"median {unit}", f"Q1-Q3 {unit}",
+        f"local DRL {unit}", "reference", "note",
+    )  # fmt: skip
+    for level in levels:
+        references = ", ".join(
+            f"{r['set']} {r['value']:g} (x{r['ratio']:.2f})" if r["ratio"] else str(r["value"])
+            for r in level.references
+        )
+        table.add_row(
+            level.examination,
+            str(level.examinations),
+            str(level.patients),
+            str(sum(1 for d in level.devices if d.counted)) + f"/{len(level.devices)}",
+            f"{level.median:.4g}",
+            f"{level.first_quartile:.4g}-{level.third_quartile:.4g}",
+            "" if level.local_drl is None else f"{level.local_drl:.4g}",
+            references,
+            level.note,
+        )
+    console.print(table)
+
+
+@drl_app.command("load")
+def drl_load(
+    csv_file: Annotated[
+        Path, typer.Argument(help="CSV: examination,quantity,value,unit[,age_band,source]")
+    ],
+    name: Annotated[str, typer.Option("--name", help="Name of the reference set, e.g. 'DE 2022'")],
+    source: Annotated[str, typer.Option(help="Where the values come from (publication)")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Load (or replace) a reference DRL set from CSV: all rows or none."""
+    try:
+        levels = parse_reference_csv(csv_file.read_text(encoding="utf-8"), name, source)
+    except (OSError, UnicodeDecodeError, DrlError) as exc:
+        raise _fail(exc) from exc
+    services = _open(_settings(data_dir))
+    try:
+        count = services.index.replace_reference_drls(name, levels, _local_user())
+        services.trail.record(
+            "dose.reference.load",
+            actor=_local_user(),
+            resource="node",
+            source=_source(),
+            detail={"set": name, "rows": count},
+        )
+    finally:
+        services.close()
+    console.print(f"loaded {count} reference DRLs as set {name!r}")
+
+
+@drl_app.command("references")
+def drl_references(data_dir: DataDir = None) -> None:
+    """The reference DRL sets loaded on this node."""
+    services = _open(_settings(data_dir))
+    try:
+        levels = services.index.reference_drls()
+    finally:
+        services.close()
+    table = Table("set", "examination", "quantity", "value", "age band", "source")
+    for level in levels:
+        unit = QUANTITIES[level.quantity].unit if level.quantity in QUANTITIES else ""
+        table.add_row(
+            level.set_name, level.examination, level.quantity, f"{level.value:g} {unit}",
+            level.age_band, level.source,
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command("export")
+def export_dose(
+    project: str,
+    table: Annotated[
+        str, typer.Option(help="events (one row per irradiation event) or studies")
+    ] = "events",
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write CSV to this file")] = None,
+    parquet_out: Annotated[
+        Path | None, typer.Option("--parquet", help="Write Parquet to this file")
+    ] = None,
+    modality: Modality = None,
+    protocol: Protocol = None,
+    date_from: DateFrom = None,
+    date_to: DateTo = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Export a project's dose table (streamed; any size)."""
+    if table not in ("events", "studies"):
+        raise _fail("--table is events or studies")
+    if (csv_out is None) == (parquet_out is None):
+        raise _fail("give one of --csv FILE or --parquet FILE")
+    out = csv_out or parquet_out
+    assert out is not None
+    services = _open(_settings(data_dir))
+    try:
+        target = _project(services, project, Action.READ)
+        query = _dose_filter(modality, date_from, date_to, protocol)
+        chunks = services.dose.export(target, table, query, "csv" if csv_out else "parquet")
+        try:
+            with out.open("xb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+        except FileExistsError as exc:
+            raise _fail(f"{out} exists; choose a new file") from exc
+        services.trail.record(
+            "dose.export",
+            actor=_local_user(),
+            resource=f"project:{target.name}",
+            project=target.name,
+            source=_source(),
+            detail={"table": table, "file": out.name, "modality": modality},
+        )
+    finally:
+        services.close()
+    console.print(f"wrote {out}")
