@@ -32,10 +32,12 @@ from radbank.index._dose import (
     DoseFilter,
     DoseMethods,
     DoseOffer,
+    DoseValues,
     InvalidDoseFilter,
     ReferenceDrl,
     write_dose,
 )
+from radbank.index._dose_columns import ColumnCache
 from radbank.index._engine import KEYS_LOCK, create_engine, migrate, serialise, write_transaction
 from radbank.index._identity import (
     Access,
@@ -68,6 +70,7 @@ __all__ = [
     "ApiToken",
     "AuditRecord",
     "DoseFilter",
+    "DoseValues",
     "DuplicateInstance",
     "InvalidDoseFilter",
     "ReferenceDrl",
@@ -171,6 +174,7 @@ class Index(IdentityMethods, ConsentMethods, DoseMethods):
         """Open (and create or migrate to the newest schema) the index at database_url."""
         self._engine = create_engine(database_url)
         self._dialect = self._engine.dialect.name
+        self._dose_cache = ColumnCache()
         migrate(self._engine)
 
     def close(self) -> None:

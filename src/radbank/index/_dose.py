@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from radbank.dicom.dose import ssde_mgy
 from radbank.dicom.dose.table import COLUMNS
+from radbank.index._dose_columns import CachedColumns, ColumnCache, TextColumn, bump_versions
 from radbank.index._engine import write_transaction
 from radbank.index._rows import CHUNK, stored_time
 from radbank.index._schema import (
@@ -201,7 +203,11 @@ def refresh_studies(connection: sa.Connection, project_id: int, study_pks: list[
                 sa.select(studies.c.id, studies.c.study_description).where(studies.c.id.in_(chunk))
             ).all()
         )
-        connection.execute(dose_studies.delete().where(dose_studies.c.study_pk.in_(chunk)))
+        deleted = connection.execute(
+            dose_studies.delete().where(dose_studies.c.study_pk.in_(chunk))
+        ).rowcount
+        if deleted:
+            bump_versions(connection, project_id, studies=True)
         summaries = []
         for study_pk in chunk:
             rows = by_study[study_pk]
@@ -325,11 +331,7 @@ def delete_subject_dose(connection: sa.Connection, project_id: int, pseudonym: s
         connection.execute(
             table.delete().where(table.c.project_id == project_id, table.c.pseudonym == pseudonym)
         )
-
-
-def delete_study_dose(connection: sa.Connection, study_pks: sa.Select | list[int]) -> None:
-    for table in (dose_events, dose_sizes, dose_studies):
-        connection.execute(table.delete().where(table.c.study_pk.in_(study_pks)))
+    bump_versions(connection, project_id, events=True, studies=True)
 
 
 def _like(pattern: str) -> str:
@@ -401,6 +403,7 @@ class DoseMethods:
     """Index methods for dose rows."""
 
     _engine: sa.Engine
+    _dose_cache: ColumnCache
 
     def dose_events(self, project_id: int, query: DoseFilter) -> tuple[list[dict[str, Any]], int]:
         """Events matching the filter (a page) and how many match in all."""
@@ -414,14 +417,26 @@ class DoseMethods:
     ) -> tuple[list[dict[str, Any]], int]:
         clauses = _where(table, project_id, query, numeric)
         order = _order(table, query.sort)
-        with self._engine.connect() as connection:
+        needed = _needed(table, query)
+        with self._engine.connect() as connection, connection.begin():
+            if query.study_uids is None and ColumnCache.cacheable(table, needed):
+                cached = self._dose_cache.columns(connection, table, project_id, needed)
+                ids, total = _select_ids(cached, table, query)
+                rows = {
+                    row.id: dict(row._mapping)
+                    for start in range(0, len(ids), CHUNK)
+                    for row in connection.execute(
+                        sa.select(table).where(table.c.id.in_(ids[start : start + CHUNK]))
+                    )
+                }
+                return [rows[pk] for pk in ids if pk in rows], total
             total = connection.execute(
                 sa.select(sa.func.count()).select_from(table).where(*clauses)
             ).scalar_one()
-            rows = connection.execute(
+            found = connection.execute(
                 _page(query, sa.select(table).where(*clauses).order_by(*order))
             )
-            return [dict(row._mapping) for row in rows], total
+            return [dict(row._mapping) for row in found], total
 
     def iter_dose_rows(
         self, table_name: str, project_id: int, query: DoseFilter, batch: int = 20_000
@@ -452,30 +467,38 @@ class DoseMethods:
         group_column: str,
         value_column: str,
         query: DoseFilter,
-    ) -> list[tuple[Any, ...]]:
-        """(group, device_key, device label or None, pseudonym, value) of the matching rows
-        with a value, for DRL statistics."""
+    ) -> DoseValues:
+        """The group, device, patient and value of every matching row that has a value and
+        a group, coded, for DRL statistics."""
         table = dose_events if table_name == "events" else dose_studies
         numeric = (
             _REAL_EVENT_COLUMNS | {"ssde_mgy"} if table is dose_events else _REAL_STUDY_COLUMNS
         )
         group = table.c.get(group_column)
         value = table.c.get(value_column)
-        if group is None or group_column in numeric:
+        if group is None or group_column in numeric or group_column in _INTERNAL:
             raise InvalidDoseFilter(f"cannot group by {group_column!r}")
         if value is None or value_column not in numeric:
             raise InvalidDoseFilter(f"{value_column!r} is not a dose quantity of the table")
-        label = table.c.device if table is dose_studies else sa.null()
         clauses = _where(table, project_id, query, numeric)
-        with self._engine.connect() as connection:
-            return [
-                tuple(row)
-                for row in connection.execute(
-                    sa.select(group, table.c.device_key, label, table.c.pseudonym, value).where(
-                        *clauses, value.is_not(None), group.is_not(None)
-                    )
-                )
-            ]
+        labels = ("device",) if table is dose_studies else _DEVICE_PARTS
+        needed = (
+            _needed(table, query)
+            | {group_column, value_column, "device_key", "pseudonym"}
+            | set(labels)
+        )
+        with self._engine.connect() as connection, connection.begin():
+            if query.study_uids is None and ColumnCache.cacheable(table, needed):
+                cached = self._dose_cache.columns(connection, table, project_id, needed)
+                mask = _mask(cached, table, query)
+                return _coded(cached, mask, group_column, value_column, labels)
+            rows = connection.execute(
+                sa.select(
+                    group, table.c.device_key, table.c.pseudonym, value,
+                    *(table.c[name] for name in labels),
+                ).where(*clauses, value.is_not(None), group.is_not(None))
+            ).all()  # fmt: skip
+        return _coded_rows(rows, len(labels))
 
     def subject_dose(self, project_id: int, pseudonym: str) -> list[dict[str, Any]]:
         """The subject's studies with dose values, in date order."""
@@ -553,3 +576,185 @@ def display_name(key: str) -> str:
 
 def stored_name(name: str) -> str:
     return name.lower()
+
+
+_INTERNAL = frozenset({"id", "project_id", "study_pk", "event_key"})
+_DEVICE_PARTS = ("manufacturer", "model_name", "station_name")
+_NOTIFICATION = ("ctdivol_mgy", "ctdivol_notification_mgy", "dlp_mgycm", "dlp_notification_mgycm")
+
+
+@dataclass(frozen=True)
+class DoseValues:
+    """Coded rows for statistics: per row a group code, a device code, a patient code (-1
+    when unknown) and a value; the names (and device labels) of the codes."""
+
+    groups: np.ndarray
+    group_names: list[str]
+    devices: np.ndarray
+    device_names: list[str]
+    device_labels: list[str]
+    patients: np.ndarray
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def _needed(table: sa.Table, query: DoseFilter) -> set[str]:
+    names = {name.lower() for name in query.equal} | {name.lower() for name in query.ranges}
+    if query.date_from or query.date_to:
+        names.add("study_date")
+    if query.age_min is not None or query.age_max is not None:
+        names.add("patient_age_years")
+    if query.above_notification:
+        names |= {"above_notification"} if table is dose_studies else set(_NOTIFICATION)
+    if query.sort:
+        names.add(query.sort.removeprefix("-").lower())
+    return names
+
+
+def _mask(cached: CachedColumns, table: sa.Table, query: DoseFilter) -> np.ndarray:
+    """The rows the filter selects (the same rows as `_where` in SQL)."""
+    mask = np.ones(cached.count, dtype=bool)
+    for name, value in query.equal.items():
+        column: TextColumn = cached.columns[name.lower()]
+        if "*" in value or "?" in value:
+            mask &= np.isin(column.codes, column.matching(value))
+        else:
+            code = column.code_of(value)
+            mask &= column.codes == (code if code is not None else -2)
+    if query.date_from or query.date_to:
+        dates = cached.columns["study_date"]
+        mask &= dates > 0
+        if query.date_from:
+            mask &= dates >= int(query.date_from)
+        if query.date_to:
+            mask &= dates <= int(query.date_to)
+    ages = cached.columns.get("patient_age_years")
+    if query.age_min is not None:
+        mask &= ages >= query.age_min
+    if query.age_max is not None:
+        mask &= ages < query.age_max
+    for name, (low, high) in query.ranges.items():
+        values = cached.columns[name.lower()]
+        if low is not None:
+            mask &= values >= low
+        if high is not None:
+            mask &= values <= high
+    if query.above_notification:
+        c = cached.columns
+        if table is dose_studies:
+            mask &= c["above_notification"] == 1
+        else:
+            mask &= (c["ctdivol_mgy"] > c["ctdivol_notification_mgy"]) | (
+                c["dlp_mgycm"] > c["dlp_notification_mgycm"]
+            )
+    return mask
+
+
+def _select_ids(cached: CachedColumns, table: sa.Table, query: DoseFilter) -> tuple[list[int], int]:
+    """The ids of the page, in the order `_order` gives in SQL, and the number matching."""
+    mask = _mask(cached, table, query)
+    selected = np.flatnonzero(mask)
+    total = len(selected)
+    if query.sort:
+        name = query.sort.removeprefix("-").lower()
+        column = cached.columns[name]
+        if isinstance(column, TextColumn):
+            codes = column.codes[selected]
+            missing = codes < 0
+            keys = _text_rank(column)[np.maximum(codes, 0)].astype(np.float64)
+        else:
+            keys = column[selected].astype(np.float64)
+            missing = np.isnan(keys)
+            keys = np.where(missing, 0.0, keys)
+        if query.sort.startswith("-"):
+            keys = -keys
+        order = np.lexsort((cached.ids[selected], keys, missing))
+        selected = selected[order]
+    start = query.offset
+    stop = None if query.limit is None else start + query.limit
+    return cached.ids[selected[start:stop]].tolist(), total
+
+
+def _text_rank(column: TextColumn) -> np.ndarray:
+    """Per code, the position of its text in sorted order (so sorting ranks sorts text)."""
+    if not column.values:
+        return np.zeros(1, dtype=np.int64)
+    rank = np.empty(len(column.values), dtype=np.int64)
+    rank[np.argsort(np.array(column.values, dtype=object), kind="stable")] = np.arange(
+        len(column.values)
+    )
+    return rank
+
+
+def _labels_of(
+    cached: CachedColumns, rows: np.ndarray, devices: np.ndarray, parts: tuple[str, ...]
+) -> list[str]:
+    """A label per device code: the device's first row's label."""
+    _, first = np.unique(devices, return_index=True)
+    labels = []
+    for index in first:
+        row = rows[index]
+        fields = {}
+        for name in parts:
+            column: TextColumn = cached.columns[name]
+            code = int(column.codes[row])
+            fields[name] = column.values[code] if code >= 0 else None
+        labels.append(fields["device"] if "device" in fields else device_label(fields))
+    return labels
+
+
+def _coded(
+    cached: CachedColumns, mask: np.ndarray, group: str, value: str, labels: tuple[str, ...]
+) -> DoseValues:
+    groups_column: TextColumn = cached.columns[group]
+    values_column = cached.columns[value]
+    mask = mask & (groups_column.codes >= 0) & ~np.isnan(values_column)
+    rows = np.flatnonzero(mask)
+    group_codes, groups = np.unique(groups_column.codes[rows], return_inverse=True)
+    devices_column: TextColumn = cached.columns["device_key"]
+    device_codes, devices = np.unique(devices_column.codes[rows], return_inverse=True)
+    return DoseValues(
+        groups.astype(np.int32),
+        [groups_column.values[code] for code in group_codes],
+        devices.astype(np.int32),
+        [devices_column.values[code] if code >= 0 else "unknown" for code in device_codes],
+        _labels_of(cached, rows, devices, labels),
+        cached.columns["pseudonym"].codes[rows],
+        values_column[rows],
+    )
+
+
+def _codes(values: list[Any]) -> tuple[np.ndarray, list[str]]:
+    lookup: dict[Any, int] = {}
+    codes = np.fromiter(
+        (lookup.setdefault(v, len(lookup)) if v is not None else -1 for v in values),
+        dtype=np.int32,
+        count=len(values),
+    )
+    return codes, [str(name) for name in lookup]
+
+
+def _coded_rows(rows: list[Any], label_parts: int) -> DoseValues:
+    groups, group_names = _codes([row[0] for row in rows])
+    devices, device_names = _codes([row[1] for row in rows])
+    patients, _ = _codes([row[2] for row in rows])
+    labels: dict[int, str] = {}
+    for row, device in zip(rows, devices.tolist(), strict=True):
+        if device not in labels:
+            parts = row[4 : 4 + label_parts]
+            labels[device] = (
+                str(parts[0] or device_names[device])
+                if label_parts == 1
+                else device_label(dict(zip(_DEVICE_PARTS, parts, strict=True)))
+            )
+    return DoseValues(
+        groups,
+        group_names,
+        devices,
+        device_names,
+        [labels[code] for code in range(len(device_names))],
+        patients,
+        np.array([float(row[3]) for row in rows], dtype=np.float64),
+    )

@@ -441,6 +441,16 @@ dose_sizes = sa.Table(
     sa.Index("ix_dose_sizes_study", "study_pk"),
 )
 
+# Bumped whenever dose rows of a project are deleted or changed (not when rows are added):
+# readers that keep the dose columns in memory reload them when it moves.
+dose_versions = sa.Table(
+    "dose_versions",
+    metadata,
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("events_version", sa.Integer, nullable=False),
+    sa.Column("studies_version", sa.Integer, nullable=False),
+)
+
 # National or European diagnostic reference levels loaded by a user, to compare with.
 reference_drls = sa.Table(
     "reference_drls",

@@ -1,5 +1,6 @@
 """Dose: irradiation events and study summaries extracted at ingest, water-equivalent
-diameters of CT images, reference DRLs loaded by users.
+diameters of CT images, versions of a project's dose rows (for in-memory column readers),
+reference DRLs loaded by users.
 
 Revision ID: 0005
 Revises: 0004
@@ -178,6 +179,12 @@ def upgrade() -> None:
     )
     op.create_index("ix_dose_sizes_study", "dose_sizes", ["study_pk"])
     op.create_table(
+        "dose_versions",
+        sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), primary_key=True),
+        sa.Column("events_version", sa.Integer, nullable=False),
+        sa.Column("studies_version", sa.Integer, nullable=False),
+    )
+    op.create_table(
         "reference_drls",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("set_name", TEXT, nullable=False),
@@ -195,5 +202,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("reference_drls", "dose_sizes", "dose_studies", "dose_events"):
+    for table in ("reference_drls", "dose_versions", "dose_sizes", "dose_studies", "dose_events"):
         op.drop_table(table)
