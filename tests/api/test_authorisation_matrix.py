@@ -52,6 +52,12 @@ PROJECT_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/projects/{project}/cohorts"): D,
     ("POST", "/api/projects/{project}/cohorts"): R,
     ("POST", "/api/projects/{project}/access-requests/{request_id}/decision"): M,
+    ("GET", "/api/projects/{project}/dose/events"): R,
+    ("GET", "/api/projects/{project}/dose/studies"): R,
+    ("GET", "/api/projects/{project}/dose/{table}/export"): R,
+    ("GET", "/api/projects/{project}/dose/subjects/{pseudonym}"): R,
+    ("GET", "/api/projects/{project}/dose/drl"): R,
+    ("GET", "/api/projects/{project}/dose/above"): R,
     ("POST", "/dicom-web/projects/{project}/studies"): W,
     ("POST", "/dicom-web/projects/{project}/studies/{study}"): W,
     ("GET", "/dicom-web/projects/{project}/studies"): R,
@@ -97,6 +103,8 @@ NODE_ROUTES: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/audit"): {"admin", "auditor"},
     ("GET", "/api/audit/verify"): {"admin", "auditor"},
     ("GET", "/api/access-requests"): {"signed-in"},
+    ("GET", "/api/dose/references"): {"signed-in"},
+    ("PUT", "/api/dose/references/{set_name}"): {"admin"},
 }
 
 PRINCIPALS = (
@@ -223,6 +231,7 @@ def _project_request(
         pseudonym="RB-not-a-pseudonym",  # refused after the policy: nobody is withdrawn
         request_id="999999",
         quarantine_id="999999",  # no such object: 404 after the policy
+        table="events",
     )
     options: dict[str, object] = {}
     if method == "PATCH":
@@ -288,11 +297,18 @@ def test_node_routes(matrix: Matrix, principal: str) -> None:
         ("GET", "/api/audit"): ("/api/audit", {"params": {"limit": 1}}),
         ("GET", "/api/audit/verify"): ("/api/audit/verify", {}),
         ("GET", "/api/access-requests"): ("/api/access-requests", {}),
+        ("GET", "/api/dose/references"): ("/api/dose/references", {}),
+        ("PUT", "/api/dose/references/{set_name}"): (
+            "/api/dose/references/matrix",
+            {"content": b"not,a,drl\n", "headers": {"Content-Type": "text/csv"}},
+        ),
     }
     assert set(requests) == set(NODE_ROUTES)
     with httpx.Client(base_url=matrix.server.base_url, timeout=60) as http:
         for route, (url, options) in requests.items():
-            reply = http.request(route[0], url, headers=matrix.headers(principal), **options)  # type: ignore[arg-type]
+            options = dict(options)
+            headers = {**matrix.headers(principal), **options.pop("headers", {})}  # type: ignore[dict-item]
+            reply = http.request(route[0], url, headers=headers, **options)  # type: ignore[arg-type]
             allowed = reply.status_code not in (401, 403)
             if route == ("POST", "/api/auth/token"):
                 # Reaches the password check (repeated failures from one address: throttled).

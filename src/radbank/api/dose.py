@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from radbank.analytics.dose import EXPORT_FORMATS, public_row
 from radbank.analytics.drl import DEFAULT_MIN_PATIENTS, QUANTITIES, DrlError, parse_reference_csv
-from radbank.api.deps import Admin, ReadableProject, UserCaller, services, visible_studies
+from radbank.api.deps import Admin, Caller, ReadableProject, deny, services, visible_studies
 from radbank.index import DoseFilter, InvalidDoseFilter, Project
 from radbank.index._dose import stored_name
 
@@ -296,7 +296,9 @@ class ReferenceOut(BaseModel):
 
 
 @router.get("/api/dose/references", summary="Reference DRL sets loaded on this node")
-async def list_references(caller: UserCaller, node: Node) -> list[ReferenceOut]:
+async def list_references(caller: Caller, node: Node) -> list[ReferenceOut]:
+    if not caller.authenticated:
+        raise deny(caller, "not signed in")
     levels = await run_in_threadpool(node.index.reference_drls)
     return [ReferenceOut(**asdict(level)) for level in levels]
 
