@@ -29,3 +29,16 @@ def test_readme_has_exactly_the_two_set_up_commands() -> None:
     assert "pytest" in setup[1]
     ci = (ROOT / ".ci" / "run").read_text()
     assert setup[1].strip() in ci
+
+
+def test_dose_column_reference_is_current() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "export_dose_columns", ROOT / "tools" / "export_dose_columns.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = (ROOT / "docs" / "dose.md").read_text()
+    assert module.document(text) == text, (
+        "docs/dose.md column reference is stale: run python tools/export_dose_columns.py"
+    )

@@ -10,12 +10,16 @@ import io
 from pathlib import Path
 
 import httpx
-import pydicom
 import pyarrow.parquet as pq
+import pydicom
 import pytest
 from liveserver import SHARED_DATA, LiveNode, RunningServer, new_project
 
 from radbank.api.multipart import write_parts
+from radbank.dicom.dose import ssde_mgy
+from radbank.dicom.dose.table import COLUMNS
+from radbank.dose_tool import dose_table
+from radbank.synthetic import planted_ct_instances
 
 RDSR = sorted((SHARED_DATA / "rdsr").glob("*RDSR*.dcm")) if SHARED_DATA.is_dir() else []
 pytestmark = pytest.mark.skipif(not RDSR, reason=f"vendor dose reports not found in {SHARED_DATA}")
@@ -182,3 +186,46 @@ def test_withdrawal_erases_the_subjects_dose(server: RunningServer, tmp_path: Pa
         assert reply.status_code in (200, 201), reply.text
     assert _get(node, "/events").json()["total"] == 0
     assert _get(node, "/studies").json()["total"] == 0
+
+
+def _numbers(row: dict) -> tuple:
+    """The event's dose values (every numeric column but the patient's and the report
+    totals, which a cumulative report repeats with other values), comparable."""
+    return tuple(
+        None if row[c.name] in (None, "") else float(f"{float(row[c.name]):.9g}")
+        for c in COLUMNS
+        if c.kind == "real" and not c.name.startswith("patient_") and "_total" not in c.name
+    )
+
+
+def test_dose_values_are_identical_before_and_after_deidentification(dose_node: LiveNode) -> None:
+    stored = {_numbers(row) for row in _get(dose_node, "/events", limit=1000).json()["rows"]}
+    rows, _, unreadable = dose_table(RDSR)
+    assert not unreadable
+    original = {_numbers(row) for row in rows}
+    assert stored <= original  # nothing changed on the way in
+    reports = {_numbers(row) for row in rows if row["source"] == "report"}
+    assert reports <= stored  # and every value of every dose report arrived
+
+
+def test_ct_images_give_one_header_event_per_series_and_a_size_specific_dose(
+    server: RunningServer,
+) -> None:
+    """16 slices of one helical series: one dose event (the header repeats it on every
+    slice), Dw measured on the sampled slices, SSDE from the Report 204 factor."""
+    node = LiveNode(
+        server.base_url, server.token, server.data_dir, new_project(server, "research-dose")
+    )
+    with node.client() as http:
+        reply = stow(http, node, list(planted_ct_instances(16, 1, seed=7)))
+        assert reply.status_code == 200, reply.text
+    events = _get(node, "/events").json()
+    assert events["total"] == 1
+    [event] = events["rows"]
+    assert event["source"] == "header" and event["ctdivol_mGy"] > 0
+    [study] = _get(node, "/studies").json()["rows"]
+    assert 10 < study["dw_cm"] < 45
+    phantom = event["phantom"] or "32"
+    assert study["ssde_mGy"] == pytest.approx(
+        ssde_mgy(event["ctdivol_mGy"], study["dw_cm"], phantom)
+    )
