@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -47,6 +48,12 @@ def build_api(services: Services) -> FastAPI:
         ),
     )
     app.state.services = services
+    # Dose columns of large projects are read into memory in the background after a start.
+    app.router.on_startup.append(
+        lambda: threading.Thread(
+            target=services.index.warm_dose_columns, name="warm dose columns", daemon=True
+        ).start()
+    )
     errors.install(app)
     app.include_router(health.router)
     app.include_router(projects.schema_router(app))

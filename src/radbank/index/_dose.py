@@ -500,6 +500,26 @@ class DoseMethods:
             ).all()  # fmt: skip
         return _coded_rows(rows, len(labels))
 
+    def warm_dose_columns(self, minimum_rows: int = 100_000) -> None:
+        """Read into memory the columns that searches and DRLs use most, for the projects
+        with at least `minimum_rows` dose events (so the first search after a start is as
+        fast as the next ones)."""
+        with self._engine.connect() as connection:
+            counts = connection.execute(
+                sa.select(dose_events.c.project_id, sa.func.count()).group_by(
+                    dose_events.c.project_id
+                )
+            ).all()
+        for project_id, count in counts:
+            if count < minimum_rows:
+                continue
+            for table, names in (
+                (dose_events, WARM_EVENT_COLUMNS),
+                (dose_studies, WARM_STUDY_COLUMNS),
+            ):
+                with self._engine.connect() as connection, connection.begin():
+                    self._dose_cache.columns(connection, table, project_id, names)
+
     def subject_dose(self, project_id: int, pseudonym: str) -> list[dict[str, Any]]:
         """The subject's studies with dose values, in date order."""
         with self._engine.connect() as connection:
@@ -578,6 +598,14 @@ def stored_name(name: str) -> str:
     return name.lower()
 
 
+WARM_EVENT_COLUMNS = frozenset(
+    {"modality", "protocol", "device_key", "pseudonym", "study_date", "ctdivol_mgy", "dlp_mgycm",
+     "manufacturer", "model_name", "station_name"}
+)  # fmt: skip
+WARM_STUDY_COLUMNS = frozenset(
+    {"modality", "study_description", "device_key", "device", "pseudonym", "study_date",
+     "dlp_total_mgycm", "ctdivol_mean_mgy"}
+)  # fmt: skip
 _INTERNAL = frozenset({"id", "project_id", "study_pk", "event_key"})
 _DEVICE_PARTS = ("manufacturer", "model_name", "station_name")
 _NOTIFICATION = ("ctdivol_mgy", "ctdivol_notification_mgy", "dlp_mgycm", "dlp_notification_mgycm")
