@@ -46,7 +46,7 @@ from radbank.index import (
     VaultKeyChanged,
     VaultWrite,
 )
-from radbank.ingest.dose import dose_rows, water_equivalent_diameter
+from radbank.ingest.dose import DoseReader, dose_rows, water_equivalent_diameter
 from radbank.ingest.journal import Journal
 from radbank.projects import deid_profile, pixel_rules
 from radbank.store import BlobStore
@@ -136,6 +136,7 @@ class Pipeline:
         self.journal = journal
         self._setups: dict[int, _Setup] = {}
         self._recorded: dict[int, set[bytes]] = {}  # vault digests known to be in the index
+        self._dose = DoseReader()
 
     def ingest(
         self,
@@ -283,7 +284,7 @@ class Pipeline:
             attributes=attributes,
             received_at=received_at,
             source=source,
-            dose_rows=() if quarantines else dose_rows(deidentified),
+            dose_rows=() if quarantines else self._dose.rows(deidentified),
             dw_cm=None if quarantines else water_equivalent_diameter(deidentified),
         )
         # Only the findings are kept at rest: a sender's file name may carry identity.
