@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import stat
@@ -102,15 +103,31 @@ def test_demo_loads_identified_data_de_identified(tmp_path: Path) -> None:
     result = radbank(data, "demo")
     assert result.returncode == 0, result.stderr
     assert "stored" in result.stdout
-    from radbank.synthetic import canary_values, demo_studies
+    from radbank.synthetic import canary_attributes, demo_studies
 
-    canaries = {c for d in demo_studies() for c in canary_values(d) if len(c) >= 6}
+    # The demo's profile, research-dose, keeps device identity (station name, serial
+    # number) on purpose: dose statistics are per device. Everything else must be gone.
+    device = {"StationName", "DeviceSerialNumber"}
+    canaries = {
+        value
+        for d in demo_studies()
+        for value, paths in canary_attributes(d).items()
+        if len(value) >= 6 and not paths <= device
+    }
     assert canaries
     at_rest = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
     leaked = [c for c in canaries if c.encode() in at_rest]
     assert leaked == [], f"identity at rest: {leaked[:10]}"
     again = radbank(data, "demo")
     assert "0 stored" in again.stdout
+    # The demo's dose reports give a dose summary for every CT study.
+    exported = radbank(
+        data, "export", "demo", "--table", "studies", "--csv", str(tmp_path / "d.csv")
+    )
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.DictReader((tmp_path / "d.csv").open()))
+    assert len(rows) == 24 and all(float(row["dlp_total_mGycm"]) > 0 for row in rows)
+    assert {row["source"] for row in rows} == {"report"}
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640])
@@ -260,6 +277,7 @@ def planted_folder(tmp_path: Path) -> Path:
             studies_per_patient=1,
             series_per_study=1,
             instances_per_series=1,
+            dose_reports=False,
         ),
         folder,
     )

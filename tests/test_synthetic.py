@@ -12,6 +12,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, CTImageStorage
 
+from radbank.dicom.dose import extract
 from radbank.dicom.quality import check
 from radbank.synthetic import (
     canary_values,
@@ -84,12 +85,49 @@ def to_bytes(ds: Dataset) -> bytes:
 
 def test_demo_counts_match_the_requested_shape() -> None:
     datasets = list(demo_studies())
-    assert len(datasets) == 3 * 4 * 2 * 2 * 3
+    images = [ds for ds in datasets if ds.Modality == "CT"]
+    reports = [ds for ds in datasets if ds.Modality == "SR"]
+    assert len(images) == 3 * 4 * 2 * 2 * 3
+    assert len(reports) == 3 * 4 * 2  # one dose report per study
+    assert len(datasets) == len(images) + len(reports)
     assert len({ds.PatientID for ds in datasets}) == 12
     assert len({ds.StudyInstanceUID for ds in datasets}) == 24
-    assert len({ds.SeriesInstanceUID for ds in datasets}) == 48
-    assert len({ds.SOPInstanceUID for ds in datasets}) == 144
+    assert len({ds.SeriesInstanceUID for ds in images}) == 48
+    assert len({ds.SeriesInstanceUID for ds in reports}) == 24
+    assert len({ds.SOPInstanceUID for ds in datasets}) == 144 + 24
     assert len({ds.InstitutionName for ds in datasets}) == 3
+
+
+def test_without_dose_reports_the_demo_is_images_only() -> None:
+    datasets = list(demo_studies(**SMALL, dose_reports=False))
+    assert len(datasets) == 2 * 2 * 2 * 2 * 2
+    assert {ds.SOPClassUID for ds in datasets} == {CTImageStorage}
+    with_reports = [ds for ds in demo_studies(**SMALL) if ds.Modality == "CT"]
+    assert [to_bytes(ds) for ds in with_reports] == [to_bytes(ds) for ds in datasets]
+
+
+def test_each_study_ends_with_its_dose_report() -> None:
+    datasets = list(demo_studies(**SMALL))
+    for position, report in enumerate(datasets):
+        if report.Modality != "SR":
+            continue
+        images = [
+            ds
+            for ds in datasets
+            if ds.Modality == "CT" and ds.StudyInstanceUID == report.StudyInstanceUID
+        ]
+        assert datasets[position - 1] is images[-1]
+        for keyword in ("PatientID", "PatientName", "AccessionNumber", "StationName"):
+            assert report[keyword].value == images[0][keyword].value, keyword
+        result = extract(report)
+        assert result is not None and result.findings == ()
+        by_event = {event.irradiation_event_uid: event for event in result.events}
+        for image in images:
+            event = by_event[image.IrradiationEventUID]
+            assert event.ctdivol_mgy is not None
+            assert event.ctdivol_mgy.value == pytest.approx(float(image.CTDIvol))
+            assert event.kvp is not None and event.kvp.value == float(image.KVP)
+        assert len(result.events) == SMALL["series_per_study"] + 1  # and a localizer
 
 
 def test_demo_is_deterministic_given_the_seed() -> None:
@@ -125,7 +163,7 @@ def test_each_site_has_its_own_equipment_and_issuer() -> None:
 
 
 def test_demo_instances_are_ct_images_with_dose_attributes() -> None:
-    for ds in demo_studies(**SMALL):
+    for ds in demo_studies(**SMALL, dose_reports=False):
         assert ds.SOPClassUID == CTImageStorage
         for keyword in CT_TYPE1:
             assert ds.get(keyword) not in (None, ""), keyword

@@ -237,9 +237,13 @@ def _load_demo(services: Services) -> None:
             trail=services.trail,
             actor=_local_user(),
             source=_source(),
-            title="Demo: synthetic multi-site CT",
-            description="Synthetic CT studies of three sites with planted identity, de-identified on ingest.",
-            profile="basic-dates",
+            title="Demo: synthetic multi-site CT with dose reports",
+            description=(
+                "Synthetic CT studies and their radiation dose structured reports from three "
+                "sites, with planted identity, de-identified on ingest (profile research-dose: "
+                "dates shifted per patient, dose values and acquisition parameters kept)."
+            ),
+            profile="research-dose",
         )
     project = services.index.get_project(DEMO_PROJECT)
     assert project is not None

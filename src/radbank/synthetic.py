@@ -12,7 +12,8 @@ and numbers are invented. Text is encoded as UTF-8 (Specific Character Set ISO_I
 `value.encode()` is the byte form to look for.
 
 Public API:
-- `demo_patients` / `demo_studies`: a small multi-site CT dataset as pydicom Datasets.
+- `demo_patients` / `demo_studies`: a small multi-site CT dataset as pydicom Datasets,
+  with a CT dose report (RDSR) per study.
 - `planted_ct_instances`: many 512x512 CT Part 10 files as bytes, fast, for ingest benchmarks.
 - `write_files`: write Datasets as Part 10 files under a folder.
 - `canary_values`: the identifying strings planted in a dataset.
@@ -750,12 +751,20 @@ def demo_studies(
     series_per_study: int = 2,
     instances_per_series: int = 3,
     seed: int = 1,
+    dose_reports: bool = True,
 ) -> Iterator[Dataset]:
     """A multi-site identified CT dataset, instance by instance (pixels from CT_small.dcm).
 
     Yields sites x patients_per_site x studies_per_patient x series_per_study x
-    instances_per_series Datasets, each with file_meta (Explicit VR Little Endian).
+    instances_per_series Datasets, each with file_meta (Explicit VR Little Endian). With
+    `dose_reports`, each study's images are followed by its CT dose report (an X-Ray
+    Radiation Dose SR from `radbank.synthetic_dose`: same patient, study and scanner, a
+    localizer and one irradiation event per series, with the series' Irradiation Event
+    UID and CTDIvol), one more Dataset per study.
     """
+    # imported here: radbank.synthetic_dose builds on this module
+    from radbank.synthetic_dose import ct_rdsr
+
     if min(studies_per_patient, series_per_study, instances_per_series) < 1:
         raise ValueError("studies, series and instances per parent must be at least 1")
     pixels = _pixel_module("CT_small.dcm")
@@ -766,10 +775,14 @@ def demo_studies(
         for study_number in range(1, studies_per_patient + 1):
             key = ("demo", seed, patient.patient_id, study_number)
             study = _make_study(rng, key, study_number, patient)
-            for series_number in range(1, series_per_study + 1):
-                series = _make_series(rng, study, series_number)
+            study_series = [_make_series(rng, study, n) for n in range(1, series_per_study + 1)]
+            for series in study_series:
                 for instance_number in range(1, instances_per_series + 1):
                     yield _ct_instance(site, patient, study, series, instance_number, pixels)
+            if dose_reports:
+                # from fresh images: the caller may have changed the ones yielded
+                images = [_ct_instance(site, patient, study, s, 1, pixels) for s in study_series]
+                yield ct_rdsr(seed, images=images)
 
 
 def planted_ct_instances(

@@ -120,6 +120,7 @@ def _ct_instances(count: int, seed: int) -> list[bytes]:
         studies_per_patient=1,
         series_per_study=1,
         instances_per_series=1,
+        dose_reports=False,
         seed=seed,
     ):
         buffer = io.BytesIO()
@@ -268,6 +269,8 @@ def _real_values(site: Site) -> dict[str, str]:
         "pseudonym": "RB-" + "A" * 20,
         "request_id": "1",
         "quarantine_id": "1",
+        "table": "events",
+        "set_name": "national",
     }
 
 

@@ -37,6 +37,7 @@ def planted_files() -> tuple[bytes, ...]:
         studies_per_patient=2,
         series_per_study=1,
         instances_per_series=2,
+        dose_reports=False,
     ):
         buffer = io.BytesIO()
         dataset.save_as(buffer, enforce_file_format=True)

@@ -218,8 +218,12 @@ def _phantom(code: CodedValue | None) -> str | None:
 def _modality(report: DoseReport, header_modality: str | None) -> str:
     if report.template == "image header" and header_modality:
         return header_modality
-    if report.radiopharmaceutical_administrations and not report.events:
+    if report.template == "TID 10021" or (
+        report.radiopharmaceutical_administrations and not report.events
+    ):
         return "NM"
+    if report.template == "TID 10011":
+        return "CT"
     if any(event.kind == CT for event in report.events) or report.ct_dlp_total_mgycm:
         return "CT"
     if report.accumulated_average_glandular_dose or any(
@@ -340,6 +344,13 @@ def _administration_values(item: RadiopharmaceuticalAdministration) -> dict[str,
     return values
 
 
+_TEMPLATE_KINDS = {"TID 10011": CT, "TID 10001": "projection", "TID 10021": "NM"}
+
+
+def _kind_of(modality: str) -> str:
+    return "NM" if modality in ("NM", "PT") else CT if modality == "CT" else "projection"
+
+
 def event_rows(
     report: DoseReport, patient: Patient = Patient(), header_modality: str | None = None
 ) -> list[dict[str, Any]]:
@@ -354,8 +365,7 @@ def event_rows(
         for item in report.radiopharmaceutical_administrations
     ]
     if not rows:
-        kind = "NM" if modality in ("NM", "PT") else CT if modality == "CT" else "projection"
-        rows = [{**base, "kind": kind}]
+        rows = [{**base, "kind": _TEMPLATE_KINDS.get(report.template) or _kind_of(modality)}]
     return rows
 
 
