@@ -113,9 +113,7 @@ def dose_filter(request: Request, project: Project, *, extra: set[str] = frozens
         age_max=_number("age_max", params["age_max"]) if "age_max" in params else None,
         ranges=ranges,
         study_uids=visible_studies(request, project),
-        sort=stored_name(sort)
-        if sort and not sort.startswith("-")
-        else ("-" + stored_name(sort[1:]) if sort else None),
+        sort=stored_name(sort) if sort else None,
         limit=limit,
         offset=offset,
     )
