@@ -1,4 +1,5 @@
-"""Building dose reports with pydicom for the tests, and finding the vendor files.
+"""Building dose reports with pydicom for the tests, damaging them, and finding the vendor
+files.
 
 The vendor files are read from ../shared/data/rdsr (GPL test data of the OpenREM project,
 never copied into this repository); tests that need them skip, saying so, when the folder
@@ -7,6 +8,7 @@ is absent.
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from pathlib import Path
 
@@ -184,3 +186,87 @@ def ct_report(
         sop_instance_uid=sop_instance_uid,
         content_time=content_time,
     )
+
+
+# Damage done to content trees (test_dose_damaged_trees, test_dose_bytes).
+
+
+def content_items(dataset: Dataset) -> list[Dataset]:
+    """Every content item of a report, depth first."""
+    found = []
+    for item in dataset.get("ContentSequence") or []:
+        found.append(item)
+        found.extend(content_items(item))
+    return found
+
+
+def raw_element(item: Dataset, tag: int, vr: str, value: bytes) -> None:
+    """Set an element to bytes as given, as if read from a file (invalid ones too)."""
+    item[Tag(tag)] = RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
+
+
+def _first(item: Dataset, keyword: str) -> Dataset | None:
+    sequence = item.get(keyword)
+    return sequence[0] if sequence else None
+
+
+def damage(kind: str, item: Dataset, root: Dataset, junk: bytes) -> None:
+    """Damage `item` of the report `root` in one of the DAMAGE ways, with `junk` bytes."""
+    if kind == "drop-content":
+        item.pop(Tag(0x0040A730), None)
+    elif kind == "empty-concept":
+        item.ConceptNameCodeSequence = Sequence()
+    elif kind == "junk-code":
+        concept = _first(item, "ConceptNameCodeSequence")
+        if concept is not None:
+            raw_element(concept, 0x00080100, "SH", junk)
+    elif kind == "junk-value-type":
+        raw_element(item, 0x0040A040, "CS", junk)
+    elif kind == "drop-measured-value":
+        item.pop(Tag(0x0040A300), None)
+    elif kind == "junk-number":
+        measured = _first(item, "MeasuredValueSequence")
+        if measured is not None:
+            raw_element(measured, 0x0040A30A, "DS", junk)
+    elif kind == "not-a-number":
+        measured = _first(item, "MeasuredValueSequence")
+        if measured is not None:
+            measured.FloatingPointValue = math.nan
+    elif kind == "drop-unit":
+        measured = _first(item, "MeasuredValueSequence")
+        if measured is not None:
+            measured.pop(Tag(0x004008EA), None)
+    elif kind == "junk-unit":
+        measured = _first(item, "MeasuredValueSequence")
+        unit = _first(measured, "MeasurementUnitsCodeSequence") if measured else None
+        if unit is not None:
+            raw_element(unit, 0x00080100, "SH", junk)
+    elif kind == "junk-uid":
+        raw_element(item, 0x0040A124, "UI", junk)
+    elif kind == "junk-datetime":
+        raw_element(item, 0x0040A120, "DT", junk)
+    elif kind == "junk-text":
+        raw_element(item, 0x0040A160, "UT", junk)
+    elif kind == "cycle":
+        item.ContentSequence = Sequence([root])
+    elif kind == "junk-header":
+        raw_element(root, 0x00080018, "UI", junk)
+        raw_element(root, 0x0020000D, "UI", junk)
+
+
+DAMAGE = [
+    "drop-content",
+    "empty-concept",
+    "junk-code",
+    "junk-value-type",
+    "drop-measured-value",
+    "junk-number",
+    "not-a-number",
+    "drop-unit",
+    "junk-unit",
+    "junk-uid",
+    "junk-datetime",
+    "junk-text",
+    "cycle",
+    "junk-header",
+]

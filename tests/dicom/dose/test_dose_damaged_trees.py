@@ -9,13 +9,20 @@ import math
 import warnings
 from collections.abc import Callable
 
-from dose_helpers import RDSR, ct_event, ct_report, vendor_file
+from dose_helpers import (
+    DAMAGE,
+    RDSR,
+    content_items,
+    ct_event,
+    ct_report,
+    damage,
+    raw_element,
+    vendor_file,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.tag import Tag
 
 from radbank.dicom.dose import DoseReport, extract, merge
 
@@ -46,84 +53,6 @@ def _bases() -> list[Dataset]:
 BASES = _bases()
 
 
-def _items(dataset: Dataset) -> list[Dataset]:
-    found = []
-    for item in dataset.get("ContentSequence") or []:
-        found.append(item)
-        found.extend(_items(item))
-    return found
-
-
-def _raw(item: Dataset, tag: int, vr: str, value: bytes) -> None:
-    item[Tag(tag)] = RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
-
-
-def _first(item: Dataset, keyword: str) -> Dataset | None:
-    sequence = item.get(keyword)
-    return sequence[0] if sequence else None
-
-
-def _damage(kind: str, item: Dataset, root: Dataset, junk: bytes) -> None:
-    if kind == "drop-content":
-        item.pop(Tag(0x0040A730), None)
-    elif kind == "empty-concept":
-        item.ConceptNameCodeSequence = Sequence()
-    elif kind == "junk-code":
-        concept = _first(item, "ConceptNameCodeSequence")
-        if concept is not None:
-            _raw(concept, 0x00080100, "SH", junk)
-    elif kind == "junk-value-type":
-        _raw(item, 0x0040A040, "CS", junk)
-    elif kind == "drop-measured-value":
-        item.pop(Tag(0x0040A300), None)
-    elif kind == "junk-number":
-        measured = _first(item, "MeasuredValueSequence")
-        if measured is not None:
-            _raw(measured, 0x0040A30A, "DS", junk)
-    elif kind == "not-a-number":
-        measured = _first(item, "MeasuredValueSequence")
-        if measured is not None:
-            measured.FloatingPointValue = math.nan
-    elif kind == "drop-unit":
-        measured = _first(item, "MeasuredValueSequence")
-        if measured is not None:
-            measured.pop(Tag(0x004008EA), None)
-    elif kind == "junk-unit":
-        measured = _first(item, "MeasuredValueSequence")
-        unit = _first(measured, "MeasurementUnitsCodeSequence") if measured else None
-        if unit is not None:
-            _raw(unit, 0x00080100, "SH", junk)
-    elif kind == "junk-uid":
-        _raw(item, 0x0040A124, "UI", junk)
-    elif kind == "junk-datetime":
-        _raw(item, 0x0040A120, "DT", junk)
-    elif kind == "junk-text":
-        _raw(item, 0x0040A160, "UT", junk)
-    elif kind == "cycle":
-        item.ContentSequence = Sequence([root])
-    elif kind == "junk-header":
-        _raw(root, 0x00080018, "UI", junk)
-        _raw(root, 0x0020000D, "UI", junk)
-
-
-DAMAGE = [
-    "drop-content",
-    "empty-concept",
-    "junk-code",
-    "junk-value-type",
-    "drop-measured-value",
-    "junk-number",
-    "not-a-number",
-    "drop-unit",
-    "junk-unit",
-    "junk-uid",
-    "junk-datetime",
-    "junk-text",
-    "cycle",
-    "junk-header",
-]
-
-
 def _check(report: DoseReport | None) -> None:
     if report is None:
         return
@@ -146,12 +75,12 @@ def _check(report: DoseReport | None) -> None:
 @given(st.data())
 def test_extract_never_raises_on_damaged_content_trees(data: st.DataObject) -> None:
     dataset = copy.deepcopy(data.draw(st.sampled_from(BASES)))
-    items = _items(dataset)
+    items = content_items(dataset)
     for _ in range(data.draw(st.integers(1, 6))):
         kind = data.draw(st.sampled_from(DAMAGE))
         item = items[data.draw(st.integers(0, len(items) - 1))]
         junk = data.draw(st.binary(max_size=24))
-        _damage(kind, item, dataset, junk)
+        damage(kind, item, dataset, junk)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns about the invalid values we made
         _check(extract(dataset))
@@ -170,8 +99,8 @@ def test_extract_never_raises_on_a_data_set_that_is_not_dicom_at_all() -> None:
 
     def raw_sequence() -> Dataset:
         dataset = Dataset()
-        _raw(dataset, 0x0040A730, "SQ", b"\x01\x02\x03")
-        _raw(dataset, 0x0040A043, "SQ", b"\xff\xfe")
+        raw_element(dataset, 0x0040A730, "SQ", b"\x01\x02\x03")
+        raw_element(dataset, 0x0040A043, "SQ", b"\xff\xfe")
         return dataset
 
     broken.append(raw_sequence)

@@ -7,12 +7,10 @@ import datetime
 import re
 from collections.abc import Iterable
 
-from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import DT
 
+from radbank.dicom.dose._view import DataSetView
 from radbank.dicom.dose.model import CodedValue, Finding
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -38,42 +36,12 @@ class Findings:
         return tuple(self._findings.values())
 
 
-def raw_value(dataset: Dataset, keyword: str) -> object:
-    """The element's value, or its undecoded text when pydicom cannot convert it."""
-    tag = tag_for_keyword(keyword)
-    if tag is None:
-        return None
-    try:
-        element = dataset.get_item(tag)
-    except Exception:
-        return None
-    if element is None:
-        return None
-    if isinstance(element, RawDataElement):
-        try:
-            return dataset[tag].value
-        except Exception:
-            value = element.value
-            return value.decode("latin-1", "replace") if isinstance(value, bytes) else value
-    return element.value
-
-
-def text(dataset: Dataset, keyword: str) -> str | None:
-    """A string value, stripped; the first value of a multi-valued element; None if empty."""
-    value = raw_value(dataset, keyword)
-    if isinstance(value, MultiValue | list | tuple):
-        value = value[0] if len(value) else None
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode("latin-1", "replace")
-    result = str(value).strip().strip("\x00").strip()
-    return result or None
-
-
 def numbers(value: object, label: str, findings: Findings) -> list[float]:
     """Every number in a value: a float, a multi-valued DS/IS, or text that a vendor wrote
     with a separator other than the backslash or with a decimal comma (both noted)."""
+    if isinstance(value, float):  # the usual case first, for speed (a DSfloat mostly)
+        number = float(value)
+        return [number] if number == number and abs(number) != float("inf") else []
     if value is None:
         return []
     if isinstance(value, bytes):
@@ -112,9 +80,9 @@ def numbers(value: object, label: str, findings: Findings) -> list[float]:
     return result
 
 
-def number(dataset: Dataset, keyword: str, findings: Findings, label: str) -> float | None:
+def number(dataset: DataSetView, keyword: str, findings: Findings, label: str) -> float | None:
     """The single number of an element; the first one (noted) when there are several."""
-    values = numbers(raw_value(dataset, keyword), label, findings)
+    values = numbers(dataset.value(keyword), label, findings)
     if not values:
         return None
     if len(values) > 1:
@@ -126,21 +94,30 @@ def number(dataset: Dataset, keyword: str, findings: Findings, label: str) -> fl
     return values[0]
 
 
-def code(dataset: Dataset, keyword: str) -> CodedValue | None:
+def code(dataset: DataSetView, keyword: str) -> CodedValue | None:
     """The first item of a code sequence, or None when it is absent or has no code value."""
+    fields = code_fields(dataset, keyword)
+    return None if fields is None else CodedValue(*fields)
+
+
+def code_fields(dataset: DataSetView, keyword: str) -> tuple[str, str, str] | None:
+    """`code` as its code value, coding scheme designator and code meaning."""
     try:
-        sequence = dataset.get(keyword)
+        sequence = dataset.items(keyword)
         if not sequence:
             return None
         item = sequence[0]
     except Exception:
         return None
-    value = text(item, "CodeValue") or text(item, "LongCodeValue") or text(item, "URNCodeValue")
+    value = code_value(item)
     if value is None:
         return None
-    return CodedValue(
-        value, text(item, "CodingSchemeDesignator") or "", text(item, "CodeMeaning") or ""
-    )
+    return value, item.text("CodingSchemeDesignator") or "", item.text("CodeMeaning") or ""
+
+
+def code_value(item: DataSetView) -> str | None:
+    """The code value of a code sequence item, whichever of the three it uses."""
+    return item.text("CodeValue") or item.text("LongCodeValue") or item.text("URNCodeValue")
 
 
 def parse_datetime(value: str | None) -> datetime.datetime | None:
@@ -166,10 +143,10 @@ def parse_datetime(value: str | None) -> datetime.datetime | None:
 
 
 def date_and_time(
-    dataset: Dataset, date_keyword: str, time_keyword: str
+    dataset: DataSetView, date_keyword: str, time_keyword: str
 ) -> datetime.datetime | None:
     """A datetime from a DA and a TM element, None when either is absent or unreadable."""
-    date, time = text(dataset, date_keyword), text(dataset, time_keyword)
+    date, time = dataset.text(date_keyword), dataset.text(time_keyword)
     if not date or not time:
         return None
     return parse_datetime(date + time.replace(":", ""))

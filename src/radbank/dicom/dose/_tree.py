@@ -8,13 +8,12 @@ item), so the rest of the report is still extracted.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pydicom.dataset import Dataset
-
 from radbank.dicom.dose import units
-from radbank.dicom.dose._read import Findings, code, numbers, raw_value, text
+from radbank.dicom.dose._read import Findings, code, code_fields, code_value, numbers
+from radbank.dicom.dose._view import DataSetView
+from radbank.dicom.dose.codes import code_key
 from radbank.dicom.dose.model import CodedValue, DoseValue
 
 # Deeper than any dose template nests (TID 10011 reaches 5 levels); a guard against
@@ -23,41 +22,61 @@ _MAX_DEPTH = 16
 _VALUE_WITH_UNIT = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\d\s].*)")
 
 
-@dataclass
+@dataclass(eq=False, slots=True)
 class Node:
-    dataset: Dataset
-    value_type: str
-    relationship: str
+    dataset: DataSetView
     concept: str | None
-    meaning: str
     path: str
     children: list[Node] = field(default_factory=list)
+    # descendants by concept, built on the first search (the tree is complete by then)
+    _index: dict[str | None, list[Node]] | None = None
+
+    @property
+    def meaning(self) -> str:
+        """The concept's code meaning (read when a message needs it)."""
+        concept = code_fields(self.dataset, "ConceptNameCodeSequence")
+        return concept[2] if concept else ""
 
     def child(self, concept: str) -> Node | None:
-        return next((node for node in self.children if node.concept == concept), None)
-
-    def walk(self) -> Iterator[Node]:
-        """This node's descendants, depth first, in document order."""
         for node in self.children:
-            yield node
-            yield from node.walk()
+            if node.concept == concept:
+                return node
+        return None
+
+    def walk(self) -> list[Node]:
+        """This node's descendants, depth first, in document order."""
+        descendants = []
+        stack = self.children[::-1]
+        while stack:
+            node = stack.pop()
+            descendants.append(node)
+            stack.extend(node.children[::-1])
+        return descendants
 
     def find(self, concept: str) -> Node | None:
         """The first descendant with the concept, at any depth."""
-        return next((node for node in self.walk() if node.concept == concept), None)
+        found = self._descendants().get(concept)
+        return found[0] if found else None
 
     def find_all(self, concept: str) -> list[Node]:
-        return [node for node in self.walk() if node.concept == concept]
+        return list(self._descendants().get(concept, ()))
+
+    def _descendants(self) -> dict[str | None, list[Node]]:
+        if self._index is None:
+            self._index = {}
+            for node in self.walk():
+                self._index.setdefault(node.concept, []).append(node)
+        return self._index
 
     # values of the node's own item
     def text_value(self) -> str | None:
-        return text(self.dataset, "TextValue")
+        return self.dataset.text("TextValue")
 
     def uid(self) -> str | None:
-        return text(self.dataset, "UID")
+        return self.dataset.text("UID")
 
     def datetime_text(self) -> str | None:
-        return text(self.dataset, "DateTime")
+        return self.dataset.text("DateTime")
 
     def code_value(self) -> CodedValue | None:
         return code(self.dataset, "ConceptCodeSequence")
@@ -71,22 +90,15 @@ class Node:
         return self.text_value()
 
 
-def build(dataset: Dataset, findings: Findings) -> Node:
+def build(dataset: DataSetView, findings: Findings) -> Node:
     """The root node of a data set with a content tree."""
     concept = code(dataset, "ConceptNameCodeSequence")
-    root = Node(
-        dataset,
-        text(dataset, "ValueType") or "CONTAINER",
-        "",
-        concept.key if concept else None,
-        concept.code_meaning if concept else "",
-        "",
-    )
+    root = Node(dataset, concept.key if concept else None, "")
     root.children = _children(dataset, "", 1, findings)
     return root
 
 
-def _children(dataset: Dataset, path: str, depth: int, findings: Findings) -> list[Node]:
+def _children(dataset: DataSetView, path: str, depth: int, findings: Findings) -> list[Node]:
     if depth > _MAX_DEPTH:
         findings.add(
             "unreadable-item",
@@ -95,7 +107,7 @@ def _children(dataset: Dataset, path: str, depth: int, findings: Findings) -> li
         )
         return []
     try:
-        items = list(dataset.get("ContentSequence") or [])
+        items = dataset.items("ContentSequence")
     except Exception as error:
         findings.add(
             "unreadable-item",
@@ -107,16 +119,12 @@ def _children(dataset: Dataset, path: str, depth: int, findings: Findings) -> li
     for index, item in enumerate(items, start=1):
         item_path = f"{path}.{index}" if path else str(index)
         try:
-            concept = code(item, "ConceptNameCodeSequence")
-            node = Node(
-                item,
-                text(item, "ValueType") or "",
-                text(item, "RelationshipType") or "",
-                concept.key if concept else None,
-                concept.code_meaning if concept else "",
-                item_path,
-            )
-            node.children = _children(item, item_path, depth + 1, findings)
+            key = _concept_key(item)
+            if depth < _MAX_DEPTH and item.is_data_set and not item.has("ContentSequence"):
+                children = []  # what _children gives, without the call: most items are leaves
+            else:
+                children = _children(item, item_path, depth + 1, findings)
+            node = Node(item, key, item_path, children)
         except Exception as error:
             findings.add(
                 "unreadable-item",
@@ -125,6 +133,19 @@ def _children(dataset: Dataset, path: str, depth: int, findings: Findings) -> li
             continue
         nodes.append(node)
     return nodes
+
+
+def _concept_key(item: DataSetView) -> str | None:
+    """`code(item, "ConceptNameCodeSequence").key`, without reading the code meaning."""
+    try:
+        sequence = item.items("ConceptNameCodeSequence")
+        if not sequence:
+            return None
+        concept = sequence[0]
+    except Exception:
+        return None
+    value = code_value(concept)
+    return None if value is None else code_key(concept.text("CodingSchemeDesignator") or "", value)
 
 
 @dataclass(frozen=True)
@@ -137,15 +158,19 @@ class Row:
     source: str
 
 
-def _unit_code(dataset: Dataset) -> tuple[str | None, str | None]:
-    unit = code(dataset, "MeasurementUnitsCodeSequence")
-    if unit is not None:
-        return unit.code_value, unit.coding_scheme_designator
+def _unit_code(dataset: DataSetView) -> tuple[str | None, str | None]:
+    """The unit's code value and scheme, or its code meaning alone when it has no value."""
     try:
-        sequence = dataset.get("MeasurementUnitsCodeSequence")
-        meaning = text(sequence[0], "CodeMeaning") if sequence else None
+        sequence = dataset.items("MeasurementUnitsCodeSequence")
+        item = sequence[0] if sequence else None
     except Exception:
-        meaning = None
+        item = None
+    if item is None:
+        return None, None
+    value = code_value(item)
+    if value is not None:
+        return value, item.text("CodingSchemeDesignator") or ""
+    meaning = item.text("CodeMeaning")
     return (meaning, None) if meaning else (None, None)
 
 
@@ -158,12 +183,12 @@ def dose_value(
         return None
     label = f"{row.source} (item {node.path})"
     try:
-        sequence = node.dataset.get("MeasuredValueSequence")
+        sequence = node.dataset.items("MeasuredValueSequence")
         measured = sequence[0] if sequence else None
     except Exception:
         measured = None
     if measured is None:
-        if "NumericValue" in node.dataset:
+        if node.dataset.has("NumericValue"):
             findings.add(
                 "value-misplaced",
                 f"{label}: the value is in the content item itself, not in its Measured "
@@ -187,14 +212,11 @@ def dose_value(
             )
 
     value: float | None = None
-    try:
-        floating = measured.get("FloatingPointValue")
-    except Exception:
-        floating = None
+    floating = measured.value("FloatingPointValue")
     if isinstance(floating, float) and floating == floating and abs(floating) != float("inf"):
         value = floating
     else:
-        raw = raw_value(measured, "NumericValue")
+        raw = measured.value("NumericValue")
         with_unit = _VALUE_WITH_UNIT.fullmatch(raw) if isinstance(raw, str) else None
         if with_unit and _is_unit(with_unit.group(2)):
             value = float(with_unit.group(1))

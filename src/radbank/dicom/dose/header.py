@@ -22,8 +22,6 @@ import math
 from collections.abc import Callable, Iterable, Sized
 from typing import Literal
 
-from pydicom.dataset import Dataset
-
 from radbank.dicom.dose import codes as c
 from radbank.dicom.dose import units
 from radbank.dicom.dose._read import (
@@ -33,9 +31,8 @@ from radbank.dicom.dose._read import (
     number,
     numbers,
     parse_datetime,
-    raw_value,
-    text,
 )
+from radbank.dicom.dose._view import DataSetView
 from radbank.dicom.dose.model import (
     CT,
     PROJECTION,
@@ -71,9 +68,9 @@ _LATERALITY = {
 }
 
 
-def has_header_dose(dataset: Dataset) -> bool:
+def has_header_dose(dataset: DataSetView) -> bool:
     """True when the header holds dose or exposure values worth a report."""
-    modality = (text(dataset, "Modality") or "").upper()
+    modality = (dataset.text("Modality") or "").upper()
     if _present(dataset, "RadiopharmaceuticalInformationSequence"):
         return True
     if _present(dataset, "ExposureDoseSequence") or _present(dataset, "CTDIvol"):
@@ -98,8 +95,8 @@ def has_header_dose(dataset: Dataset) -> bool:
     return False
 
 
-def _present(dataset: Dataset, keyword: str) -> bool:
-    value = raw_value(dataset, keyword)
+def _present(dataset: DataSetView, keyword: str) -> bool:
+    value = dataset.value(keyword)
     if value is None:
         return False
     return len(value) > 0 if isinstance(value, Sized) else True
@@ -114,7 +111,7 @@ class _Reader:
 
     def value(
         self,
-        dataset: Dataset,
+        dataset: DataSetView,
         keyword: str,
         tag: str,
         unit: str,
@@ -142,8 +139,10 @@ class _Reader:
         return None
 
 
-def report_from_header(dataset: Dataset, sop_instance_uid: str, findings: Findings) -> DoseReport:
-    modality = (text(dataset, "Modality") or "").upper()
+def report_from_header(
+    dataset: DataSetView, sop_instance_uid: str, findings: Findings
+) -> DoseReport:
+    modality = (dataset.text("Modality") or "").upper()
     reader = _Reader(sop_instance_uid, findings)
     events: list[IrradiationEvent] = []
     administrations: tuple[RadiopharmaceuticalAdministration, ...] = ()
@@ -163,7 +162,7 @@ def report_from_header(dataset: Dataset, sop_instance_uid: str, findings: Findin
             "this is a secondary capture of a dose screen: the dose report is in its "
             f"pixels, there is no structured dose report in this object; {read}",
         )
-    comments = text(dataset, "CommentsOnRadiationDose")
+    comments = dataset.text("CommentsOnRadiationDose")
     if comments:
         shown = comments if len(comments) <= 80 else comments[:77] + "..."
         findings.add(
@@ -201,15 +200,15 @@ def report_from_header(dataset: Dataset, sop_instance_uid: str, findings: Findin
         c.TOTAL_FLUORO_TIME,
     )
     return DoseReport(
-        study_instance_uid=text(dataset, "StudyInstanceUID"),
+        study_instance_uid=dataset.text("StudyInstanceUID"),
         template="image header",
         sop_instance_uids=(sop_instance_uid,),
         content_datetime=date_and_time(dataset, "ContentDate", "ContentTime"),
         device=Device(
-            manufacturer=text(dataset, "Manufacturer"),
-            model_name=text(dataset, "ManufacturerModelName"),
-            station_name=text(dataset, "StationName"),
-            serial_number=text(dataset, "DeviceSerialNumber"),
+            manufacturer=dataset.text("Manufacturer"),
+            model_name=dataset.text("ManufacturerModelName"),
+            station_name=dataset.text("StationName"),
+            serial_number=dataset.text("DeviceSerialNumber"),
         ),
         total_number_of_irradiation_events=total_events,
         dap_total_gym2=dap_total,
@@ -221,44 +220,38 @@ def report_from_header(dataset: Dataset, sop_instance_uid: str, findings: Findin
     )
 
 
-def _items(dataset: Dataset, keyword: str) -> list[Dataset]:
+def _items(dataset: DataSetView, keyword: str) -> list[DataSetView]:
     try:
-        return [item for item in dataset.get(keyword) or [] if isinstance(item, Dataset)]
+        return [item for item in dataset.items(keyword) if item.is_data_set]
     except Exception:
         return []
 
 
-def _is_dose_screen(dataset: Dataset, modality: str) -> bool:
-    image_type = raw_value(dataset, "ImageType")
+def _is_dose_screen(dataset: DataSetView, modality: str) -> bool:
+    image_type = dataset.value("ImageType")
     if isinstance(image_type, str):
         values = image_type.upper().split("\\")
     elif isinstance(image_type, Iterable):
         values = [str(value).upper() for value in image_type]
     else:
         values = []
-    sop_class = text(dataset, "SOPClassUID")
+    sop_class = dataset.text("SOPClassUID")
     return "DOSE_INFO" in values or (sop_class == SECONDARY_CAPTURE and modality == "CT")
 
 
-def _functional_group_values(dataset: Dataset, keyword: str) -> list[Dataset]:
+def _functional_group_values(dataset: DataSetView, keyword: str) -> list[DataSetView]:
     """The functional group macros holding `keyword`: the shared one, else every frame's."""
     found = []
     for sequence_keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
         for group in _items(dataset, sequence_keyword):
-            for element in group:
-                try:
-                    macro_items = element.value if element.VR == "SQ" else []
-                    for macro in macro_items or []:
-                        if _present(macro, keyword):
-                            found.append(macro)
-                except Exception:
-                    continue
+            for macros in group.sequences():
+                found.extend(macro for macro in macros if _present(macro, keyword))
         if found:
             return found
     return []
 
 
-def _enhanced_ct(dataset: Dataset, reader: _Reader) -> dict[str, DoseValue | None]:
+def _enhanced_ct(dataset: DataSetView, reader: _Reader) -> dict[str, DoseValue | None]:
     """CTDIvol and technique of an enhanced CT image from its functional groups."""
     values: dict[str, DoseValue | None] = {}
     specs = {
@@ -307,8 +300,8 @@ def _enhanced_ct(dataset: Dataset, reader: _Reader) -> dict[str, DoseValue | Non
 
 
 def _event(
-    item: Dataset,
-    image: Dataset,
+    item: DataSetView,
+    image: DataSetView,
     kind: Literal["CT", "projection"],
     reader: _Reader,
     from_sequence: bool,
@@ -337,11 +330,11 @@ def _event(
         lambda: read(item, "EntranceDoseInmGy", "(0040,8302)", "mGy", "mGy", "(0040,8302)"),
         lambda: read(item, "EntranceDose", "(0040,0302)", "dGy", "mGy", "(0040,0302)"),
     )
-    modality = (text(image, "Modality") or "").upper()
+    modality = (image.text("Modality") or "").upper()
     average_glandular_dose = None
     organ_dose = read(item, "OrganDose", "(0040,0316)", "dGy", "mGy", c.AVERAGE_GLANDULAR_DOSE)
     if organ_dose is not None:
-        organ = (text(item, "OrganExposed") or "").upper()
+        organ = (item.text("OrganExposed") or "").upper()
         if modality == "MG" or organ == "BREAST":
             average_glandular_dose = organ_dose
         else:
@@ -351,21 +344,21 @@ def _event(
                 f"{organ or '(not named)'} has no field outside mammography; not kept",
             )
     if from_sequence:
-        protocol = text(item, "SeriesDescription") or text(image, "ProtocolName")
-        started = parse_datetime(text(item, "AcquisitionDateTime"))
+        protocol = item.text("SeriesDescription") or image.text("ProtocolName")
+        started = parse_datetime(item.text("AcquisitionDateTime"))
     else:
-        protocol = text(image, "ProtocolName")
-        started = parse_datetime(text(image, "AcquisitionDateTime")) or date_and_time(
+        protocol = image.text("ProtocolName")
+        started = parse_datetime(image.text("AcquisitionDateTime")) or date_and_time(
             image, "AcquisitionDate", "AcquisitionTime"
         )
-    laterality = text(image, "ImageLaterality") or text(image, "Laterality") or ""
+    laterality = image.text("ImageLaterality") or image.text("Laterality") or ""
     return IrradiationEvent(
         kind=kind,
         sop_instance_uid=reader.sop_instance_uid,
-        irradiation_event_uid=text(item, "IrradiationEventUID"),
-        series_instance_uid=None if from_sequence else text(image, "SeriesInstanceUID"),
+        irradiation_event_uid=item.text("IrradiationEventUID"),
+        series_instance_uid=None if from_sequence else image.text("SeriesInstanceUID"),
         datetime_started=started,
-        acquisition_type=_ACQUISITION_TYPES.get((text(item, "AcquisitionType") or "").upper()),
+        acquisition_type=_ACQUISITION_TYPES.get((item.text("AcquisitionType") or "").upper()),
         acquisition_protocol=protocol,
         target_region=None if from_sequence else code(image, "AnatomicRegionSequence"),
         laterality=None if from_sequence else _LATERALITY.get(laterality.upper()),
@@ -412,8 +405,8 @@ def _event(
     )
 
 
-def _filters(dataset: Dataset, reader: _Reader) -> tuple[XRayFilter, ...]:
-    materials_raw = raw_value(dataset, "FilterMaterial")
+def _filters(dataset: DataSetView, reader: _Reader) -> tuple[XRayFilter, ...]:
+    materials_raw = dataset.value("FilterMaterial")
     if isinstance(materials_raw, str):
         materials = [part.strip() for part in materials_raw.split("\\") if part.strip()]
     elif materials_raw is None:
@@ -421,12 +414,12 @@ def _filters(dataset: Dataset, reader: _Reader) -> tuple[XRayFilter, ...]:
     else:
         materials = [str(part).strip() for part in materials_raw if str(part).strip()]
     minimums = numbers(
-        raw_value(dataset, "FilterThicknessMinimum"),
+        dataset.value("FilterThicknessMinimum"),
         "(0018,7052) Filter Thickness Minimum",
         reader.findings,
     )
     maximums = numbers(
-        raw_value(dataset, "FilterThicknessMaximum"),
+        dataset.value("FilterThicknessMaximum"),
         "(0018,7054) Filter Thickness Maximum",
         reader.findings,
     )
@@ -439,7 +432,7 @@ def _filters(dataset: Dataset, reader: _Reader) -> tuple[XRayFilter, ...]:
             f"Filter Material has {len(materials)} values, Filter Thickness Minimum "
             f"{len(minimums)} and Maximum {len(maximums)}; they were paired in order",
         )
-    filter_type = text(dataset, "FilterType")
+    filter_type = dataset.text("FilterType")
     filters = []
     for index in range(count):
         minimum = minimums[index] if index < len(minimums) else None
@@ -505,7 +498,7 @@ def _breasts(events: list[IrradiationEvent]) -> tuple[BreastDose, ...]:
 
 
 def _administrations(
-    dataset: Dataset, modality: str, reader: _Reader
+    dataset: DataSetView, modality: str, reader: _Reader
 ) -> tuple[RadiopharmaceuticalAdministration, ...]:
     administrations = []
     for item in _items(dataset, "RadiopharmaceuticalInformationSequence"):
@@ -514,7 +507,7 @@ def _administrations(
                 sop_instance_uid=reader.sop_instance_uid,
                 radionuclide=code(item, "RadionuclideCodeSequence"),
                 radiopharmaceutical=code(item, "RadiopharmaceuticalCodeSequence"),
-                radiopharmaceutical_name=text(item, "Radiopharmaceutical"),
+                radiopharmaceutical_name=item.text("Radiopharmaceutical"),
                 administered_activity_mbq=_activity(item, modality, reader),
                 radionuclide_half_life_s=reader.value(
                     item,
@@ -525,7 +518,7 @@ def _administrations(
                     c.RADIONUCLIDE_HALF_LIFE,
                 ),
                 route=code(item, "AdministrationRouteCodeSequence"),
-                route_name=text(item, "RadiopharmaceuticalRoute"),
+                route_name=item.text("RadiopharmaceuticalRoute"),
                 start_datetime=_administration_time(
                     item,
                     dataset,
@@ -545,7 +538,7 @@ def _administrations(
     return tuple(administrations)
 
 
-def _activity(item: Dataset, modality: str, reader: _Reader) -> DoseValue | None:
+def _activity(item: DataSetView, modality: str, reader: _Reader) -> DoseValue | None:
     label = "(0018,1074) Radionuclide Total Dose"
     value = number(item, "RadionuclideTotalDose", reader.findings, label)
     if value is None:
@@ -570,16 +563,16 @@ def _activity(item: Dataset, modality: str, reader: _Reader) -> DoseValue | None
 
 
 def _administration_time(
-    item: Dataset, image: Dataset, datetime_keyword: str, time_keyword: str, reader: _Reader
+    item: DataSetView, image: DataSetView, datetime_keyword: str, time_keyword: str, reader: _Reader
 ) -> datetime.datetime | None:
-    value = parse_datetime(text(item, datetime_keyword))
+    value = parse_datetime(item.text(datetime_keyword))
     if value is not None:
         return value
-    time = text(item, time_keyword)
+    time = item.text(time_keyword)
     if not time:
         return None
     for date_keyword in ("SeriesDate", "AcquisitionDate", "StudyDate"):
-        date = text(image, date_keyword)
+        date = image.text(date_keyword)
         if date:
             combined = parse_datetime(date + time.replace(":", ""))
             if combined is not None:

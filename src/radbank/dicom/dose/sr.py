@@ -11,11 +11,10 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from pydicom.dataset import Dataset
-
 from radbank.dicom.dose import codes as c
-from radbank.dicom.dose._read import Findings, code, date_and_time, parse_datetime, text
+from radbank.dicom.dose._read import Findings, code, date_and_time, parse_datetime
 from radbank.dicom.dose._tree import Node, Row, build, dose_value
+from radbank.dicom.dose._view import DataSetView
 from radbank.dicom.dose.model import (
     CT,
     PROJECTION,
@@ -32,7 +31,7 @@ from radbank.dicom.dose.model import (
     breast_side,
 )
 
-__all__ = ["DOSE_CONTAINERS", "has_dose_content", "report_from_sr"]
+__all__ = ["DOSE_CONTAINERS", "dose_content", "report_from_sr"]
 
 XRAY_RADIATION_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.67"
 RADIOPHARMACEUTICAL_RADIATION_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.68"
@@ -123,31 +122,38 @@ class _Context:
         self.findings.add("missing-mandatory", f"{what} is missing in {where}")
 
 
-def has_dose_content(dataset: Dataset, findings: Findings) -> bool:
-    """True when the data set's content tree is a dose report or holds dose containers."""
+def dose_content(dataset: DataSetView, findings: Findings) -> Node | None:
+    """The content tree when it is a dose report or holds dose containers, else None.
+
+    The findings of reading the tree are added only when it is returned."""
     root = _root_concept(dataset)
     if root in {c.XRAY_RADIATION_DOSE_REPORT, c.RADIOPHARMACEUTICAL_RADIATION_DOSE_REPORT}:
-        return True
-    if text(dataset, "SOPClassUID") in {
+        return build(dataset, findings)
+    if dataset.text("SOPClassUID") in {
         XRAY_RADIATION_DOSE_SR,
         RADIOPHARMACEUTICAL_RADIATION_DOSE_SR,
     }:
-        return True
-    if "ContentSequence" not in dataset:
-        return False
-    tree = build(dataset, Findings(findings.sop_instance_uid))
-    return any(node.concept in DOSE_CONTAINERS for node in tree.walk())
+        return build(dataset, findings)
+    if not dataset.has("ContentSequence"):
+        return None
+    tree_findings = Findings(findings.sop_instance_uid)
+    tree = build(dataset, tree_findings)
+    if not any(node.concept in DOSE_CONTAINERS for node in tree.walk()):
+        return None
+    findings.extend(tree_findings.all())
+    return tree
 
 
-def _root_concept(dataset: Dataset) -> str | None:
+def _root_concept(dataset: DataSetView) -> str | None:
     concept = code(dataset, "ConceptNameCodeSequence")
     return concept.key if concept else None
 
 
-def report_from_sr(dataset: Dataset, sop_instance_uid: str, findings: Findings) -> DoseReport:
-    """The dose report of a structured report holding a dose template."""
+def report_from_sr(
+    dataset: DataSetView, tree: Node, sop_instance_uid: str, findings: Findings
+) -> DoseReport:
+    """The dose report of a structured report holding a dose template (its `dose_content`)."""
     ctx = _Context(sop_instance_uid, findings)
-    tree = build(dataset, findings)
     _note_sr_class(dataset, tree, findings)
 
     procedure = _procedure_reported(tree)
@@ -221,7 +227,7 @@ def _all(tree: Node, concept: str) -> list[Node]:
 
 
 def _template(
-    dataset: Dataset,
+    dataset: DataSetView,
     tree: Node,
     ct_events: list[IrradiationEvent],
     xray_events: list[IrradiationEvent],
@@ -229,8 +235,7 @@ def _template(
 ) -> str:
     try:
         identifiers = [
-            text(item, "TemplateIdentifier")
-            for item in dataset.get("ContentTemplateSequence") or []
+            item.text("TemplateIdentifier") for item in dataset.items("ContentTemplateSequence")
         ]
     except Exception:
         identifiers = []
@@ -240,7 +245,7 @@ def _template(
     if (
         administrations
         or tree.concept == c.RADIOPHARMACEUTICAL_RADIATION_DOSE_REPORT
-        or text(dataset, "SOPClassUID") == RADIOPHARMACEUTICAL_RADIATION_DOSE_SR
+        or dataset.text("SOPClassUID") == RADIOPHARMACEUTICAL_RADIATION_DOSE_SR
     ):
         return "TID 10021"
     if ct_events or tree.find(c.CT_ACCUMULATED_DOSE_DATA):
@@ -250,8 +255,8 @@ def _template(
     return "TID 10011" if _procedure_key(tree) == c.CT_PROCEDURE else "TID 10001"
 
 
-def _note_sr_class(dataset: Dataset, tree: Node, findings: Findings) -> None:
-    sop_class = text(dataset, "SOPClassUID") or ""
+def _note_sr_class(dataset: DataSetView, tree: Node, findings: Findings) -> None:
+    sop_class = dataset.text("SOPClassUID") or ""
     if sop_class in {XRAY_RADIATION_DOSE_SR, RADIOPHARMACEUTICAL_RADIATION_DOSE_SR}:
         return
     name = _SR_CLASS_NAMES.get(sop_class, f"SOP class {sop_class or '(none)'}")
@@ -302,8 +307,8 @@ def _datetime_of(node: Node | None, ctx: _Context) -> datetime.datetime | None:
     return parsed
 
 
-def _study_instance_uid(dataset: Dataset, tree: Node, findings: Findings) -> str | None:
-    header = text(dataset, "StudyInstanceUID")
+def _study_instance_uid(dataset: DataSetView, tree: Node, findings: Findings) -> str | None:
+    header = dataset.text("StudyInstanceUID")
     scope = tree.child(c.SCOPE_OF_ACCUMULATION)
     reported = None
     if scope is not None:
@@ -318,7 +323,7 @@ def _study_instance_uid(dataset: Dataset, tree: Node, findings: Findings) -> str
     return header or reported
 
 
-def _device(dataset: Dataset, tree: Node) -> Device:
+def _device(dataset: DataSetView, tree: Node) -> Device:
     """The General Equipment attributes, completed from the Device Observer context."""
 
     def observed(concept: str) -> str | None:
@@ -327,10 +332,10 @@ def _device(dataset: Dataset, tree: Node) -> Device:
 
     uid_node = tree.child(c.DEVICE_OBSERVER_UID)
     return Device(
-        manufacturer=text(dataset, "Manufacturer") or observed(c.DEVICE_OBSERVER_MANUFACTURER),
-        model_name=text(dataset, "ManufacturerModelName") or observed(c.DEVICE_OBSERVER_MODEL_NAME),
-        station_name=text(dataset, "StationName") or observed(c.DEVICE_OBSERVER_NAME),
-        serial_number=text(dataset, "DeviceSerialNumber")
+        manufacturer=dataset.text("Manufacturer") or observed(c.DEVICE_OBSERVER_MANUFACTURER),
+        model_name=dataset.text("ManufacturerModelName") or observed(c.DEVICE_OBSERVER_MODEL_NAME),
+        station_name=dataset.text("StationName") or observed(c.DEVICE_OBSERVER_NAME),
+        serial_number=dataset.text("DeviceSerialNumber")
         or observed(c.DEVICE_OBSERVER_SERIAL_NUMBER),
         device_observer_uid=uid_node.uid() if uid_node is not None else None,
     )
