@@ -10,6 +10,7 @@ machine unless you send it.
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ import typer
 from rich.console import Console
 
 from radbank.analytics.export import csv_chunks, parquet_chunks
-from radbank.dicom.dose import extract
+from radbank.dicom.dose import extract_bytes
 from radbank.dicom.dose.table import COLUMNS, Patient, column_names, event_rows
 
 __all__ = ["dose_command", "dose_table"]
@@ -44,11 +45,12 @@ def dose_table(paths: list[Path]) -> tuple[list[dict[str, Any]], list[str], list
     unreadable: list[str] = []
     for path in _files(paths):
         try:
-            dataset = pydicom.dcmread(path)
+            data = path.read_bytes()
+            dataset = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
         except Exception as exc:  # noqa: BLE001 - any file may be offered
             unreadable.append(f"{path}: not readable as DICOM ({type(exc).__name__}: {exc})")
             continue
-        report = extract(dataset)
+        report = extract_bytes(data)
         if report is None:
             without.append(str(path))
             continue

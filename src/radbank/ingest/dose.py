@@ -12,7 +12,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from radbank.dicom.dose import extract, water_equivalent_diameter_cm
+from radbank.dicom.dose import extract, extract_bytes, water_equivalent_diameter_cm
 from radbank.dicom.dose.table import Patient, event_rows
 
 __all__ = ["DW_EVERY", "DW_SAMPLE_PIXELS", "DoseReader", "dose_rows", "water_equivalent_diameter"]
@@ -50,13 +50,15 @@ class DoseReader:
     def __init__(self) -> None:
         self._series: dict[tuple[str, ...], tuple[dict[str, Any], ...]] = {}
 
-    def rows(self, dataset: Dataset) -> tuple[dict[str, Any], ...]:
+    def rows(self, dataset: Dataset, blob: bytes | None = None) -> tuple[dict[str, Any], ...]:
+        """The rows of the de-identified `dataset`, read from its Part 10 bytes `blob`
+        when given (much faster than through pydicom)."""
         key = _ct_series_key(dataset)
         known = self._series.get(key) if key else None
         if known is not None:
             uid = str(dataset.get("SOPInstanceUID", "") or "") or None
             return tuple({**row, "sop_instance_uid": uid} for row in known)
-        rows = dose_rows(dataset)
+        rows = dose_rows(dataset, blob)
         if key and rows:
             if len(self._series) >= _SERIES_EVENTS_KEPT:
                 self._series.clear()
@@ -76,9 +78,10 @@ def _ct_series_key(dataset: Dataset) -> tuple[str, ...] | None:
         return None
 
 
-def dose_rows(dataset: Dataset) -> tuple[dict[str, Any], ...]:
-    """The object's rows of the dose table, none when it carries no dose value."""
-    report = extract(dataset)
+def dose_rows(dataset: Dataset, blob: bytes | None = None) -> tuple[dict[str, Any], ...]:
+    """The object's rows of the dose table, none when it carries no dose value; read from
+    `blob`, the object's Part 10 bytes, when given."""
+    report = extract(dataset) if blob is None else extract_bytes(blob)
     if report is None:
         return ()
     modality = str(dataset.get("Modality", "") or "").upper() or None

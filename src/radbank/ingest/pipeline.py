@@ -284,7 +284,7 @@ class Pipeline:
             attributes=attributes,
             received_at=received_at,
             source=source,
-            dose_rows=() if quarantines else self._dose.rows(deidentified),
+            dose_rows=() if quarantines else self._dose.rows(deidentified, blob),
             dw_cm=None if quarantines else water_equivalent_diameter(deidentified),
         )
         # Only the findings are kept at rest: a sender's file name may carry identity.
@@ -514,7 +514,7 @@ class Pipeline:
             attributes=index_attributes(dataset),
             received_at=row["received_at"],
             source=row["source"],
-            dose_rows=dose_rows(dataset),
+            dose_rows=dose_rows(dataset, blob),
             dw_cm=water_equivalent_diameter(dataset),
         )
         entry = self.journal.begin([record.blob_key])
