@@ -17,6 +17,7 @@ which factor, so the estimate is never mistaken for a measured value.
 from __future__ import annotations
 
 import datetime
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -126,6 +127,12 @@ COLUMNS: tuple[Column, ...] = (
     _c("patient_sex", "text", "patient sex (M, F, O)"),
     _c("patient_weight_kg", "real", "patient weight, kg"),
     _c("findings", "text", "codes of vendor variations and gaps found reading the object"),
+    _c(
+        "value_sources",
+        "text",
+        "where each value of the row was read: JSON object of column "
+        "-> template row (`TID 10013 Mean CTDIvol`) or attribute (`(0018,9345) CTDIvol`)",
+    ),
 )
 
 
@@ -194,8 +201,19 @@ def age_band(age_years: float | None) -> str:
     return "10y"
 
 
-def _v(value: DoseValue | None, scale: float = 1.0) -> float | None:
-    return None if value is None else value.value * scale
+# Columns in another unit than the model's field: the model keeps dose (RP) in mGy.
+_SCALE = {"dose_rp_Gy": 1e-3, "dose_rp_total_Gy": 1e-3}
+
+
+def _finish(row: dict[str, Any]) -> dict[str, Any]:
+    """DoseValues to numbers in the column's unit; where each came from in value_sources."""
+    sources = {}
+    for name, value in row.items():
+        if isinstance(value, DoseValue):
+            sources[name] = value.source
+            row[name] = value.value * _SCALE.get(name, 1.0)
+    row["value_sources"] = json.dumps(sources, sort_keys=True) if sources else None
+    return row
 
 
 def _meaning(code: CodedValue | None) -> str | None:
@@ -254,13 +272,13 @@ def _report_values(report: DoseReport, patient: Patient, modality: str) -> dict[
         "station_name": device.station_name,
         "device_observer_uid": device.device_observer_uid,
         "procedure": _meaning(report.procedure_reported),
-        "dlp_total_mGycm": _v(report.ct_dlp_total_mgycm),
+        "dlp_total_mGycm": report.ct_dlp_total_mgycm,
         "events_total": int(total_events.value) if total_events else None,
-        "dap_total_Gym2": _v(report.dap_total_gym2),
-        "fluoro_dap_total_Gym2": _v(report.fluoro_dap_total_gym2),
-        "acquisition_dap_total_Gym2": _v(report.acquisition_dap_total_gym2),
-        "dose_rp_total_Gy": _v(report.dose_rp_total_mgy, 1e-3),
-        "fluoro_time_total_s": _v(report.total_fluoro_time_s),
+        "dap_total_Gym2": report.dap_total_gym2,
+        "fluoro_dap_total_Gym2": report.fluoro_dap_total_gym2,
+        "acquisition_dap_total_Gym2": report.acquisition_dap_total_gym2,
+        "dose_rp_total_Gy": report.dose_rp_total_mgy,
+        "fluoro_time_total_s": report.total_fluoro_time_s,
         "patient_age_years": patient.age_years,
         "patient_sex": patient.sex,
         "patient_weight_kg": patient.weight_kg,
@@ -279,33 +297,33 @@ def _event_values(event: IrradiationEvent, patient: Patient) -> dict[str, Any]:
         "target_region": _meaning(event.target_region),
         "target_region_code": event.target_region.key if event.target_region else None,
         "phantom": _phantom(event.ctdiw_phantom_type),
-        "ctdivol_mGy": _v(event.ctdivol_mgy),
-        "dlp_mGycm": _v(event.dlp_mgycm),
-        "scan_length_mm": _v(event.scanning_length_mm),
-        "kvp": _v(event.kvp),
-        "tube_current_mA": _v(event.tube_current_ma),
-        "max_tube_current_mA": _v(event.maximum_tube_current_ma),
-        "exposure_time_s": _v(event.exposure_time_s),
-        "rotation_time_s": _v(event.exposure_time_per_rotation_s),
-        "single_collimation_mm": _v(event.nominal_single_collimation_width_mm),
-        "total_collimation_mm": _v(event.nominal_total_collimation_width_mm),
-        "pitch": _v(event.pitch_factor),
-        "ctdivol_alert_mGy": _v(event.ctdivol_alert_value_mgy),
-        "dlp_alert_mGycm": _v(event.dlp_alert_value_mgycm),
-        "ctdivol_notification_mGy": _v(event.ctdivol_notification_value_mgy),
-        "dlp_notification_mGycm": _v(event.dlp_notification_value_mgycm),
-        "dap_Gym2": _v(event.dap_gym2),
-        "dose_rp_Gy": _v(event.dose_rp_mgy, 1e-3),
-        "exposure_mAs": _v(event.exposure_mas),
-        "irradiation_duration_s": _v(event.irradiation_duration_s),
-        "pulses": _v(event.number_of_pulses),
+        "ctdivol_mGy": event.ctdivol_mgy,
+        "dlp_mGycm": event.dlp_mgycm,
+        "scan_length_mm": event.scanning_length_mm,
+        "kvp": event.kvp,
+        "tube_current_mA": event.tube_current_ma,
+        "max_tube_current_mA": event.maximum_tube_current_ma,
+        "exposure_time_s": event.exposure_time_s,
+        "rotation_time_s": event.exposure_time_per_rotation_s,
+        "single_collimation_mm": event.nominal_single_collimation_width_mm,
+        "total_collimation_mm": event.nominal_total_collimation_width_mm,
+        "pitch": event.pitch_factor,
+        "ctdivol_alert_mGy": event.ctdivol_alert_value_mgy,
+        "dlp_alert_mGycm": event.dlp_alert_value_mgycm,
+        "ctdivol_notification_mGy": event.ctdivol_notification_value_mgy,
+        "dlp_notification_mGycm": event.dlp_notification_value_mgycm,
+        "dap_Gym2": event.dap_gym2,
+        "dose_rp_Gy": event.dose_rp_mgy,
+        "exposure_mAs": event.exposure_mas,
+        "irradiation_duration_s": event.irradiation_duration_s,
+        "pulses": event.number_of_pulses,
         "fluoro_mode": _meaning(event.fluoro_mode),
-        "field_area_m2": _v(event.collimated_field_area_m2),
-        "agd_mGy": _v(event.average_glandular_dose_mgy),
-        "entrance_dose_mGy": _v(event.entrance_dose_mgy),
-        "entrance_exposure_rp_mGy": _v(event.entrance_exposure_at_rp_mgy),
-        "hvl_mm": _v(event.half_value_layer_mm),
-        "compression_thickness_mm": _v(event.compression_thickness_mm),
+        "field_area_m2": event.collimated_field_area_m2,
+        "agd_mGy": event.average_glandular_dose_mgy,
+        "entrance_dose_mGy": event.entrance_dose_mgy,
+        "entrance_exposure_rp_mGy": event.entrance_exposure_at_rp_mgy,
+        "hvl_mm": event.half_value_layer_mm,
+        "compression_thickness_mm": event.compression_thickness_mm,
     }
     if event.datetime_started is not None:
         values["event_datetime"] = event.datetime_started
@@ -317,7 +335,7 @@ def _event_values(event: IrradiationEvent, patient: Patient) -> dict[str, Any]:
         except ValueError:
             estimate = None
         if estimate is not None:
-            values["effective_dose_mSv"] = estimate.value
+            values["effective_dose_mSv"] = estimate
             values["effective_dose_source"] = estimate.source
     return values
 
@@ -333,13 +351,13 @@ def _administration_values(item: RadiopharmaceuticalAdministration) -> dict[str,
         "irradiation_event_uid": item.administration_event_uid,
         "radionuclide": _meaning(item.radionuclide),
         "radiopharmaceutical": _meaning(item.radiopharmaceutical) or item.radiopharmaceutical_name,
-        "administered_activity_MBq": _v(item.administered_activity_mbq),
+        "administered_activity_MBq": item.administered_activity_mbq,
         "route": _meaning(item.route) or item.route_name,
         "administration_datetime": item.start_datetime,
         "organ_doses": organs or None,
     }
     if item.effective_dose_msv is not None:
-        values["effective_dose_mSv"] = item.effective_dose_msv.value
+        values["effective_dose_mSv"] = item.effective_dose_msv
         values["effective_dose_source"] = item.effective_dose_msv.source
     return values
 
@@ -366,7 +384,7 @@ def event_rows(
     ]
     if not rows:
         rows = [{**base, "kind": _TEMPLATE_KINDS.get(report.template) or _kind_of(modality)}]
-    return rows
+    return [_finish(row) for row in rows]
 
 
 def iter_text(rows: list[dict[str, Any]]) -> Iterator[list[str]]:

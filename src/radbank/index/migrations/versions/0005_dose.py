@@ -89,6 +89,7 @@ EVENT_COLUMNS = (
     ("patient_sex", "text"),
     ("patient_weight_kg", "real"),
     ("findings", "text"),
+    ("value_sources", "text"),
 )
 
 
