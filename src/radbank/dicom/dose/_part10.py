@@ -67,9 +67,11 @@ _MEASURED_VALUE_SEQUENCE = 0x0040A300
 # Implicit VR: the tags the dictionary gives VR SQ
 _SEQUENCE_TAGS = frozenset(tag for tag, entry in DicomDictionary.items() if entry[0] == "SQ")
 
-# tag -> (explicit VR, or None in implicit VR; value start; value end), and a sequence's
-# items once read
-Elements = dict[int, tuple]
+# tag -> where the element's header starts (its VR and value read from there when asked),
+# or the items of a sequence once read, or (VR, value start, value end) for a value of
+# undefined length that is not a sequence. Ints, not a tuple per element: a report has
+# thousands of elements and asks for a few hundred.
+Elements = dict[int, "int | list[BytesView] | tuple[bytes | None, int, int]"]
 
 
 @cache
@@ -93,6 +95,20 @@ class _File:
         self.item = struct.Struct(order + "HHL").unpack_from
         self.encoding = Encoding(order)
         self.latin1 = True  # whether the text VRs are read as Latin-1
+
+    def locate(self, found: int | tuple) -> tuple[bytes | None, int, int]:
+        """The VR (None in implicit VR), value start and value end of an element as
+        `Elements` keeps it (not a sequence already read)."""
+        if type(found) is tuple:
+            return found
+        if self.implicit:
+            length = self.head(self.data, found)[2]
+            return None, found + 8, found + 8 + length
+        _, _, vr, length = self.head(self.data, found)
+        if vr in _SHORT_VRS:
+            return vr, found + 8, found + 8 + length
+        length = self.long(self.data, found + 8)[0]
+        return vr, found + 12, found + 12 + length
 
 
 class BytesView:
@@ -122,10 +138,12 @@ class BytesView:
             found = self._elements.get(element[0])
             if found is None:
                 return None
-            vr = found[0] or element[1]
+            if type(found) is list:
+                return found
+            vr, start, end = self._file.locate(found)
+            vr = vr or element[1]
             if vr == _SQ:
                 return self._items(element[0], found)
-            start, end = found[1], found[2]
             if start == end:
                 return "" if vr in EMPTY_IS_TEXT else None
             converter = CONVERTERS.get(vr)
@@ -154,12 +172,16 @@ class BytesView:
         found = self._elements.get(element[0])
         if found is None:
             return None
-        vr = found[0] or element[1]
+        file = self._file
+        if type(found) is not list:
+            vr, start, end = file.locate(found)
+            vr = vr or element[1]
+        else:
+            vr = _SQ
         if vr in _TEXT_VRS:
             # the usual case, a single value read as Latin-1 (or ASCII): what text_of
             # makes of pydicom's value, without the detour
-            file = self._file
-            raw = file.data[found[1] : found[2]]
+            raw = file.data[start:end]
             if (
                 type(raw) is bytes
                 and BACKSLASH not in raw
@@ -179,9 +201,9 @@ class BytesView:
             found = self._elements.get(element[0])
             if found is None:
                 return []
-            if len(found) == 4:
-                return found[3]
-            if (found[0] or element[1]) != _SQ:
+            if type(found) is list:
+                return found
+            if (self._file.locate(found)[0] or element[1]) != _SQ:
                 raise Declined  # pydicom would iterate over whatever the value is
             return self._items(element[0], found)
         except Exception as error:
@@ -191,7 +213,10 @@ class BytesView:
         try:
             for tag in sorted(self._elements):
                 found = self._elements[tag]
-                vr = found[0]
+                if type(found) is list:
+                    yield found
+                    continue
+                vr, start, end = self._file.locate(found)
                 if vr is None:
                     if tag >> 16 & 1:
                         raise Declined  # pydicom looks its VR up by its private creator
@@ -199,17 +224,18 @@ class BytesView:
                 if vr == _SQ:
                     yield self._items(tag, found)
                 else:
-                    check(vr, bytes(self._file.data[found[1] : found[2]]))
+                    check(vr, bytes(self._file.data[start:end]))
         except Exception as error:
             raise Declined from error
 
-    def _items(self, tag: int, found: tuple) -> list[BytesView]:
-        if len(found) == 4:
-            return found[3]
-        if found[0] == _UN:
+    def _items(self, tag: int, found: int | tuple | list) -> list[BytesView]:
+        if type(found) is list:
+            return found
+        vr, start, end = self._file.locate(found)  # type: ignore[arg-type]
+        if vr == _UN:
             raise Declined  # pydicom reads it with the VR of the dictionary
-        items, _ = _sequence(self._file, found[1], found[2])
-        self._elements[tag] = (*found, items)
+        items, _ = _sequence(self._file, start, end)
+        self._elements[tag] = items
         return items
 
 
@@ -253,7 +279,9 @@ def _read(data: bytes | memoryview) -> BytesView:
     elements, first_sequence = _top_level(file, position)
     character_set = elements.get(_CHARACTER_SET)
     if character_set is not None:
-        vr, start, end = character_set[:3]
+        if type(character_set) is list:
+            raise Declined  # read as a sequence
+        vr, start, end = file.locate(character_set)
         if first_sequence < start:
             # pydicom gives the items of a sequence of undefined length read before the
             # Specific Character Set the default character set
@@ -315,6 +343,7 @@ def _top_level(file: _File, position: int) -> tuple[Elements, int]:
     elements: Elements = {}
     first_sequence = size
     while position < size:
+        header = position
         if implicit:
             group, number, length = head(data, position)
             vr = None
@@ -322,11 +351,10 @@ def _top_level(file: _File, position: int) -> tuple[Elements, int]:
         else:
             group, number, vr, length = head(data, position)
             if vr in short_vrs and group != 0xFFFE:  # most elements: nothing more
-                start = position + 8
-                position = start + length
+                position += 8 + length
                 if position > size:
                     raise Declined  # pydicom reads a truncated value
-                elements[group << 16 | number] = (vr, start, position)
+                elements[group << 16 | number] = header
                 continue
             if vr not in _LONG_VRS:
                 raise Declined
@@ -338,15 +366,15 @@ def _top_level(file: _File, position: int) -> tuple[Elements, int]:
         if length == 0xFFFFFFFF:
             if _is_sequence(file, tag, vr, start):
                 first_sequence = min(first_sequence, start)
-                items, position = _sequence(file, start, None)
-                elements[tag] = (vr, start, position, items)
+                elements[tag], position = _sequence(file, start, None)
                 continue
             position = _after_fragments(file, start)
+            elements[tag] = (vr, start, position)
         else:
             position = start + length
             if position > size:
                 raise Declined  # pydicom reads a truncated value
-        elements[tag] = (vr, start, position)
+            elements[tag] = header
     return elements, first_sequence
 
 
@@ -418,9 +446,9 @@ def _sequence(file: _File, position: int, end: int | None) -> tuple[list[BytesVi
                 if not stack:
                     return items, position
                 done = items
-                (items, end, sequence_delimited, elements, item_end, item_delimited, tag, vr,
+                (items, end, sequence_delimited, elements, item_end, item_delimited, tag,
                  start) = stack.pop()  # fmt: skip
-                elements[tag] = (vr, start, position, done)
+                elements[tag] = done
             else:
                 raise Declined
         elif position != end:
@@ -429,13 +457,14 @@ def _sequence(file: _File, position: int, end: int | None) -> tuple[list[BytesVi
             return items, position
         else:
             done = items
-            (items, end, sequence_delimited, elements, item_end, item_delimited, tag, vr,
+            (items, end, sequence_delimited, elements, item_end, item_delimited, tag,
              start) = stack.pop()  # fmt: skip
-            elements[tag] = (vr, start, position, done)
+            elements[tag] = done
             if position - start <= _REUSED and tag != _MEASURED_VALUE_SEQUENCE:
                 read_before[bytes(data[start:position])] = done
         # in an item: its elements, up to a sequence, its end or its delimiter
         while position < item_end:
+            header = position
             if implicit:
                 group, number, length = head(data, position)
                 vr = None
@@ -444,11 +473,10 @@ def _sequence(file: _File, position: int, end: int | None) -> tuple[list[BytesVi
             else:
                 group, number, vr, length = head(data, position)
                 if vr in short_vrs and group != 0xFFFE:  # most elements: nothing more
-                    start = position + 8
-                    position = start + length
+                    position += 8 + length
                     if position > item_end:
                         raise Declined  # pydicom reads on past the item
-                    elements[group << 16 | number] = (vr, start, position)
+                    elements[group << 16 | number] = header
                     continue
                 if vr in long_vrs:
                     length = long(data, position + 8)[0]
@@ -473,19 +501,18 @@ def _sequence(file: _File, position: int, end: int | None) -> tuple[list[BytesVi
                 raise Declined  # pydicom reads on past the item
             elif not is_sequence:
                 position = start + length
-                elements[tag] = (vr, start, position)
+                elements[tag] = header
                 continue
             elif length <= _REUSED and tag != _MEASURED_VALUE_SEQUENCE:
                 same = read_before.get(bytes(data[start : start + length]))
                 if same is not None:
                     position = start + length
-                    elements[tag] = (vr, start, position, same)
+                    elements[tag] = same
                     continue
             # a sequence: read its items, then come back to this item
             stack.append(
-                (items, end, sequence_delimited, elements, item_end, item_delimited, tag,
-                 vr, start)
-            )  # fmt: skip
+                (items, end, sequence_delimited, elements, item_end, item_delimited, tag, start)
+            )
             items = []
             sequence_delimited = length == 0xFFFFFFFF
             end = size if sequence_delimited else start + length

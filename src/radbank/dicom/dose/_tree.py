@@ -45,12 +45,8 @@ class Node:
 
     def walk(self) -> list[Node]:
         """This node's descendants, depth first, in document order."""
-        descendants = []
-        stack = self.children[::-1]
-        while stack:
-            node = stack.pop()
-            descendants.append(node)
-            stack.extend(node.children[::-1])
+        descendants: list[Node] = []
+        _collect(self.children, descendants)
         return descendants
 
     def find(self, concept: str) -> Node | None:
@@ -62,11 +58,16 @@ class Node:
         return list(self._descendants().get(concept, ()))
 
     def _descendants(self) -> dict[str | None, list[Node]]:
-        if self._index is None:
-            self._index = {}
+        index = self._index
+        if index is None:
+            index = self._index = {}
             for node in self.walk():
-                self._index.setdefault(node.concept, []).append(node)
-        return self._index
+                same = index.get(node.concept)
+                if same is None:
+                    index[node.concept] = [node]
+                else:
+                    same.append(node)
+        return index
 
     # values of the node's own item
     def text_value(self) -> str | None:
@@ -90,15 +91,28 @@ class Node:
         return self.text_value()
 
 
+def _collect(nodes: list[Node], descendants: list[Node]) -> None:
+    for node in nodes:
+        descendants.append(node)
+        if node.children:
+            _collect(node.children, descendants)
+
+
 def build(dataset: DataSetView, findings: Findings) -> Node:
     """The root node of a data set with a content tree."""
     concept = code(dataset, "ConceptNameCodeSequence")
     root = Node(dataset, concept.key if concept else None, "")
-    root.children = _children(dataset, "", 1, findings)
+    root.children = _children(dataset, "", 1, findings, {})
     return root
 
 
-def _children(dataset: DataSetView, path: str, depth: int, findings: Findings) -> list[Node]:
+def _children(
+    dataset: DataSetView,
+    path: str,
+    depth: int,
+    findings: Findings,
+    keys: dict[DataSetView, str | None],
+) -> list[Node]:
     if depth > _MAX_DEPTH:
         findings.add(
             "unreadable-item",
@@ -119,11 +133,11 @@ def _children(dataset: DataSetView, path: str, depth: int, findings: Findings) -
     for index, item in enumerate(items, start=1):
         item_path = f"{path}.{index}" if path else str(index)
         try:
-            key = _concept_key(item)
+            key = _concept_key(item, keys)
             if depth < _MAX_DEPTH and item.is_data_set and not item.has("ContentSequence"):
                 children = []  # what _children gives, without the call: most items are leaves
             else:
-                children = _children(item, item_path, depth + 1, findings)
+                children = _children(item, item_path, depth + 1, findings, keys)
             node = Node(item, key, item_path, children)
         except Exception as error:
             findings.add(
@@ -135,8 +149,11 @@ def _children(dataset: DataSetView, path: str, depth: int, findings: Findings) -
     return nodes
 
 
-def _concept_key(item: DataSetView) -> str | None:
-    """`code(item, "ConceptNameCodeSequence").key`, without reading the code meaning."""
+def _concept_key(item: DataSetView, keys: dict[DataSetView, str | None]) -> str | None:
+    """`code(item, "ConceptNameCodeSequence").key`, without reading the code meaning.
+
+    `keys` holds the keys of the code items read so far: `_part10` gives the items of
+    repeated concept names as one object, so each distinct name is read once."""
     try:
         sequence = item.items("ConceptNameCodeSequence")
         if not sequence:
@@ -144,8 +161,12 @@ def _concept_key(item: DataSetView) -> str | None:
         concept = sequence[0]
     except Exception:
         return None
+    if concept in keys:
+        return keys[concept]
     value = code_value(concept)
-    return None if value is None else code_key(concept.text("CodingSchemeDesignator") or "", value)
+    key = None if value is None else code_key(concept.text("CodingSchemeDesignator") or "", value)
+    keys[concept] = key
+    return key
 
 
 @dataclass(frozen=True)
