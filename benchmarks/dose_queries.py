@@ -31,7 +31,9 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -172,7 +174,8 @@ def fill(index: Index, events: int, devices: int, seed: int) -> tuple[int, float
             batch_events = []
     if index._dialect == "postgresql":
         with index._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-            c.exec_driver_sql("ANALYZE")
+            c.exec_driver_sql("ANALYZE dose_events")
+            c.exec_driver_sql("ANALYZE dose_studies")
     else:
         with index._engine.begin() as c:
             c.exec_driver_sql("ANALYZE")
@@ -236,6 +239,25 @@ def peer_drl(table: pa.Table, group: str, value: str, min_patients: int) -> dict
     }
 
 
+@contextmanager
+def _database(server_url: str | None, directory: str) -> Iterator[str]:
+    """SQLite in `directory`, or a PostgreSQL schema of its own, dropped afterwards."""
+    if server_url is None:
+        yield f"sqlite:///{directory}/index.db"
+        return
+    schema = f"radbank_bench_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server_url)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        url = sa.make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 def timed(function: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     times, result = [], None
     for _ in range(repeat):
@@ -259,8 +281,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as directory:
-        url = args.database_url or f"sqlite:///{directory}/index.db"
+    with tempfile.TemporaryDirectory() as directory, _database(args.database_url, directory) as url:
         index = Index(url)
         project_id, fill_seconds = fill(index, args.events, args.devices, args.seed)
         print(f"filled {args.events:,} events in {fill_seconds:.1f} s ({index._dialect})")
