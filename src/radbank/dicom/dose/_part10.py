@@ -173,7 +173,16 @@ class BytesView:
         if found is None:
             return None
         file = self._file
-        if type(found) is not list:
+        if type(found) is int and not file.implicit:
+            # `locate` inlined for the usual element, a short VR in explicit VR: text is
+            # what the tree asks most for
+            _, _, vr, length = file.head(file.data, found)
+            if vr in _SHORT_VRS:
+                start = found + 8
+                end = start + length
+            else:
+                vr, start, end = file.locate(found)
+        elif type(found) is not list:
             vr, start, end = file.locate(found)
             vr = vr or element[1]
         else:
@@ -464,7 +473,6 @@ def _sequence(file: _File, position: int, end: int | None) -> tuple[list[BytesVi
                 read_before[bytes(data[start:position])] = done
         # in an item: its elements, up to a sequence, its end or its delimiter
         while position < item_end:
-            header = position
             if implicit:
                 group, number, length = head(data, position)
                 vr = None
@@ -473,10 +481,10 @@ def _sequence(file: _File, position: int, end: int | None) -> tuple[list[BytesVi
             else:
                 group, number, vr, length = head(data, position)
                 if vr in short_vrs and group != 0xFFFE:  # most elements: nothing more
+                    elements[group << 16 | number] = position
                     position += 8 + length
                     if position > item_end:
                         raise Declined  # pydicom reads on past the item
-                    elements[group << 16 | number] = header
                     continue
                 if vr in long_vrs:
                     length = long(data, position + 8)[0]
@@ -500,8 +508,8 @@ def _sequence(file: _File, position: int, end: int | None) -> tuple[list[BytesVi
             elif start + length > item_end:
                 raise Declined  # pydicom reads on past the item
             elif not is_sequence:
+                elements[tag] = position
                 position = start + length
-                elements[tag] = header
                 continue
             elif length <= _REUSED and tag != _MEASURED_VALUE_SEQUENCE:
                 same = read_before.get(bytes(data[start : start + length]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cache
 
 from radbank.dicom.dose import units
 from radbank.dicom.dose._read import Findings, code, code_fields, code_value, numbers
@@ -169,10 +170,11 @@ def _concept_key(item: DataSetView, keys: dict[DataSetView, str | None]) -> str 
     return key
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Row:
     """A NUM row of a template: the field's unit, the units the standard gives for the
-    row (a vendor unit outside them is noted) and the row's name for `DoseValue.source`."""
+    row (a vendor unit outside them is noted) and the row's name for `DoseValue.source`.
+    Each row is one constant, compared (and hashed, for `_unit_reading`) by identity."""
 
     unit: str
     standard_units: tuple[str, ...]
@@ -276,8 +278,8 @@ def dose_value(
     if scheme not in (None, "UCUM"):
         findings.add("unit-scheme", f"{label}: unit {unit!r} is coded in {scheme}, not UCUM")
     try:
-        converted = units.convert(value, unit, row.unit)
-        parsed = units.parse(unit)
+        unchanged, note = _unit_reading(unit, row)
+        converted = value if unchanged else units.convert(value, unit, row.unit)
     except units.UnitError:
         findings.add(
             "unit-unknown",
@@ -285,28 +287,42 @@ def dose_value(
             "not kept",
         )
         return None
-    if unit not in row.standard_units:
-        if not parsed.is_ucum:
-            canonical = next(
-                (
-                    standard
-                    for standard in row.standard_units
-                    if (units.parse(standard).factor, units.parse(standard).dimension)
-                    == (parsed.factor, parsed.dimension)
-                ),
-                None,
-            )
-            read_as = f"read as {canonical}" if canonical else f"converted to {row.unit}"
-            findings.add(
-                "unit-not-ucum", f"{row.source}: unit {unit!r} is not a UCUM code; {read_as}"
-            )
-        else:
-            findings.add(
-                "unit-converted",
-                f"{row.source}: given in {unit}, not {' or '.join(row.standard_units)}; "
-                f"converted to {row.unit}",
-            )
+    if note is not None:
+        findings.add(*note)
     return DoseValue(converted, row.unit, node.concept or "", row.source, sop_instance_uid)
+
+
+@cache
+def _unit_reading(unit: str, row: Row) -> tuple[bool, tuple[str, str] | None]:
+    """Whether a value in `unit` is the same number in the row's unit, and the finding
+    (code and message) a value of the row in that unit gives; UnitError when the unit
+    cannot be converted to the row's. Cached: a report gives most rows in one unit."""
+    parsed, target = units.parse(unit), units.parse(row.unit)
+    if parsed.dimension != target.dimension:
+        raise units.UnitError(f"unit {unit!r} cannot be converted to {row.unit!r}")
+    unchanged = parsed.factor == target.factor
+    if unit in row.standard_units:
+        return unchanged, None
+    if not parsed.is_ucum:
+        canonical = next(
+            (
+                standard
+                for standard in row.standard_units
+                if (units.parse(standard).factor, units.parse(standard).dimension)
+                == (parsed.factor, parsed.dimension)
+            ),
+            None,
+        )
+        read_as = f"read as {canonical}" if canonical else f"converted to {row.unit}"
+        return unchanged, (
+            "unit-not-ucum",
+            f"{row.source}: unit {unit!r} is not a UCUM code; {read_as}",
+        )
+    return unchanged, (
+        "unit-converted",
+        f"{row.source}: given in {unit}, not {' or '.join(row.standard_units)}; "
+        f"converted to {row.unit}",
+    )
 
 
 def _is_unit(candidate: str) -> bool:
