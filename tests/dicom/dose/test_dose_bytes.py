@@ -331,3 +331,23 @@ def test_with_pydicom_configured_otherwise_the_result_is_still_pydicoms(
     with _pydicom_setting(name, value):
         report = _assert_same_as_pydicom(data)
     assert report is not None and report.study_instance_uid == STUDY_UID
+
+
+def test_concept_names_read_alike_only_in_the_same_encoding() -> None:
+    """Concept name keys are remembered across files by the item's fingerprint: equal for
+    the same bytes in the same encoding, different when the bytes would decode otherwise."""
+
+    def concept_name(data: bytes) -> _part10.BytesView:
+        first_item = _part10.read(data).items("ContentSequence")[0]
+        return first_item.items("ConceptNameCodeSequence")[0]
+
+    latin1 = _encode(_report_with_protocol("Thorax", "ISO_IR 100"), "as written")
+    utf8 = _encode(_report_with_protocol("Thorax", "ISO_IR 192"), "as written")
+    big_endian = _encode(_report_with_protocol("Thorax", "ISO_IR 100"), "big endian")
+    fingerprint = concept_name(latin1).fingerprint()
+    assert fingerprint is not None
+    assert concept_name(latin1).fingerprint() == fingerprint
+    assert concept_name(utf8).fingerprint() != fingerprint
+    assert concept_name(big_endian).fingerprint() != fingerprint
+    for data in (latin1, utf8, big_endian):
+        _assert_same_as_pydicom(data)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from functools import cache
+from math import isfinite
 
 from pydicom.datadict import DicomDictionary, _dictionary_vr_fast, dictionary_VR, tag_for_keyword
 from pydicom.uid import PrivateTransferSyntaxes
@@ -54,6 +55,8 @@ _SHORT_VRS = frozenset(vr.encode() for vr in EXPLICIT_VR_LENGTH_16)
 _LONG_VRS = frozenset(vr.encode() for vr in EXPLICIT_VR_LENGTH_32)
 _SQ = b"SQ"
 _UN = b"UN"
+_DS = b"DS"
+_FD = b"FD"
 # Text VRs whose single value pydicom gives with trailing spaces and NULs removed, and
 # those of them read as Latin-1 whatever the Specific Character Set
 _TEXT_VRS = frozenset(
@@ -84,7 +87,7 @@ def _element(keyword: str) -> tuple[int, bytes] | None:
 class _File:
     """What the data sets of one file share: its bytes and their encoding."""
 
-    __slots__ = ("data", "implicit", "head", "long", "item", "encoding", "latin1")
+    __slots__ = ("data", "implicit", "head", "long", "item", "encoding", "latin1", "key")
 
     def __init__(self, data: bytes | memoryview, little: bool, implicit: bool) -> None:
         order = "<" if little else ">"
@@ -95,6 +98,7 @@ class _File:
         self.item = struct.Struct(order + "HHL").unpack_from
         self.encoding = Encoding(order)
         self.latin1 = True  # whether the text VRs are read as Latin-1
+        self.key = (order, implicit, self.encoding.codec)  # what bytes read the same in
 
     def locate(self, found: int | tuple) -> tuple[bytes | None, int, int]:
         """The VR (None in implicit VR), value start and value end of an element as
@@ -202,6 +206,30 @@ class BytesView:
                 return text.rstrip(" \x00").strip().strip("\x00").strip() or None
         return text_of(self.value(keyword))
 
+    def number(self, keyword: str) -> float | None:
+        try:
+            element = _element(keyword)
+            if element is None:
+                return None
+            found = self._elements.get(element[0])
+            if found is None or type(found) is list:
+                return None
+            vr, start, end = self._file.locate(found)
+            vr = vr or element[1]
+            raw = bytes(self._file.data[start:end])
+            if vr == _FD and len(raw) == 8:
+                number = struct.unpack(self._file.encoding.order + "d", raw)[0]
+            elif vr == _DS and BACKSLASH not in raw:
+                # the float of pydicom's DSfloat (`_decimal_strings`), without making one
+                number = float(raw.decode("latin-1").strip().rstrip(" \x00"))
+            else:
+                return None
+        except ValueError:
+            return None  # text to pydicom: `value` gives it
+        except Exception as error:
+            raise Declined from error
+        return number if isfinite(number) else None
+
     def items(self, keyword: str) -> list[BytesView]:
         try:
             element = _element(keyword)
@@ -236,6 +264,18 @@ class BytesView:
                     check(vr, bytes(self._file.data[start:end]))
         except Exception as error:
             raise Declined from error
+
+    def fingerprint(self) -> tuple[tuple, bytes] | None:
+        # the bytes from the first element's header to the last element's end: a data set
+        # whose first and last elements are sequences already read has none
+        elements = self._elements.values()
+        if not elements:
+            return None
+        first, last = next(iter(elements)), next(reversed(elements))
+        if type(first) is not int or type(last) is not int:
+            return None
+        file = self._file
+        return file.key, bytes(file.data[first : file.locate(last)[2]])
 
     def _items(self, tag: int, found: int | tuple | list) -> list[BytesView]:
         if type(found) is list:
@@ -300,6 +340,7 @@ def _read(data: bytes | memoryview) -> BytesView:
         value = CONVERTERS[b"CS"](bytes(data[start:end]), file.encoding) if end > start else ""
         file.encoding = Encoding(file.encoding.order, value)
         file.latin1 = file.encoding.codec == "latin-1"
+        file.key = (file.encoding.order, implicit, file.encoding.codec)
     return BytesView(file, elements)
 
 

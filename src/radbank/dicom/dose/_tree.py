@@ -8,6 +8,7 @@ item), so the rest of the report is still extracted.
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -20,6 +21,10 @@ from radbank.dicom.dose.model import CodedValue, DoseValue
 # Deeper than any dose template nests (TID 10011 reaches 5 levels); a guard against
 # self-referencing or hostile trees.
 _MAX_DEPTH = 16
+# concept name item fingerprint -> key, across objects: reports of one kind repeat the
+# same few hundred names. Cleared when full, which only costs reading them again.
+_KEYS: dict[Hashable, str | None] = {}
+_MAX_KEYS = 50_000
 _VALUE_WITH_UNIT = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\d\s].*)")
 
 
@@ -154,7 +159,8 @@ def _concept_key(item: DataSetView, keys: dict[DataSetView, str | None]) -> str 
     """`code(item, "ConceptNameCodeSequence").key`, without reading the code meaning.
 
     `keys` holds the keys of the code items read so far: `_part10` gives the items of
-    repeated concept names as one object, so each distinct name is read once."""
+    repeated concept names as one object, so each distinct name is read once per report,
+    and once in all (`_KEYS`) where the item has a fingerprint."""
     try:
         sequence = item.items("ConceptNameCodeSequence")
         if not sequence:
@@ -164,8 +170,18 @@ def _concept_key(item: DataSetView, keys: dict[DataSetView, str | None]) -> str 
         return None
     if concept in keys:
         return keys[concept]
-    value = code_value(concept)
-    key = None if value is None else code_key(concept.text("CodingSchemeDesignator") or "", value)
+    fingerprint = concept.fingerprint()
+    if fingerprint is not None and fingerprint in _KEYS:
+        key = _KEYS[fingerprint]
+    else:
+        value = code_value(concept)
+        key = (
+            None if value is None else code_key(concept.text("CodingSchemeDesignator") or "", value)
+        )
+        if fingerprint is not None:
+            if len(_KEYS) >= _MAX_KEYS:
+                _KEYS.clear()
+            _KEYS[fingerprint] = key
     keys[concept] = key
     return key
 
@@ -234,11 +250,10 @@ def dose_value(
                 "Sequence; read from there",
             )
 
-    value: float | None = None
-    floating = measured.value("FloatingPointValue")
-    if isinstance(floating, float) and floating == floating and abs(floating) != float("inf"):
-        value = floating
-    else:
+    value = measured.number("FloatingPointValue")
+    if value is None:
+        value = measured.number("NumericValue")  # the usual case: one number
+    if value is None:
         raw = measured.value("NumericValue")
         with_unit = _VALUE_WITH_UNIT.fullmatch(raw) if isinstance(raw, str) else None
         if with_unit and _is_unit(with_unit.group(2)):

@@ -10,7 +10,7 @@ text where pydicom cannot convert it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from functools import cache
 from typing import Protocol
 
@@ -48,8 +48,18 @@ class DataSetView(Protocol):
         cannot be read as a sequence: callers catch."""
         ...
 
+    def number(self, keyword: str) -> float | None:
+        """The element's value when it is one finite number; None otherwise, and then
+        `value` tells what it is."""
+        ...
+
     def sequences(self) -> Iterator[Sequence[DataSetView]]:
         """The items of each sequence element, in tag order (functional group macros)."""
+        ...
+
+    def fingerprint(self) -> Hashable | None:
+        """Equal for two data sets that answer every question the same, in any object
+        (their encoded bytes with their encoding); None when not known."""
         ...
 
 
@@ -110,6 +120,12 @@ class PydicomView:
     def text(self, keyword: str) -> str | None:
         return text_of(self.value(keyword))
 
+    def number(self, keyword: str) -> float | None:
+        value = self.value(keyword)
+        if isinstance(value, float) and value == value and abs(value) != float("inf"):
+            return float(value)
+        return None
+
     def items(self, keyword: str) -> list[PydicomView]:
         sequence = self._dataset.get(keyword)  # type: ignore[attr-defined]
         return [PydicomView(item) for item in sequence] if sequence else []
@@ -121,3 +137,6 @@ class PydicomView:
                     yield [PydicomView(item) for item in element.value or []]
             except Exception:
                 continue
+
+    def fingerprint(self) -> None:
+        return None
