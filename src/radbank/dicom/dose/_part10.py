@@ -118,12 +118,16 @@ class _File:
 class BytesView:
     """One data set of a file read by `read`."""
 
-    __slots__ = ("_file", "_elements", "_texts")
+    __slots__ = ("_file", "_elements", "_texts", "_span")
     is_data_set = True
 
-    def __init__(self, file: _File, elements: Elements) -> None:
+    def __init__(
+        self, file: _File, elements: Elements, span: tuple[int, int] | None = None
+    ) -> None:
         self._file = file
         self._elements = elements
+        # where an item's bytes start and end, recorded while reading: its fingerprint
+        self._span = span
         # keyword -> text: the items of repeated code sequences are shared (`_sequence`)
         self._texts: dict[str, str | None] | None = None
 
@@ -266,16 +270,12 @@ class BytesView:
             raise Declined from error
 
     def fingerprint(self) -> tuple[tuple, bytes] | None:
-        # the bytes from the first element's header to the last element's end: a data set
-        # whose first and last elements are sequences already read has none
-        elements = self._elements.values()
-        if not elements:
-            return None
-        first, last = next(iter(elements)), next(reversed(elements))
-        if type(first) is not int or type(last) is not int:
+        # an item's bytes, nested sequences included; the file's own data set has none
+        span = self._span
+        if span is None:
             return None
         file = self._file
-        return file.key, bytes(file.data[first : file.locate(last)[2]])
+        return file.key, bytes(file.data[span[0] : span[1]])
 
     def _items(self, tag: int, found: int | tuple | list) -> list[BytesView]:
         if type(found) is list:
@@ -469,13 +469,19 @@ def _sequence(file: _File, position: int, end: int | None) -> tuple[list[BytesVi
     head, item, long = file.head, file.item, file.long
     implicit = file.implicit
     short_vrs, long_vrs, sequence_tags = _SHORT_VRS, _LONG_VRS, _SEQUENCE_TAGS
+    reused, measured_value_sequence, character_set = (
+        _REUSED,
+        _MEASURED_VALUE_SEQUENCE,
+        _CHARACTER_SET,
+    )
+    view = BytesView
     # the sequence being read: its items, end and whether it ends at a delimiter
     items: list[BytesView] = []
     sequence_delimited = end is None
     end = size if end is None else end
     # the item being read
     elements: Elements = {}
-    item_end = 0
+    item_start = item_end = 0
     item_delimited = False
     stack: list[tuple] = []  # the state of the sequences and items around
     # the items of the small sequences read so far, by their bytes: a report repeats its
@@ -490,14 +496,15 @@ def _sequence(file: _File, position: int, end: int | None) -> tuple[list[BytesVi
                 raise Declined
             if number == 0xE000:
                 elements = {}
+                item_start = position
                 item_delimited = length == 0xFFFFFFFF
                 item_end = size if item_delimited else position + length
             elif number == 0xE0DD and sequence_delimited:
                 if not stack:
                     return items, position
                 done = items
-                (items, end, sequence_delimited, elements, item_end, item_delimited, tag,
-                 start) = stack.pop()  # fmt: skip
+                (items, end, sequence_delimited, elements, item_start, item_end,
+                 item_delimited, tag, start) = stack.pop()  # fmt: skip
                 elements[tag] = done
             else:
                 raise Declined
@@ -507,10 +514,10 @@ def _sequence(file: _File, position: int, end: int | None) -> tuple[list[BytesVi
             return items, position
         else:
             done = items
-            (items, end, sequence_delimited, elements, item_end, item_delimited, tag,
-             start) = stack.pop()  # fmt: skip
+            (items, end, sequence_delimited, elements, item_start, item_end,
+             item_delimited, tag, start) = stack.pop()  # fmt: skip
             elements[tag] = done
-            if position - start <= _REUSED and tag != _MEASURED_VALUE_SEQUENCE:
+            if position - start <= reused and tag != measured_value_sequence:
                 read_before[bytes(data[start:position])] = done
         # in an item: its elements, up to a sequence, its end or its delimiter
         while position < item_end:
@@ -552,7 +559,7 @@ def _sequence(file: _File, position: int, end: int | None) -> tuple[list[BytesVi
                 elements[tag] = position
                 position = start + length
                 continue
-            elif length <= _REUSED and tag != _MEASURED_VALUE_SEQUENCE:
+            elif length <= reused and tag != measured_value_sequence:
                 same = read_before.get(bytes(data[start : start + length]))
                 if same is not None:
                     position = start + length
@@ -560,8 +567,11 @@ def _sequence(file: _File, position: int, end: int | None) -> tuple[list[BytesVi
                     continue
             # a sequence: read its items, then come back to this item
             stack.append(
-                (items, end, sequence_delimited, elements, item_end, item_delimited, tag, start)
-            )
+                (
+                    items, end, sequence_delimited, elements, item_start, item_end,
+                    item_delimited, tag, start,
+                )
+            )  # fmt: skip
             items = []
             sequence_delimited = length == 0xFFFFFFFF
             end = size if sequence_delimited else start + length
@@ -572,6 +582,6 @@ def _sequence(file: _File, position: int, end: int | None) -> tuple[list[BytesVi
             if item_delimited or position != item_end:
                 raise Declined
         if item_end >= 0:
-            if _CHARACTER_SET in elements:
+            if character_set in elements:
                 raise Declined  # an item's own character set: not followed here
-            items.append(BytesView(file, elements))
+            items.append(view(file, elements, (item_start, position)))
