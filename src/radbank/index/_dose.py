@@ -56,6 +56,12 @@ _REAL_STUDY_COLUMNS = {
     if isinstance(column.type, sa.Float | sa.Integer) and column.name not in ("id", "project_id")
 }
 
+# The dose tables by the name callers use, with the columns that take ranges.
+_TABLES: dict[str, tuple[sa.Table, set[str]]] = {
+    "events": (dose_events, _REAL_EVENT_COLUMNS | {"ssde_mgy"}),
+    "studies": (dose_studies, _REAL_STUDY_COLUMNS),
+}
+
 
 class InvalidDoseFilter(ValueError):
     """A filter, sort or paging value the dose search cannot use (the message says which)."""
@@ -407,13 +413,13 @@ class DoseMethods:
 
     def dose_events(self, project_id: int, query: DoseFilter) -> tuple[list[dict[str, Any]], int]:
         """Events matching the filter (a page) and how many match in all."""
-        return self._dose_search(dose_events, project_id, query, _REAL_EVENT_COLUMNS | {"ssde_mgy"})
+        return self._dose_search(*_TABLES["events"], project_id, query)
 
     def dose_studies(self, project_id: int, query: DoseFilter) -> tuple[list[dict[str, Any]], int]:
-        return self._dose_search(dose_studies, project_id, query, _REAL_STUDY_COLUMNS)
+        return self._dose_search(*_TABLES["studies"], project_id, query)
 
     def _dose_search(
-        self, table: sa.Table, project_id: int, query: DoseFilter, numeric: set[str]
+        self, table: sa.Table, numeric: set[str], project_id: int, query: DoseFilter
     ) -> tuple[list[dict[str, Any]], int]:
         clauses = _where(table, project_id, query, numeric)
         order = _order(table, query.sort)
@@ -443,10 +449,7 @@ class DoseMethods:
     ) -> Iterator[list[tuple[Any, ...]]]:
         """Every matching row (no page), in batches of tuples in the table's column order,
         for streamed exports."""
-        table = dose_events if table_name == "events" else dose_studies
-        numeric = (
-            _REAL_EVENT_COLUMNS | {"ssde_mgy"} if table is dose_events else _REAL_STUDY_COLUMNS
-        )
+        table, numeric = _TABLES[table_name]
         clauses = _where(table, project_id, query, numeric)
         order = _order(table, query.sort)
         with self._engine.connect() as connection:
@@ -455,10 +458,6 @@ class DoseMethods:
             )
             for part in result.partitions(batch):
                 yield [tuple(row) for row in part]
-
-    def dose_columns(self, table_name: str) -> list[str]:
-        table = dose_events if table_name == "events" else dose_studies
-        return [column.name for column in table.columns]
 
     def dose_values(
         self,
@@ -470,10 +469,7 @@ class DoseMethods:
     ) -> DoseValues:
         """The group, device, patient and value of every matching row that has a value and
         a group, coded, for DRL statistics."""
-        table = dose_events if table_name == "events" else dose_studies
-        numeric = (
-            _REAL_EVENT_COLUMNS | {"ssde_mgy"} if table is dose_events else _REAL_STUDY_COLUMNS
-        )
+        table, numeric = _TABLES[table_name]
         group = table.c.get(group_column)
         value = table.c.get(value_column)
         if group is None or group_column in numeric or group_column in _INTERNAL:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from radbank.index._schema import dose_events, dose_studies, dose_versions
+from radbank.index._schema import dose_events, dose_versions
 
 __all__ = ["CachedColumns", "ColumnCache", "TextColumn", "bump_versions"]
 
@@ -253,7 +253,3 @@ class ColumnCache:
     def forget(self) -> None:
         with self._lock:
             self._entries.clear()
-
-
-def table_of(name: str) -> sa.Table:
-    return dose_events if name == "events" else dose_studies
