@@ -15,9 +15,11 @@ from radbank.governance.audit import AuditTrail
 from radbank.governance.identities import Identities
 from radbank.governance.keys import NodeKeys
 from radbank.governance.vault import Vault
+from radbank.graphs import Graphs
 from radbank.index import Index
 from radbank.ingest import Pipeline
 from radbank.ingest.journal import Journal
+from radbank.semantic.store import open_store
 from radbank.store import FileStore
 
 if TYPE_CHECKING:  # only nodes configured for OpenID Connect load it
@@ -37,10 +39,12 @@ class Services:
     identities: Identities
     consents: Consents
     dose: DoseAnalytics
+    graphs: Graphs
 
     def close(self) -> None:
         if self.identities.oidc is not None:
             self.identities.oidc.close()
+        self.graphs.store.close()
         self.index.close()
 
 
@@ -56,8 +60,16 @@ def build_services(settings: Settings) -> tuple[Services, str | None]:
     store = FileStore(settings.blob_dir)
     index = Index(settings.resolved_database_url)
     journal = Journal(data_dir / "journal")
-    pipeline = Pipeline(store, index, keys, journal)
     trail = AuditTrail(index)
+    graphs = Graphs(
+        open_store(settings.rdf_store, data_dir),
+        index,
+        store,
+        keys,
+        trail,
+        Journal(data_dir / "rdf-journal"),
+    )
+    pipeline = Pipeline(store, index, keys, journal, graphs)
     identities = Identities(index, trail, oidc=_oidc(settings))
     services = Services(
         settings,
@@ -69,8 +81,9 @@ def build_services(settings: Settings) -> tuple[Services, str | None]:
         trail,
         Vault(index, trail),
         identities,
-        Consents(index, store, keys, trail, journal),
+        Consents(index, store, keys, trail, journal, graphs),
         DoseAnalytics(index),
+        graphs,
     )
     return services, generated_token
 
@@ -93,10 +106,18 @@ def _oidc(settings: Settings) -> OidcValidator | None:
 
 
 def recover(services: Services) -> int:
-    """Undo what a crash left half-done: temp files and journalled blobs never indexed."""
+    """Undo what a crash left half-done: temp files and journalled blobs never indexed,
+    erasures not finished, triples of stored instances never written; rebuild the graphs
+    of projects whose description does not match the index (data of an older version)."""
     services.store.remove_temporaries()
     removed = services.journal.recover(services.index.blob_key_exists, services.store.delete)
     services.consents.resume()
+    services.graphs.ensure_ontology()
+    services.graphs.replay()
+    for name in services.graphs.stale_projects():
+        project = services.index.get_project(name)
+        if project is not None:
+            services.graphs.rebuild(project)
     return removed
 
 

@@ -42,7 +42,7 @@ from radbank.governance.identities import (
 from radbank.governance.keys import KeyFileError, reset_admin_token, rotate_master_key
 from radbank.governance.policy import Action, Principal, Resource, Role, can
 from radbank.governance.vault import OpenedEntry, VaultError
-from radbank.index import DoseFilter, Project, ProjectExists, UserExists
+from radbank.index import DoseFilter, Project, ProjectExists, SubjectWithdrawn, UserExists
 from radbank.ingest import Item, Outcome, Status
 from radbank.offline import deid_command
 from radbank.projects import (
@@ -58,6 +58,9 @@ from radbank.projects import (
     update_settings,
     validate_dataset,
 )
+from radbank.semantic.store import QueryRefused, StoreUnavailable
+from radbank.semantic.submissions import SubmissionRejected
+from radbank.semantic.vocabulary import SUBMISSION_KINDS
 
 app = typer.Typer(help="radbank: a node of a research repository network for images and dose.")
 project_app = typer.Typer(help="Create, configure and list projects.")
@@ -81,6 +84,10 @@ user_app = typer.Typer(help="Users of the node, their roles and personal API tok
 app.add_typer(user_app, name="user")
 consent_app = typer.Typer(help="Consent of a project's subjects; withdrawal erases a subject.")
 app.add_typer(consent_app, name="consent")
+rdf_app = typer.Typer(
+    help="The semantic repository: non-DICOM submissions, SPARQL, rebuilding a project's graph."
+)
+app.add_typer(rdf_app, name="rdf")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -1401,6 +1408,18 @@ def verify(data_dir: DataDir = None) -> None:
                     f"checksum mismatch: instance {record.sop_instance_uid} ({record.blob_key})"
                 )
         referenced.update(services.index.iter_quarantine_blob_keys())
+        for project in services.index.list_projects():
+            for part in services.index.iter_submission_parts(project.id):
+                referenced.add(part.blob_key)
+                try:
+                    data = services.store.get(part.blob_key)
+                except FileNotFoundError:
+                    problems += 1
+                    console.print(f"missing blob: submission part -> {part.blob_key}")
+                    continue
+                if hashlib.sha256(data).hexdigest() != part.sha256:
+                    problems += 1
+                    console.print(f"checksum mismatch: submission part {part.blob_key}")
         for key in services.store.keys():
             if key not in referenced:
                 problems += 1
@@ -1601,3 +1620,168 @@ def export_dose(
     finally:
         services.close()
     console.print(f"wrote {out}")
+
+
+_SUBMISSION_TYPES = {
+    ".jsonld": "application/ld+json",
+    ".json": "application/json",
+    ".csv": "text/csv",
+}
+_RESULT_TYPES = {
+    "json": "application/sparql-results+json",
+    "csv": "text/csv",
+    "tsv": "text/tab-separated-values",
+    "xml": "application/sparql-results+xml",
+    "turtle": "text/turtle",
+    "ntriples": "application/n-triples",
+}
+
+
+@rdf_app.command("rebuild")
+def rdf_rebuild(
+    project: Annotated[str, typer.Option("--project", "-p", help="The project to rebuild")],
+    data_dir: DataDir = None,
+) -> None:
+    """Regenerate the project's RDF graph from the index and the stored objects (dose values
+    are read again from the objects) and its stored submissions."""
+    services = _open(_settings(data_dir))
+    try:
+        target = _project(services, project, Action.MANAGE)
+        total = services.index.count_instances(target.id)
+        with Progress(
+            TextColumn("rebuilding"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("rebuild", total=total)
+            try:
+                report = services.graphs.rebuild(target, lambda n: progress.advance(task, n))
+            except (StoreUnavailable, FileNotFoundError) as exc:
+                raise _fail(f"project {project!r} not rebuilt: {exc}") from exc
+        services.trail.record(
+            "rdf.rebuild",
+            actor=_local_user(),
+            resource=f"project:{target.name}",
+            project=target.name,
+            source=_source(),
+            detail={"instances": report.instances, "quads": report.quads},
+        )
+    finally:
+        services.close()
+    rate = report.quads / report.seconds if report.seconds else 0
+    console.print(
+        f"rebuilt graph of project {report.project}: {report.instances} instance(s), "
+        f"{report.submissions} submission part(s), {report.quads} triples in "
+        f"{report.seconds:.1f} s ({rate:,.0f} triples/s)"
+    )
+
+
+@rdf_app.command("submit")
+def rdf_submit(
+    file: Annotated[Path, typer.Argument(help="A .jsonld, .json or .csv file")],
+    project: Annotated[str, typer.Option("--project", "-p", help="Target project")],
+    kind: Annotated[str, typer.Option(help=f"One of {', '.join(SUBMISSION_KINDS)}")],
+    media_type: Annotated[
+        str | None,
+        typer.Option(
+            help="application/ld+json, application/json or text/csv (default: by "
+            "the file's extension)"
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Validate, pseudonymise and store a non-DICOM submission (dosimetry, organ doses, case
+    report forms, outcomes): all of it, or nothing with every problem listed."""
+    media = media_type or _SUBMISSION_TYPES.get(file.suffix.lower())
+    if media is None:
+        raise _fail(f"{file.name}: say what it is with --media-type (extension not known)")
+    try:
+        body = file.read_bytes()
+    except OSError as exc:
+        raise _fail(exc) from exc
+    services = _open(_settings(data_dir))
+    try:
+        target = _project(services, project, Action.WRITE)
+        try:
+            report = services.graphs.submit(
+                target, body, media, kind, name=file.name, actor=_local_user(), source=_source()
+            )
+        except SubmissionRejected as exc:
+            err.print(f"[red]rejected:[/red] {file.name}: nothing was stored", highlight=False)
+            for violation in exc.violations:
+                err.print(f"  {violation}", highlight=False, markup=False)
+            raise typer.Exit(1) from exc
+        except (SubjectWithdrawn, StoreUnavailable) as exc:
+            raise _fail(f"{file.name}: {exc}") from exc
+    finally:
+        services.close()
+    console.print(
+        f"stored {file.name} as submission {report.submission_id}: {report.records} "
+        f"{kind} record(s) of {report.subjects} subject(s), {report.quads} triples"
+    )
+    if report.removed_fields:
+        console.print(f"identifying fields removed: {', '.join(report.removed_fields)}")
+
+
+@rdf_app.command("submissions")
+def rdf_submissions(project: str, data_dir: DataDir = None) -> None:
+    """The project's non-DICOM submissions."""
+    services = _open(_settings(data_dir))
+    try:
+        target = _project(services, project, Action.READ)
+        found = services.index.list_submissions(target.id)
+    finally:
+        services.close()
+    table = Table("id", "kind", "name", "records", "subjects", "submitted", "by")
+    for item in found:
+        table.add_row(
+            item.submission_id, item.kind, item.name, str(item.records),
+            str(sum(1 for p in item.parts if p.pseudonym)),
+            f"{item.submitted_at:%Y-%m-%d %H:%M}", item.submitted_by,
+        )  # fmt: skip
+    console.print(table)
+
+
+@rdf_app.command("query")
+def rdf_query(
+    query: Annotated[str, typer.Argument(help="The SPARQL query, or @FILE to read it from")],
+    project: Annotated[
+        list[str] | None, typer.Option("--project", "-p", help="Project(s) to query (default all)")
+    ] = None,
+    result_format: Annotated[
+        str, typer.Option("--format", help=f"One of {', '.join(_RESULT_TYPES)}")
+    ] = "csv",
+    data_dir: DataDir = None,
+) -> None:
+    """Run a read-only SPARQL query over projects' graphs (and the ontology)."""
+    if result_format not in _RESULT_TYPES:
+        raise _fail(f"--format {result_format!r}: use one of {', '.join(_RESULT_TYPES)}")
+    if query.startswith("@"):
+        try:
+            query = Path(query[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _fail(exc) from exc
+    settings = _settings(data_dir)
+    services = _open(settings)
+    try:
+        names = project or [p.name for p in services.index.list_projects()]
+        targets = [_project(services, name, Action.READ) for name in names]
+        try:
+            result = services.graphs.query(
+                query,
+                targets,
+                _RESULT_TYPES[result_format],
+                actor=_local_user(),
+                source=_source(),
+                timeout_s=settings.sparql_timeout_s,
+            )
+        except (QueryRefused, StoreUnavailable) as exc:
+            raise _fail(exc) from exc
+    finally:
+        services.close()
+    sys.stdout.buffer.write(result.body)
+    if not result.body.endswith(b"\n"):
+        sys.stdout.buffer.write(b"\n")

@@ -79,6 +79,21 @@ class Settings(BaseSettings):
         "environment)",
     )
 
+    rdf_store: str = Field(
+        default="",
+        description="RDF store: empty for the embedded Oxigraph store in data_dir/rdf, or the "
+        "base URL of a SPARQL 1.1 server (e.g. http://127.0.0.1:7878 for Oxigraph: query, "
+        "update and graph store endpoints under it)",
+    )
+    sparql_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="Longest a SPARQL query may run (seconds)"
+    )
+    max_submission_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Largest non-DICOM submission (JSON-LD, JSON, CSV) accepted (bytes)",
+    )
+
     @property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

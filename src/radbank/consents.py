@@ -1,17 +1,18 @@
 """Consent of a project's subjects: recording decisions (one by one or from a site's CSV),
 and withdrawal, which erases everything of the subject.
 
-    consents = Consents(index, store, keys, trail, journal)
+    consents = Consents(index, store, keys, trail, journal, graphs)
     consents.record(project, [decision(...)], actor="steward", source="10.0.0.5")
     consents.import_csv(project, text, actor=..., source=...)
     report = consents.withdraw(project, "RB-...", actor=..., source=..., reason="letter 12/3")
 
 Withdrawal first writes the subject's tombstone (pseudonym, time, who), from which moment
-uploads of the subject are refused, then deletes their index rows (instances, series,
-studies, quarantine entries, vault entries, consent records) in one transaction, then their
-blobs, then pushes the deleted rows out of the database files. The blob keys are journalled
-first, so a crash in between leaves blobs that the next start deletes (`resume` finishes
-erasures a crash interrupted). The audit trail keeps the tombstone; it never held data.
+uploads of the subject are refused, then removes their triples from the RDF store, then
+deletes their index rows (instances, series, studies, quarantine entries, vault entries,
+consent records, parts of submissions) in one transaction, then their blobs, then pushes
+the deleted rows out of the database files. The blob keys are journalled first, so a
+crash in between leaves blobs that the next start deletes (`resume` finishes erasures a
+crash interrupted). The audit trail keeps the tombstone; it never held data.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from radbank.dicom.deid.pseudonyms import patient_pseudonym
 from radbank.governance.audit import AuditTrail
 from radbank.governance.consent import ConsentDecision, InvalidConsent, parse_csv
 from radbank.governance.keys import NodeKeys
+from radbank.graphs import Graphs
 from radbank.index import Index, Project
 from radbank.ingest.journal import Journal
 from radbank.store import BlobStore
@@ -40,8 +42,15 @@ class ErasureReport:
 
 class Consents:
     def __init__(
-        self, index: Index, store: BlobStore, keys: NodeKeys, trail: AuditTrail, journal: Journal
+        self,
+        index: Index,
+        store: BlobStore,
+        keys: NodeKeys,
+        trail: AuditTrail,
+        journal: Journal,
+        graphs: Graphs,
     ) -> None:
+        self.graphs = graphs
         self.index = index
         self.store = store
         self.keys = keys
@@ -122,6 +131,9 @@ class Consents:
         self._name_legacy_quarantine(project)
         keys = self.index.subject_blob_keys(project.id, pseudonym)
         entry = self.journal.begin(keys)
+        # The triples go first: if this fails (a remote store down), the withdrawal stays
+        # unfinished and `resume` tries again at the next start.
+        self.graphs.erase_subject(project, pseudonym)
         instances = self.index.erase_subject(
             project.id,
             pseudonym,

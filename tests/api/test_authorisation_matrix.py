@@ -58,6 +58,12 @@ PROJECT_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/projects/{project}/dose/subjects/{pseudonym}"): R,
     ("GET", "/api/projects/{project}/dose/drl"): R,
     ("GET", "/api/projects/{project}/dose/above"): R,
+    ("GET", "/api/projects/{project}/sparql"): R,
+    ("POST", "/api/projects/{project}/sparql"): R,
+    ("POST", "/api/projects/{project}/submissions"): W,
+    ("GET", "/api/projects/{project}/submissions"): R,
+    ("DELETE", "/api/projects/{project}/submissions/{submission_id}"): M,
+    ("GET", "/api/projects/{project}/dcat"): D,
     ("POST", "/dicom-web/projects/{project}/studies"): W,
     ("POST", "/dicom-web/projects/{project}/studies/{study}"): W,
     ("GET", "/dicom-web/projects/{project}/studies"): R,
@@ -105,6 +111,10 @@ NODE_ROUTES: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/access-requests"): {"signed-in"},
     ("GET", "/api/dose/references"): {"signed-in"},
     ("PUT", "/api/dose/references/{set_name}"): {"admin"},
+    # Anonymous callers query and see the open-access projects (the matrix has one).
+    ("GET", "/sparql"): {"anyone"},
+    ("POST", "/sparql"): {"anyone"},
+    ("GET", "/api/catalog"): {"anyone"},
 }
 
 PRINCIPALS = (
@@ -232,6 +242,7 @@ def _project_request(
         request_id="999999",
         quarantine_id="999999",  # no such object: 404 after the policy
         table="events",
+        submission_id="0" * 32,  # no such submission: 404 after the policy
     )
     options: dict[str, object] = {}
     if method == "PATCH":
@@ -302,6 +313,12 @@ def test_node_routes(matrix: Matrix, principal: str) -> None:
             "/api/dose/references/matrix",
             {"content": b"not,a,drl\n", "headers": {"Content-Type": "text/csv"}},
         ),
+        ("GET", "/sparql"): ("/sparql", {}),  # no query: 400 after the policy
+        ("POST", "/sparql"): (
+            "/sparql",
+            {"content": b"not a query", "headers": {"Content-Type": "text/plain"}},
+        ),
+        ("GET", "/api/catalog"): ("/api/catalog", {}),
     }
     assert set(requests) == set(NODE_ROUTES)
     with httpx.Client(base_url=matrix.server.base_url, timeout=60) as http:

@@ -271,6 +271,7 @@ def _real_values(site: Site) -> dict[str, str]:
         "quarantine_id": "1",
         "table": "events",
         "set_name": "national",
+        "submission_id": "0" * 32,
     }
 
 

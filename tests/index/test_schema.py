@@ -16,7 +16,7 @@ def test_migrations_create_exactly_the_declared_schema(database_url: str) -> Non
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection)
-            assert context.get_current_revision() == "0005"
+            assert context.get_current_revision() == "0006"
             differences = compare_metadata(context, metadata)
     finally:
         engine.dispose()

@@ -17,6 +17,7 @@ from radbank.api import (
     health,
     projects,
     qido,
+    semantic,
     stow,
     users,
     wado,
@@ -63,6 +64,7 @@ def build_api(services: Services) -> FastAPI:
     app.include_router(consents.router)
     app.include_router(access.router)
     app.include_router(dose.router)
+    app.include_router(semantic.router)
     app.include_router(stow.router)
     app.include_router(qido.router)
     app.include_router(wado.router)

@@ -2,7 +2,7 @@
 not (sign-in itself takes a JSON body), cannot make the node buffer an unbounded body.
 
 STOW-RS (streamed, bounded by max_request_bytes and max_instance_bytes) and the consent
-CSV import (bounded by its own route) are left to their routes; every other request body
+CSV import and non-DICOM submissions (bounded by their own routes) are left to their routes; every other request body
 may have at most max_json_bytes. A declared Content-Length over the bound is refused at
 once with 413; a chunked body is counted as it arrives and refused when it passes it.
 """
@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _STREAMED = re.compile(
     r"^/dicom-web/projects/[^/]+/studies(/[^/]+)?$|^/api/projects/[^/]+/consents/import$"
+    r"|^/api/projects/[^/]+/submissions$"
 )
 
 

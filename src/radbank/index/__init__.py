@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,7 +57,22 @@ from radbank.index._rows import (
     require_project,
     stored_time,
 )
-from radbank.index._schema import instances, projects, quarantine, series, studies, vault_entries
+from radbank.index._schema import (
+    dose_events,
+    instances,
+    projects,
+    quarantine,
+    series,
+    studies,
+    submission_parts,
+    vault_entries,
+)
+from radbank.index._submissions import (
+    SubmissionExists,
+    SubmissionMethods,
+    SubmissionPart,
+    SubmissionRecord,
+)
 from radbank.index._vault import VaultEntry, VaultKeyChanged, VaultWrite
 
 __all__ = [
@@ -76,6 +91,9 @@ __all__ = [
     "ReferenceDrl",
     "HierarchyConflict",
     "SubjectWithdrawn",
+    "SubmissionExists",
+    "SubmissionPart",
+    "SubmissionRecord",
     "Index",
     "InstanceRecord",
     "Membership",
@@ -169,7 +187,7 @@ class HierarchyConflict(ValueError):
     """A series UID that the project already holds under another study."""
 
 
-class Index(IdentityMethods, ConsentMethods, DoseMethods):
+class Index(IdentityMethods, ConsentMethods, DoseMethods, SubmissionMethods):
     def __init__(self, database_url: str) -> None:
         """Open (and create or migrate to the newest schema) the index at database_url."""
         self._engine = create_engine(database_url)
@@ -518,13 +536,59 @@ class Index(IdentityMethods, ConsentMethods, DoseMethods):
             rows = [row._mapping for row in connection.execute(select)]
         return _search.results(rows, query)
 
-    def iter_instances(self) -> Iterator[InstanceRecord]:
-        """Every instance of every project, streamed (for `radbank verify`)."""
+    def iter_instances(self, project_id: int | None = None) -> Iterator[InstanceRecord]:
+        """Every instance of the project, or of every project, streamed (for `radbank
+        verify` and RDF rebuilds)."""
         select = _records_select().order_by(instances.c.id)
+        if project_id is not None:
+            select = select.where(instances.c.project_id == project_id)
         with self._engine.connect() as connection:
             result = connection.execution_options(yield_per=1000).execute(select)
             for row in result:
                 yield _record(row._mapping)
+
+    def count_instances(self, project_id: int) -> int:
+        with self._engine.connect() as connection:
+            return connection.scalar(
+                sa.select(sa.func.count()).where(instances.c.project_id == project_id)
+            )
+
+    def project_statistics(self, project_id: int) -> dict[str, Any]:
+        """What a dataset description states of the project's holdings: subjects, studies,
+        instances, modalities, earliest and latest study date (DICOM DA), dose reports."""
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                sa.select(
+                    sa.func.count(sa.distinct(studies.c.patient_id)),
+                    sa.func.count(),
+                    sa.func.min(studies.c.study_date),
+                    sa.func.max(studies.c.study_date),
+                ).where(studies.c.project_id == project_id)
+            ).one()
+            modalities = sorted(
+                m
+                for m in connection.scalars(
+                    sa.select(series.c.modality).where(series.c.project_id == project_id).distinct()
+                )
+                if m
+            )
+            instance_count = connection.scalar(
+                sa.select(sa.func.count()).where(instances.c.project_id == project_id)
+            )
+            reports = connection.scalar(
+                sa.select(sa.func.count(sa.distinct(dose_events.c.sop_instance_uid))).where(
+                    dose_events.c.project_id == project_id, dose_events.c.source == "report"
+                )
+            )
+        return {
+            "subjects": row[0],
+            "studies": row[1],
+            "instances": instance_count or 0,
+            "modalities": modalities,
+            "earliest": _study_date(row[2]),
+            "latest": _study_date(row[3]),
+            "dose_reports": reports or 0,
+        }
 
     def count_patient_studies(self, project_id: int, patient_id: str) -> int:
         """How many studies of the project carry Patient ID `patient_id` (a pseudonym)."""
@@ -602,9 +666,10 @@ class Index(IdentityMethods, ConsentMethods, DoseMethods):
             ]
 
     def blob_key_exists(self, blob_key: str) -> bool:
-        """Whether an instance or a quarantine entry refers to the blob (crash recovery)."""
+        """Whether an instance, a quarantine entry or a submission part refers to the blob
+        (crash recovery)."""
         with self._engine.connect() as connection:
-            for table in (instances, quarantine):
+            for table in (instances, quarantine, submission_parts):
                 select = sa.select(table.c.id).where(table.c.blob_key == blob_key).limit(1)
                 if connection.execute(select).first() is not None:
                     return True
@@ -873,3 +938,11 @@ def _project(row: Mapping[str, Any]) -> Project:
 
 def _bytes(value: bytes | memoryview | None) -> bytes | None:
     return None if value is None else bytes(value)
+
+
+def _study_date(value: str | None) -> date | None:
+    """A DICOM DA (YYYYMMDD) as a date; None when absent or not one."""
+    try:
+        return datetime.strptime(value or "", "%Y%m%d").date()
+    except ValueError:
+        return None

@@ -38,6 +38,7 @@ from radbank.index._schema import (
     vault_entries,
     withdrawals,
 )
+from radbank.index._submissions import delete_subject_submissions, subject_submission_blob_keys
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def current_consents(
 
 
 def subject_blob_keys(connection: sa.Connection, project_id: int, pseudonym: str) -> list[str]:
-    """Blobs of the subject's instances and quarantined objects."""
+    """Blobs of the subject's instances, quarantined objects and parts of submissions."""
     keys = connection.scalars(
         sa.select(instances.c.blob_key)
         .join(studies, studies.c.id == instances.c.study_pk)
@@ -152,6 +153,7 @@ def subject_blob_keys(connection: sa.Connection, project_id: int, pseudonym: str
             quarantine.c.project_id == project_id, quarantine.c.pseudonym == pseudonym
         )
     ).all()
+    keys += subject_submission_blob_keys(connection, project_id, pseudonym)
     return list(keys)
 
 
@@ -177,6 +179,7 @@ def delete_subject_rows(connection: sa.Connection, project_id: int, pseudonym: s
                 cohorts.update().where(cohorts.c.id == cohort.id).values(study_uids=kept)
             )
     delete_subject_dose(connection, project_id, pseudonym)
+    delete_subject_submissions(connection, project_id, pseudonym)
     deleted = connection.execute(
         instances.delete().where(instances.c.study_pk.in_(study_pks))
     ).rowcount
@@ -334,7 +337,8 @@ class ConsentMethods:
             )
         with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql(
-                "VACUUM studies, series, instances, quarantine, vault_entries, consents, cohorts"
+                "VACUUM studies, series, instances, quarantine, vault_entries, consents, cohorts, "
+                "submission_parts"
             )
 
     # Access requests

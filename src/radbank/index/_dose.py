@@ -516,6 +516,18 @@ class DoseMethods:
                 with self._engine.connect() as connection, connection.begin():
                     self._dose_cache.columns(connection, table, project_id, names)
 
+    def water_equivalent_diameters(self, project_id: int) -> dict[str, float]:
+        """Dw in cm measured at ingest, by SOP Instance UID of the CT image."""
+        with self._engine.connect() as connection:
+            return {
+                row.sop_instance_uid: row.dw_cm
+                for row in connection.execute(
+                    sa.select(dose_sizes.c.sop_instance_uid, dose_sizes.c.dw_cm).where(
+                        dose_sizes.c.project_id == project_id
+                    )
+                )
+            }
+
     def subject_dose(self, project_id: int, pseudonym: str) -> list[dict[str, Any]]:
         """The subject's studies with dose values, in date order."""
         with self._engine.connect() as connection:

@@ -468,3 +468,36 @@ reference_drls = sa.Table(
         "set_name", "examination", "quantity", "age_band", name="uq_reference_drls_row"
     ),
 )
+
+# Non-DICOM submissions; each subject's part of one is a blob of pseudonymised N-Quads.
+submissions = sa.Table(
+    "submissions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("submission_id", Text, nullable=False),
+    sa.Column("kind", Text, nullable=False),
+    sa.Column("media_type", Text, nullable=False),
+    sa.Column("name", Text, nullable=False),
+    sa.Column("submitted_by", Text, nullable=False),
+    sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("records", sa.Integer, nullable=False),
+    sa.Column("removed_fields", Json, nullable=False),
+    sa.UniqueConstraint("project_id", "submission_id", name="uq_submissions_id"),
+    sa.Index("ix_submissions_project", "project_id", "id"),
+)
+
+submission_parts = sa.Table(
+    "submission_parts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("submission_pk", sa.Integer, sa.ForeignKey("submissions.id"), nullable=False),
+    sa.Column("pseudonym", Text),
+    sa.Column("blob_key", Text, nullable=False),
+    sa.Column("sha256", Text, nullable=False),
+    sa.Column("quads", sa.Integer, nullable=False),
+    sa.Index("ix_submission_parts_subject", "project_id", "pseudonym"),
+    sa.Index("ix_submission_parts_submission", "submission_pk"),
+    sa.Index("ix_submission_parts_blob_key", "blob_key"),
+)

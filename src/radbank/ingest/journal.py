@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 
@@ -32,6 +32,15 @@ class Journal:
 
     def end(self, entry: Path) -> None:
         entry.unlink(missing_ok=True)
+
+    def pending(self) -> Iterator[tuple[Path, list[str]]]:
+        """The entries begun and not ended, oldest first, with what they name."""
+        for entry in sorted(self.directory.glob("*.json"), key=lambda p: p.stat().st_mtime):
+            try:
+                names = json.loads(entry.read_text())
+            except (OSError, ValueError):
+                names = []
+            yield entry, [str(name) for name in names] if isinstance(names, list) else []
 
     def recover(self, is_referenced: Callable[[str], bool], delete: Callable[[str], None]) -> int:
         """Delete journalled blobs that the index does not reference; returns how many.

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from radbank.dicom.dataset_json import index_attributes
 from radbank.dicom.deid import DeidentificationError
@@ -50,6 +51,9 @@ from radbank.ingest.dose import DoseReader, dose_rows, water_equivalent_diameter
 from radbank.ingest.journal import Journal
 from radbank.projects import deid_profile, pixel_rules
 from radbank.store import BlobStore
+
+if TYPE_CHECKING:  # the graphs service imports the ingest package; only the type comes back
+    from radbank.graphs import Graphs
 
 # DICOM status codes used as FailureReason (0008,1197) in STOW-RS responses (PS3.4 Annex B).
 FAILURE_PROCESSING = 0x0110
@@ -129,7 +133,15 @@ class PreparedBatch:
 
 
 class Pipeline:
-    def __init__(self, store: BlobStore, index: Index, keys: NodeKeys, journal: Journal) -> None:
+    def __init__(
+        self,
+        store: BlobStore,
+        index: Index,
+        keys: NodeKeys,
+        journal: Journal,
+        graphs: Graphs | None = None,
+    ) -> None:
+        self.graphs = graphs
         self.store = store
         self.index = index
         self.keys = keys
@@ -378,6 +390,15 @@ class Pipeline:
         ]
         self._discard_unreferenced(not_stored + not_held)
         self.journal.end(entry)
+        if self.graphs is not None:
+            self.graphs.record(
+                project,
+                [
+                    p.record
+                    for (_, p), (_, outcome) in zip(to_store, indexed, strict=True)
+                    if outcome.status == Status.STORED
+                ],
+            )
         return results + indexed
 
     def _index(
@@ -547,6 +568,8 @@ class Pipeline:
             return Outcome(name, Status.REJECTED, f"{name}: not released: {exc}", **outcome_uids)
         self.store.delete(row["blob_key"])
         self.journal.end(entry)
+        if self.graphs is not None:
+            self.graphs.record(project, [record])
         return Outcome(name, Status.STORED, "released from quarantine", **outcome_uids)
 
     def _discard_unreferenced(self, keys: Iterable[str]) -> None:

@@ -7,6 +7,7 @@ Namespaces are plain strings, so building an IRI needs no RDF library:
     study_iri("2.25.1234")            -> "urn:oid:2.25.1234"
     subject_iri("ct-trial", "RB-...") -> "urn:radbank:subject:ct-trial:RB-..."
     project_iri("ct-trial")           -> "urn:radbank:project:ct-trial"
+    graph_iri("ct-trial")             -> "urn:radbank:graph:ct-trial"
     dcm_concept("113830")             -> "http://dicom.nema.org/resources/ontology/DCM/113830"
     qudt_unit("mGy")                  -> "http://qudt.org/vocab/unit/MilliGRAY"
 
@@ -48,7 +49,9 @@ __all__ = [
     "UNIT",
     "XSD",
     "concept_iri",
+    "ONTOLOGY_GRAPH",
     "dcm_concept",
+    "graph_iri",
     "instance_iri",
     "irradiation_event_iri",
     "project_iri",
@@ -150,6 +153,17 @@ def project_iri(name: str) -> str:
     """ "urn:radbank:project:<name>"."""
     _check_project(name)
     return f"urn:radbank:project:{name}"
+
+
+def graph_iri(name: str) -> str:
+    """ "urn:radbank:graph:<name>": the named graph that holds everything the node says
+    about project `name` (its objects, dose values, submissions and dataset description)."""
+    _check_project(name)
+    return f"urn:radbank:graph:{name}"
+
+
+# The named graph holding the ontology itself, readable by everyone who may query.
+ONTOLOGY_GRAPH = "urn:radbank:graph:ontology"
 
 
 def dcm_concept(code: str) -> str:

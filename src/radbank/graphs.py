@@ -1,0 +1,443 @@
+"""The node's RDF graphs as a service: what ingest stored becomes triples in the project's
+named graph, a withdrawn subject's triples go with their data, a project's graph can be
+rebuilt from the index and the blobs, non-DICOM submissions are validated and stored, and
+SPARQL queries and DCAT descriptions are answered.
+
+    graphs = Graphs(rdf_store, index, blobs, keys, trail, journal)
+    graphs.record(project, records)            # after the index committed them
+    graphs.submit(project, body, "text/csv", "crf", name="visits.csv", actor=..., source=...)
+    graphs.query("SELECT ...", readable_projects, accept, actor=..., source=...)
+    graphs.rebuild(project)
+
+The SQL index and the blobs are the record; the RDF store is derived from them. A batch is
+journalled (project and SOP Instance UIDs) before its triples are written and the entry
+removed after, so triples a crash or an unreachable remote store kept from being written
+are written by `replay` at the next start, and `rebuild` regenerates everything.
+Submissions are stored as blobs of pseudonymised N-Quads, one per subject, so that erasure
+deletes a subject's share and rebuild reloads the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+import pydicom
+import pyoxigraph as ox
+
+from radbank.governance.audit import AuditTrail
+from radbank.governance.keys import NodeKeys
+from radbank.index import (
+    Index,
+    InstanceRecord,
+    Project,
+    SubmissionPart,
+    SubmissionRecord,
+)
+from radbank.ingest.dose import DoseReader
+from radbank.ingest.journal import Journal
+from radbank.ingest.site_identity import ProjectIdentity
+from radbank.semantic import dcat, mapping
+from radbank.semantic.store import QueryResult, RdfStore
+from radbank.semantic.submissions import Held, Submission, prepare_submission
+from radbank.semantic.vocabulary import (
+    ONTOLOGY_GRAPH,
+    ONTOLOGY_PATH,
+    ONTOLOGY_VERSION,
+    RB,
+    graph_iri,
+    project_iri,
+    subject_iri,
+)
+from radbank.store import BlobStore
+
+log = logging.getLogger(__name__)
+
+_INSTANCE = RB + "Instance"
+_BATCH = 2_000  # instances mapped per write while rebuilding
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    project: str
+    instances: int
+    submissions: int
+    quads: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SubmissionReport:
+    submission_id: str
+    kind: str
+    records: int
+    subjects: int
+    quads: int
+    removed_fields: tuple[str, ...]
+
+
+def _chunks(items: Iterable[InstanceRecord], size: int) -> Iterator[list[InstanceRecord]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+class _ProjectHoldings:
+    """What a submission may reference: the project's subjects and objects, from the index."""
+
+    def __init__(self, index: Index, project: Project) -> None:
+        self.index = index
+        self.project = project
+
+    def subjects(self, pseudonyms: Iterable[str]) -> set[str]:
+        return self.index.held_subjects(self.project.id, list(pseudonyms))
+
+    def objects(self, uids: Iterable[str]) -> dict[str, Held]:
+        return {
+            uid: Held(level, pseudonym or "")
+            for uid, (level, pseudonym) in self.index.held_objects(
+                self.project.id, list(uids)
+            ).items()
+        }
+
+
+class Graphs:
+    def __init__(
+        self,
+        store: RdfStore,
+        index: Index,
+        blobs: BlobStore,
+        keys: NodeKeys,
+        trail: AuditTrail,
+        journal: Journal,
+    ) -> None:
+        self.store = store
+        self.index = index
+        self.blobs = blobs
+        self.keys = keys
+        self.trail = trail
+        self.journal = journal
+        self._described: dict[str, bytes] = {}  # project -> digest of its node as written
+
+    # Population at ingest
+
+    def record(self, project: Project, records: Sequence[InstanceRecord]) -> None:
+        """Write the triples of instances the index has just committed. Never raises: the
+        instances are stored whatever happens here; what could not be written stays
+        journalled and is written by `replay` (at the next start) or `rebuild`."""
+        if not records:
+            return
+        entry = self.journal.begin([project.name, *(r.sop_instance_uid for r in records)])
+        try:
+            self.describe_project(project)
+            self.store.add(mapping.batch_quads(project.name, records))
+        except Exception:  # noqa: BLE001 - the archive holds them; replay writes them later
+            log.exception(
+                "RDF: the triples of %d instance(s) of project %s were not written; they are "
+                "written at the next start (or run `radbank rdf rebuild --project %s`)",
+                len(records),
+                project.name,
+                project.name,
+            )
+            return
+        self.journal.end(entry)
+
+    def describe_project(self, project: Project, *, force: bool = False) -> None:
+        """Write the project node (title, licence, data-use conditions) when this process
+        has not written this version of it yet."""
+        quads = mapping.project_quads(project, base_url=None)
+        digest = hashlib.sha256("\n".join(sorted(str(q) for q in quads)).encode()).digest()
+        if not force and self._described.get(project.name) == digest:
+            return
+        graph = graph_iri(project.name)
+        self.store.remove_descriptions(graph, [project_iri(project.name)])
+        self.store.add(quads)
+        self._described[project.name] = digest
+
+    def replay(self) -> int:
+        """Write the triples of batches journalled but never written (a crash, an
+        unreachable remote store); returns how many instances. Call before workers start."""
+        replayed = 0
+        for entry, names in self.journal.pending():
+            if not names:
+                self.journal.end(entry)
+                continue
+            project = self.index.get_project(names[0])
+            if project is not None:
+                records = list(self.index.get_instances(project.id, names[1:]).values())
+                self.store.add(self._quads_from_blobs(project, records, DoseReader()))
+                replayed += len(records)
+            self.journal.end(entry)
+        return replayed
+
+    # Erasure
+
+    def erase_subject(self, project: Project, pseudonym: str) -> int:
+        """Remove every triple about the subject from the project's graph."""
+        return self.store.remove_subjects(
+            graph_iri(project.name), [subject_iri(project.name, pseudonym)]
+        )
+
+    # Rebuild
+
+    def rebuild(
+        self, project: Project, progress: Callable[[int], None] | None = None
+    ) -> RebuildReport:
+        """Regenerate the project's graph from the index and the blobs: the objects (dose
+        values read again from the stored objects), the submissions, the project itself."""
+        started = time.perf_counter()
+        counts = {"instances": 0, "submissions": 0}
+
+        def quads() -> Iterator[ox.Quad]:
+            yield from mapping.project_quads(project, base_url=None)
+            reader = DoseReader()
+            sizes = self.index.water_equivalent_diameters(project.id)
+            for chunk in _chunks(self.index.iter_instances(project.id), _BATCH):
+                yield from self._quads_from_blobs(project, chunk, reader, sizes)
+                counts["instances"] += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+            for part in self.index.iter_submission_parts(project.id):
+                yield from ox.parse(self.blobs.get(part.blob_key), ox.RdfFormat.N_QUADS)
+                counts["submissions"] += 1
+
+        written = self.store.replace_graph(graph_iri(project.name), quads())
+        return RebuildReport(
+            project.name,
+            counts["instances"],
+            counts["submissions"],
+            written,
+            time.perf_counter() - started,
+        )
+
+    def _quads_from_blobs(
+        self,
+        project: Project,
+        records: Sequence[InstanceRecord],
+        reader: DoseReader,
+        sizes: dict[str, float] | None = None,
+    ) -> list[ox.Quad]:
+        """The quads of stored instances as ingest wrote them: dose rows read again from
+        the objects, water-equivalent diameters as measured at ingest (the index has them)."""
+        if sizes is None:
+            sizes = self.index.water_equivalent_diameters(project.id)
+        rows = []
+        described = []
+        for record in records:
+            blob = self.blobs.get(record.blob_key)
+            dataset = pydicom.dcmread(io.BytesIO(blob), stop_before_pixels=True, force=True)
+            rows.append(reader.rows(dataset, blob))
+            described.append(replace(record, dw_cm=sizes.get(record.sop_instance_uid)))
+        return mapping.batch_quads(project.name, described, rows)
+
+    def ensure_ontology(self) -> None:
+        """Load the ontology into its graph when the store lacks this version of it."""
+        version = self.store.query(
+            "SELECT ?v WHERE { ?o <http://www.w3.org/2002/07/owl#versionInfo> ?v }",
+            [ONTOLOGY_GRAPH],
+            "text/csv",
+        ).body.decode()
+        if ONTOLOGY_VERSION in version.splitlines()[1:]:
+            return
+        graph = ox.NamedNode(ONTOLOGY_GRAPH)
+        self.store.replace_graph(
+            ONTOLOGY_GRAPH,
+            (
+                ox.Quad(t.subject, t.predicate, t.object, graph)
+                for t in ox.parse(path=str(ONTOLOGY_PATH), format=ox.RdfFormat.TURTLE)
+            ),
+        )
+
+    def stale_projects(self) -> list[str]:
+        """Projects whose graph describes another number of instances than the index holds
+        (written by an older version, or a store that was replaced)."""
+        stale = []
+        for project in self.index.list_projects():
+            held = self.index.count_instances(project.id)
+            described = self.store.count(graph_iri(project.name), _INSTANCE)
+            if held != described:
+                stale.append(project.name)
+        return stale
+
+    # Non-DICOM submissions
+
+    def submit(
+        self,
+        project: Project,
+        body: bytes,
+        media_type: str,
+        kind: str,
+        *,
+        name: str,
+        actor: str,
+        source: str,
+    ) -> SubmissionReport:
+        """Validate, pseudonymise and store a submission, whole or not at all (raises
+        SubmissionRejected listing every violation)."""
+        submission_id = uuid.uuid4().hex
+        submitted_at = datetime.now(UTC)
+        submission = prepare_submission(
+            body,
+            media_type,
+            kind,
+            project=project.name,
+            submission_id=submission_id,
+            submitted_by=actor,
+            submitted_at=submitted_at,
+            identity=ProjectIdentity.for_project(project, self.keys),
+            holdings=_ProjectHoldings(self.index, project),
+        )
+        parts = self._write_parts(project, submission_id, submission)
+        record = SubmissionRecord(
+            submission_id=submission_id,
+            kind=kind,
+            media_type=media_type,
+            name=name[:200],
+            submitted_by=actor,
+            submitted_at=submitted_at,
+            records=submission.records,
+            removed_fields=tuple(submission.removed),
+            parts=tuple(part for part, _ in parts),
+        )
+        entry = self.journal.begin([project.name])
+        self.index.add_submission(
+            project.id,
+            record,
+            self.trail.project_event(
+                "submission.store",
+                project.name,
+                actor=actor,
+                source=source,
+                detail={
+                    "submission": submission_id,
+                    "kind": kind,
+                    "records": submission.records,
+                    "subjects": len(submission.parts),
+                },
+            ),
+        )
+        try:
+            self.store.add(quad for _, quads in parts for quad in quads)
+        except Exception:  # noqa: BLE001 - stored; rebuild writes the triples
+            log.exception("RDF: submission %s stored but its triples were not written", name)
+            self.journal.end(entry)
+            raise
+        self.journal.end(entry)
+        return SubmissionReport(
+            submission_id,
+            kind,
+            submission.records,
+            len(submission.parts),
+            sum(part.quads for part, _ in parts),
+            tuple(submission.removed),
+        )
+
+    def _write_parts(
+        self, project: Project, submission_id: str, submission: Submission
+    ) -> list[tuple[SubmissionPart, list[ox.Quad]]]:
+        pieces: list[tuple[str | None, list[ox.Quad]]] = [
+            (iri.rsplit(":", 1)[1], quads) for iri, quads in submission.parts.items()
+        ]
+        if submission.shared:
+            pieces.append((None, list(submission.shared)))
+        written = []
+        blobs = []
+        for pseudonym, quads in pieces:
+            data = ox.serialize(quads, format=ox.RdfFormat.N_QUADS) or b""
+            sha256 = hashlib.sha256(data).hexdigest()
+            key = f"submissions/{project.id}/{submission_id}/{sha256[:32]}.nq"
+            blobs.append((key, data))
+            written.append((SubmissionPart(pseudonym, key, sha256, len(quads)), quads))
+        self.blobs.put_many(blobs)
+        return written
+
+    def delete_submission(
+        self, project: Project, submission_id: str, *, actor: str, source: str
+    ) -> bool:
+        found = self.index.get_submission(project.id, submission_id)
+        if found is None:
+            return False
+        nodes: set[str] = set()
+        for part in found.parts:
+            for quad in ox.parse(self.blobs.get(part.blob_key), ox.RdfFormat.N_QUADS):
+                if isinstance(quad.subject, ox.NamedNode):
+                    nodes.add(quad.subject.value)
+        self.store.remove_nodes(graph_iri(project.name), nodes)
+        keys = self.index.delete_submission(
+            project.id,
+            submission_id,
+            self.trail.project_event(
+                "submission.delete",
+                project.name,
+                actor=actor,
+                source=source,
+                detail={"submission": submission_id},
+            ),
+        )
+        for key in keys or ():
+            self.blobs.delete(key)
+        return True
+
+    # Query
+
+    def query(
+        self,
+        sparql: str,
+        projects: Sequence[Project],
+        accept: str | None,
+        *,
+        actor: str,
+        source: str,
+        timeout_s: float,
+    ) -> QueryResult:
+        """Run a read-only query over the graphs of `projects` (the caller may read them
+        whole) and the ontology; audited with the query's digest and the projects."""
+        graphs = [graph_iri(p.name) for p in projects] + [ONTOLOGY_GRAPH]
+        digest = hashlib.sha256(sparql.encode()).hexdigest()
+        detail: dict[str, Any] = {
+            "query_sha256": digest,
+            "query": sparql[:2000],
+            "projects": [p.name for p in projects][:100],
+        }
+        try:
+            result = self.store.query(sparql, graphs, accept, timeout_s=timeout_s)
+        except Exception as exc:
+            self.trail.record(
+                "sparql.query",
+                actor=actor,
+                resource="sparql",
+                detail={**detail, "error": str(exc)[:300]},
+                source=source,
+                outcome="failure",
+            )
+            raise
+        self.trail.record(
+            "sparql.query", actor=actor, resource="sparql", detail=detail, source=source
+        )
+        return result
+
+    # DCAT
+
+    def catalogue(
+        self, projects: Sequence[Project], media_type: str, *, base_url: str, node_name: str
+    ) -> bytes:
+        """The DCAT-AP description of the projects, as one catalogue of the node."""
+        triples = []
+        for project in projects:
+            triples.extend(
+                dcat.dataset_description(
+                    project,
+                    self.index.project_statistics(project.id),
+                    base_url=base_url,
+                    node_name=node_name,
+                )
+            )
+        return dcat.serialize(triples, media_type)
