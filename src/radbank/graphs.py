@@ -407,21 +407,21 @@ class Graphs:
             "query": sparql[:2000],
             "projects": [p.name for p in projects][:100],
         }
+        only = projects[0].name if len(projects) == 1 else None
+        where = {"resource": f"project:{only}" if only else "sparql", "project": only}
         try:
             result = self.store.query(sparql, graphs, accept, timeout_s=timeout_s)
         except Exception as exc:
             self.trail.record(
                 "sparql.query",
                 actor=actor,
-                resource="sparql",
                 detail={**detail, "error": str(exc)[:300]},
                 source=source,
                 outcome="failure",
+                **where,
             )
             raise
-        self.trail.record(
-            "sparql.query", actor=actor, resource="sparql", detail=detail, source=source
-        )
+        self.trail.record("sparql.query", actor=actor, detail=detail, source=source, **where)
         return result
 
     # DCAT

@@ -8,11 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +20,8 @@ import httpx
 import pyoxigraph as ox
 import pytest
 from peers.orthanc import free_tcp_port
+from peers.oxigraph import oxigraph_binary
+from peers.oxigraph import oxigraph_server as oxigraph_server_running
 
 from radbank.semantic.store import (
     OxigraphStore,
@@ -92,45 +92,14 @@ def values(body: bytes, variable: str = "o") -> list[str]:
 # Fixtures
 
 
-def _oxigraph_binary() -> str | None:
-    beside = Path(sys.executable).parent / "oxigraph"
-    return str(beside) if beside.exists() else shutil.which("oxigraph")
-
-
 @pytest.fixture(scope="module")
 def oxigraph_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `oxigraph serve` on a free loopback port; its own timeout stops the endless
     query the timeout test leaves behind."""
-    binary = _oxigraph_binary()
-    if binary is None:
+    if oxigraph_binary() is None:
         pytest.skip("the Oxigraph server is not installed (pip package `oxigraph`, in [test])")
-    directory = tmp_path_factory.mktemp("oxigraph")
-    port = free_tcp_port()
-    base = f"http://127.0.0.1:{port}"
-    with (directory / "server.log").open("wb") as log:
-        process = subprocess.Popen(
-            [binary, "serve", "--location", str(directory / "data"), "--bind",
-             f"127.0.0.1:{port}", "--timeout-s", "5"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"oxigraph serve ended: {(directory / 'server.log').read_text()}"
-                )
-            try:
-                httpx.get(f"{base}/query", params={"query": "ASK {}"}, timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    with oxigraph_server_running(tmp_path_factory.mktemp("oxigraph")) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.fixture(params=["embedded", "remote"])
