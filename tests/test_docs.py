@@ -42,3 +42,16 @@ def test_dose_column_reference_is_current() -> None:
     assert module.document(text) == text, (
         "docs/dose.md column reference is stale: run python tools/export_dose_columns.py"
     )
+
+
+def test_semantic_guide_shows_the_example_queries_as_shipped() -> None:
+    guide = (ROOT / "docs" / "semantic.md").read_text()
+    shown = re.findall(r"```sparql\n(.*?)```", guide, re.S)
+    queries = sorted((ROOT / "src" / "radbank" / "semantic" / "queries").glob("*.rq"))
+    assert len(queries) == 3
+    for path in queries:
+        body = "\n".join(
+            line for line in path.read_text().splitlines() if not line.startswith("#")
+        ).strip()
+        assert path.name in guide
+        assert body + "\n" in shown, f"docs/semantic.md does not show {path.name} as shipped"

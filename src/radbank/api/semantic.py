@@ -325,7 +325,7 @@ async def submit(
             node.graphs.submit,
             project,
             bytes(body),
-            media,
+            request.headers.get("content-type", media),
             kind,
             name=name or f"{kind} submission",
             actor=caller.name,

@@ -378,6 +378,7 @@ class _Bad(ValueError):
 # Entry point
 # ---------------------------------------------------------------------------------------
 
+_ORPHAN = ""  # the part of a node no subject could be found for (always a violation)
 _SUBMISSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -410,10 +411,12 @@ def prepare_submission(
     if not draft.statements and draft.violations:
         raise SubmissionRejected(draft.violations)
     resolved = _Resolution(draft, project, identity, holdings)
-    quads, subjects = resolved.quads(submission, submitted_by, submitted_at)
-    draft.violations.extend(_validate(draft, kind, quads, submission))
+    quads, subjects, groups = resolved.quads(submission, submitted_by, submitted_at)
+    draft.violations.extend(_validate(draft, kind, quads, groups, submission))
     if draft.violations:
         raise SubmissionRejected(_sorted(draft))
+    # A node of no subject is a violation (no patient, or an unresolved reference).
+    assert _ORPHAN not in subjects
     graph = ox.NamedNode(graph_iri(project))
     parts: dict[str, list[ox.Quad]] = {}
     shared: list[ox.Quad] = []
@@ -2022,6 +2025,7 @@ class _Resolution:
         self.held_subjects = holdings.subjects(sorted(set(self.pseudonyms.values())))
         self.held = holdings.objects(sorted(set(self.uids.values())))
         self.unresolved: set[_Node] = set()
+        self.components: dict[_Node, str] = {}  # node -> its component (a record and its parts)
         self.check_references(holdings)
         self.subjects = self.assign_subjects()
         self.types = self.node_types()
@@ -2122,7 +2126,9 @@ class _Resolution:
         components: dict[_Node, list[_Node]] = {}
         for node in draft.origins:
             if node not in draft.shared:
-                components.setdefault(find(node), []).append(node)
+                root = find(node)
+                components.setdefault(root, []).append(node)
+                self.components[node] = root.local
         roots = set(draft.roots)
         subjects: dict[_Node, str] = {}
         for members in components.values():
@@ -2295,23 +2301,28 @@ class _Resolution:
 
     def quads(
         self, submission: str, submitted_by: str, submitted_at: datetime.datetime
-    ) -> tuple[list[ox.Triple], list[str | None]]:
-        """The triples, and for each the subject IRI of the part it belongs to (None:
-        shared). Nodes without a subject (already a violation) are kept for validation."""
+    ) -> tuple[list[ox.Triple], list[str | None], list[str | None]]:
+        """The triples; for each, the subject IRI of the part it belongs to (None for the
+        shared ones, _ORPHAN for nodes of no subject: a violation, kept for validation);
+        and the component it belongs to (None: shared), which validates on its own."""
         draft = self.draft
         triples: list[ox.Triple] = []
         owners: list[str | None] = []
+        groups: list[str | None] = []
         seen: set[ox.Triple] = set()
 
-        def emit(triple: ox.Triple, owner: str | None) -> None:
+        def emit(triple: ox.Triple, node: _Node | None) -> None:
             if triple not in seen:
                 seen.add(triple)
                 triples.append(triple)
-                owners.append(owner)
+                owners.append(owner(node))
+                groups.append(self.components.get(node) if node is not None else None)
 
-        def owner(node: _Node) -> str | None:
+        def owner(node: _Node | None) -> str | None:
+            if node is None or node in draft.shared:
+                return None
             pseudonym = self.subjects.get(node)
-            return subject_iri(self.project, pseudonym) if pseudonym else None
+            return subject_iri(self.project, pseudonym) if pseudonym else _ORPHAN
 
         for statement in draft.statements:
             if statement.dropped or statement.node in self.dropped:
@@ -2321,9 +2332,7 @@ class _Resolution:
             subject = self.iri(statement.node, submission)
             value = self.iri(statement.value, submission)
             assert isinstance(subject, ox.NamedNode)
-            emit(
-                ox.Triple(subject, ox.NamedNode(statement.predicate), value), owner(statement.node)
-            )
+            emit(ox.Triple(subject, ox.NamedNode(statement.predicate), value), statement.node)
         activity = ox.NamedNode(submission)
         for node in draft.origins:
             if node in draft.shared or node in self.dropped:
@@ -2339,17 +2348,17 @@ class _Resolution:
                     ox.NamedNode(_SUBJECT),
                     ox.NamedNode(subject_iri(self.project, pseudonym)),
                 ),
-                owner(node),
+                node,
             )
         for root in draft.roots:
             subject = self.iri(root, submission)
             assert isinstance(subject, ox.NamedNode)
-            emit(ox.Triple(subject, ox.NamedNode(PROV + "wasInfluencedBy"), activity), owner(root))
+            emit(ox.Triple(subject, ox.NamedNode(PROV + "wasInfluencedBy"), activity), root)
             emit(
                 ox.Triple(
                     subject, ox.NamedNode(RB + "project"), ox.NamedNode(project_iri(self.project))
                 ),
-                owner(root),
+                root,
             )
         if submitted_at.tzinfo is None:
             submitted_at = submitted_at.replace(tzinfo=datetime.UTC)
@@ -2364,7 +2373,7 @@ class _Resolution:
             emit(ox.Triple(activity, ox.NamedNode(predicate), value), None)
         emit(ox.Triple(agent, ox.NamedNode(_TYPE), ox.NamedNode(PROV + "Agent")), None)
         emit(ox.Triple(agent, ox.NamedNode(RDFS + "label"), _string(submitted_by)), None)
-        return triples, owners
+        return triples, owners, groups
 
 
 def _sent(value: _Term) -> str:
@@ -2446,69 +2455,103 @@ def _rdflib(term: ox.NamedNode | ox.Literal) -> URIRef | Literal:
     return Literal(term.value, datatype=URIRef(term.datatype.value))
 
 
+# Triples validated at once: pyshacl holds ~2 KB a triple (its graph, the ontology mixed
+# in, its report), so a large submission is validated a few records at a time.
+_CHUNK_TRIPLES = 20_000
+
+
 def _validate(
-    draft: _Draft, kind: str, triples: list[ox.Triple], submission: str
+    draft: _Draft,
+    kind: str,
+    triples: list[ox.Triple],
+    groups: list[str | None],
+    submission: str,
 ) -> list[Violation]:
-    violations: list[Violation] = []
     if not draft.roots:
-        violations.append(
+        return [
             Violation(
                 None,
                 None,
                 f"a {kind} submission holds at least one {_curie(SUBMISSION_KINDS[kind])}; "
                 "this one holds none",
             )
-        )
-        return violations
-    data = Graph()
-    for triple in triples:
-        data.add(
-            (
-                URIRef(triple.subject.value),  # type: ignore[union-attr]
-                URIRef(triple.predicate.value),
-                _rdflib(triple.object),  # type: ignore[arg-type]
-            )
-        )
-    violations.extend(_repeated_field_names(draft, triples, submission))
-    _, report, _ = pyshacl.validate(
-        data,
-        shacl_graph=_kind_shapes(kind),
-        ont_graph=_ontology(),
-        inplace=True,
-        allow_warnings=True,
-    )
+        ]
+    violations = _repeated_field_names(draft, triples, submission)
     nodes = {f"{submission}/{node.local}": node for node in draft.origins}
+    found: list[tuple[int, Violation]] = []
+    for chunk in _chunks(triples, groups):
+        data = Graph()
+        for triple in chunk:
+            data.add(
+                (
+                    URIRef(triple.subject.value),  # type: ignore[union-attr]
+                    URIRef(triple.predicate.value),
+                    _rdflib(triple.object),  # type: ignore[arg-type]
+                )
+            )
+        _, report, _ = pyshacl.validate(
+            data,
+            shacl_graph=_kind_shapes(kind),
+            ont_graph=_ontology(),
+            inplace=True,
+            allow_warnings=True,
+        )
+        found += _results(draft, report, nodes)
+    # The report is a graph: its order is no order. The submission's order is.
+    found.sort(key=lambda item: (item[0], item[1].field or "", item[1].reason))
+    violations += dict.fromkeys(v for _, v in found)  # shared nodes are in every chunk
+    return violations
+
+
+def _chunks(triples: list[ox.Triple], groups: list[str | None]) -> Iterator[list[ox.Triple]]:
+    """The triples a few records at a time, each time with the shared ones (software
+    agents, the submission): records share no other node (a record and its parts are one
+    component), so each chunk validates as the whole would."""
+    shared = [t for t, group in zip(triples, groups, strict=True) if group is None]
+    parts: dict[str, list[ox.Triple]] = {}
+    for triple, group in zip(triples, groups, strict=True):
+        if group is not None:
+            parts.setdefault(group, []).append(triple)
+    chunk: list[ox.Triple] = []
+    for part in parts.values():
+        chunk += part
+        if len(chunk) >= _CHUNK_TRIPLES:
+            yield chunk + shared
+            chunk = []
+    if chunk or not parts:
+        yield chunk + shared
+
+
+def _results(
+    draft: _Draft, report: Graph, nodes: Mapping[str, _Node]
+) -> list[tuple[int, Violation]]:
+    """The report's violations at the row and field each node came from, with the shape's
+    message; those a violation found before validation explains already are left out."""
     found = []
     for result in report.subjects(RDFLIB_RDF.type, RDFLIB_SH.ValidationResult):
         severity = report.value(result, RDFLIB_SH.resultSeverity)
         if severity is not None and severity != RDFLIB_SH.Violation:
             continue
         focus = str(report.value(result, RDFLIB_SH.focusNode))
-        path = report.value(result, RDFLIB_SH.resultPath)
-        message = report.value(result, RDFLIB_SH.resultMessage)
-        predicates = _path_predicates(report, path)
+        predicates = _path_predicates(report, report.value(result, RDFLIB_SH.resultPath))
         node = nodes.get(focus)
         if node is not None and predicates and (node, predicates[0]) in draft.explained:
             continue
         origin = draft.origins.get(node) if node is not None else None
-        row = origin.row if origin else focus
-        field_name = None
-        if predicates:
-            field_name = (origin.fields.get(predicates[0]) if origin else None) or (
-                "/".join(_curie(p) for p in predicates)
-                if node is None or node.local.startswith("nodes/")
-                else origin.field
-                if origin and origin.field
-                else _curie(predicates[0])
-            )
-        elif origin is not None:
-            field_name = origin.field
+        message = report.value(result, RDFLIB_SH.resultMessage)
         reason = str(message) if message is not None else "does not conform to the shapes"
-        found.append((origin.order if origin else -1, Violation(row, field_name, reason)))
-    # The report is a graph: its order is no order. The submission's order is.
-    found.sort(key=lambda item: (item[0], item[1].field or "", item[1].reason))
-    violations.extend(v for _, v in found)
-    return violations
+        violation = Violation(origin.row if origin else focus, _field(origin, predicates), reason)
+        found.append((origin.order if origin else -1, violation))
+    return found
+
+
+def _field(origin: _Origin | None, predicates: list[str]) -> str | None:
+    """The submitter's name for the value a result path reaches."""
+    if origin is not None:
+        mapped = origin.fields.get(predicates[0]) if predicates else None
+        if mapped or origin.field or not predicates:
+            return mapped or origin.field
+    return "/".join(_curie(p) for p in predicates) or None
 
 
 def _path_predicates(report: Graph, path: object) -> list[str]:
