@@ -62,6 +62,10 @@ from radbank.store import BlobStore
 log = logging.getLogger(__name__)
 
 _INSTANCE = RB + "Instance"
+# What a journal entry of the RDF journal names: ["instances", project, SOP Instance UIDs...]
+# or ["submission", project, submission id].
+_INSTANCES = "instances"
+_SUBMISSION = "submission"
 _BATCH = 2_000  # instances mapped per write while rebuilding
 # SHACL validation costs ~6 ms and 50 kB a record: 10,000 records stay near a minute and
 # under 1 GB. Larger data sets go in several submissions.
@@ -138,7 +142,9 @@ class Graphs:
         journalled and is written by `replay` (at the next start) or `rebuild`."""
         if not records:
             return
-        entry = self.journal.begin([project.name, *(r.sop_instance_uid for r in records)])
+        entry = self.journal.begin(
+            [_INSTANCES, project.name, *(r.sop_instance_uid for r in records)]
+        )
         try:
             self.describe_project(project)
             self.store.add(mapping.batch_quads(project.name, records))
@@ -166,20 +172,34 @@ class Graphs:
         self._described[project.name] = digest
 
     def replay(self) -> int:
-        """Write the triples of batches journalled but never written (a crash, an
-        unreachable remote store); returns how many instances. Call before workers start."""
+        """Write the triples of batches and submissions journalled but never written (a
+        crash, an unreachable remote store); returns how many instances and submissions.
+        Call before workers start."""
         replayed = 0
         for entry, names in self.journal.pending():
-            if not names:
-                self.journal.end(entry)
-                continue
-            project = self.index.get_project(names[0])
-            if project is not None:
-                records = list(self.index.get_instances(project.id, names[1:]).values())
+            kind, name, keys = (names[0], names[1], names[2:]) if len(names) > 1 else ("", "", [])
+            project = self.index.get_project(name) if name else None
+            if project is not None and kind == _INSTANCES:
+                records = list(self.index.get_instances(project.id, keys).values())
                 self.store.add(self._quads_from_blobs(project, records, DoseReader()))
                 replayed += len(records)
+            elif kind == _SUBMISSION and keys:
+                found = self.index.get_submission(project.id, keys[0]) if project else None
+                if found is not None:
+                    self.store.add(self._part_quads(project, found.parts))
+                    replayed += 1
+                else:
+                    for key in keys[1:]:
+                        if not self.index.blob_key_exists(key):
+                            self.blobs.delete(key)
             self.journal.end(entry)
         return replayed
+
+    def _part_quads(self, project: Project, parts: Iterable[SubmissionPart]) -> Iterator[ox.Quad]:
+        graph = ox.NamedNode(graph_iri(project.name))
+        for part in parts:
+            for quad in ox.parse(self.blobs.get(part.blob_key), ox.RdfFormat.N_QUADS):
+                yield ox.Quad(quad.subject, quad.predicate, quad.object, graph)
 
     # Erasure
 
@@ -209,7 +229,7 @@ class Graphs:
                 if progress is not None:
                     progress(len(chunk))
             for part in self.index.iter_submission_parts(project.id):
-                yield from ox.parse(self.blobs.get(part.blob_key), ox.RdfFormat.N_QUADS)
+                yield from self._part_quads(project, [part])
                 counts["submissions"] += 1
 
         written = self.store.replace_graph(graph_iri(project.name), quads())
@@ -299,7 +319,8 @@ class Graphs:
             holdings=_ProjectHoldings(self.index, project),
             max_records=MAX_SUBMISSION_RECORDS,
         )
-        parts = self._write_parts(project, submission_id, submission)
+        encoded = self._encode_parts(project, submission_id, submission)
+        parts = [(part, quads) for part, quads, _ in encoded]
         record = SubmissionRecord(
             submission_id=submission_id,
             kind=kind,
@@ -311,30 +332,44 @@ class Graphs:
             removed_fields=tuple(submission.removed),
             parts=tuple(part for part, _ in parts),
         )
-        entry = self.journal.begin([project.name])
-        self.index.add_submission(
-            project.id,
-            record,
-            self.trail.project_event(
-                "submission.store",
-                project.name,
-                actor=actor,
-                source=source,
-                detail={
-                    "submission": submission_id,
-                    "kind": kind,
-                    "records": submission.records,
-                    "subjects": len(submission.parts),
-                },
-            ),
-        )
+        # Journalled before the blobs: after a crash, `replay` deletes the blobs of a
+        # submission the index never took, or writes the triples of one it took.
+        keys = [part.blob_key for part, _ in parts]
+        entry = self.journal.begin([_SUBMISSION, project.name, submission_id, *keys])
+        self.blobs.put_many([(part.blob_key, data) for part, _, data in encoded])
         try:
-            self.store.add(quad for _, quads in parts for quad in quads)
-        except Exception:  # noqa: BLE001 - stored; rebuild writes the triples
-            log.exception("RDF: submission %s stored but its triples were not written", name)
+            self.index.add_submission(
+                project.id,
+                record,
+                self.trail.project_event(
+                    "submission.store",
+                    project.name,
+                    actor=actor,
+                    source=source,
+                    detail={
+                        "submission": submission_id,
+                        "kind": kind,
+                        "records": submission.records,
+                        "subjects": len(submission.parts),
+                    },
+                ),
+            )
+        except BaseException:
+            for key in keys:
+                self.blobs.delete(key)
             self.journal.end(entry)
             raise
-        self.journal.end(entry)
+        try:
+            self.store.add(quad for _, quads in parts for quad in quads)
+        except Exception:  # noqa: BLE001 - stored and journalled: replay writes the triples
+            log.exception(
+                "RDF: submission %s of project %s is stored but its triples were not "
+                "written; they are written at the next start",
+                submission_id,
+                project.name,
+            )
+        else:
+            self.journal.end(entry)
         return SubmissionReport(
             submission_id,
             kind,
@@ -344,24 +379,22 @@ class Graphs:
             tuple(submission.removed),
         )
 
-    def _write_parts(
+    def _encode_parts(
         self, project: Project, submission_id: str, submission: Submission
-    ) -> list[tuple[SubmissionPart, list[ox.Quad]]]:
+    ) -> list[tuple[SubmissionPart, list[ox.Quad], bytes]]:
+        """One blob of N-Quads per subject (and one for what concerns no subject)."""
         pieces: list[tuple[str | None, list[ox.Quad]]] = [
             (iri.rsplit(":", 1)[1], quads) for iri, quads in submission.parts.items()
         ]
         if submission.shared:
             pieces.append((None, list(submission.shared)))
-        written = []
-        blobs = []
+        encoded = []
         for pseudonym, quads in pieces:
             data = ox.serialize(quads, format=ox.RdfFormat.N_QUADS) or b""
             sha256 = hashlib.sha256(data).hexdigest()
             key = f"submissions/{project.id}/{submission_id}/{sha256[:32]}.nq"
-            blobs.append((key, data))
-            written.append((SubmissionPart(pseudonym, key, sha256, len(quads)), quads))
-        self.blobs.put_many(blobs)
-        return written
+            encoded.append((SubmissionPart(pseudonym, key, sha256, len(quads)), quads, data))
+        return encoded
 
     def delete_submission(
         self, project: Project, submission_id: str, *, actor: str, source: str

@@ -1,0 +1,100 @@
+"""Nothing lost on the RDF side: when the RDF store cannot be written (a remote SPARQL
+server down: simulated here by a store whose writes fail, the one fake of this file), the
+instances and submissions are stored all the same, and the next start writes their
+triples; a graph that does not match the index (data of an older version) is rebuilt."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from radbank.app import Services, build_services, recover
+from radbank.config import Settings
+from radbank.governance.policy import ADMIN
+from radbank.ingest import Item, Status
+from radbank.projects import create_project
+from radbank.semantic.store import StoreUnavailable
+from radbank.semantic.vocabulary import RB, graph_iri
+from radbank.synthetic import demo_studies
+
+INSTANCE = RB + "Instance"
+
+
+def _items(seed: int) -> list[Item]:
+    items = []
+    for number, dataset in enumerate(
+        demo_studies(sites=1, patients_per_site=1, studies_per_patient=1, seed=seed)
+    ):
+        buffer = io.BytesIO()
+        dataset.save_as(buffer, enforce_file_format=True)
+        items.append(Item(f"{number}.dcm", buffer.getvalue()))
+    return items
+
+
+def _open(data: Path) -> Services:
+    services, _ = build_services(Settings(data_dir=data))
+    recover(services)
+    return services
+
+
+def _fail_writes(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    def down(*args: object, **kwargs: object) -> int:
+        raise StoreUnavailable("SPARQL server http://127.0.0.1:1 unreachable (simulated)")
+
+    monkeypatch.setattr(services.graphs.store, "add", down)
+
+
+def test_ingest_while_the_rdf_store_is_down_is_written_at_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    services = _open(data)
+    project = create_project(
+        services.index,
+        "trial",
+        keys=services.keys,
+        trail=services.trail,
+        actor="test",
+        profile="research-dose",
+    )
+    with monkeypatch.context() as patch:
+        _fail_writes(services, patch)
+        outcomes = services.pipeline.ingest(_items(81), project, source="test", principal=ADMIN)
+        assert {o.status for o in outcomes} == {Status.STORED}
+        pending = list(services.graphs.journal.pending())
+        assert len(pending) == 1
+    assert services.graphs.store.count(graph_iri("trial"), INSTANCE) == 0
+    services.close()
+
+    services = _open(data)  # the next start
+    try:
+        held = services.index.count_instances(project.id)
+        assert services.graphs.store.count(graph_iri("trial"), INSTANCE) == held == len(outcomes)
+        assert list(services.graphs.journal.pending()) == []
+    finally:
+        services.close()
+
+
+def test_a_graph_that_does_not_match_the_index_is_rebuilt_at_start(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    services = _open(data)
+    project = create_project(
+        services.index,
+        "trial",
+        keys=services.keys,
+        trail=services.trail,
+        actor="test",
+        profile="research-dose",
+    )
+    services.pipeline.ingest(_items(82), project, source="test", principal=ADMIN)
+    complete = services.graphs.store.count(graph_iri("trial"))
+    services.graphs.store.drop_graph(graph_iri("trial"))  # e.g. a store that was replaced
+    services.close()
+
+    services = _open(data)
+    try:
+        assert services.graphs.store.count(graph_iri("trial")) == complete
+    finally:
+        services.close()
