@@ -204,10 +204,13 @@ class Graphs:
     # Erasure
 
     def erase_subject(self, project: Project, pseudonym: str) -> int:
-        """Remove every triple about the subject from the project's graph."""
-        return self.store.remove_subjects(
+        """Remove every triple about the subject from the project's graph, and every trace
+        of them from the store's files."""
+        removed = self.store.remove_subjects(
             graph_iri(project.name), [subject_iri(project.name, pseudonym)]
         )
+        self.store.purge()
+        return removed
 
     # Rebuild
 
@@ -408,6 +411,7 @@ class Graphs:
                 if isinstance(quad.subject, ox.NamedNode):
                     nodes.add(quad.subject.value)
         self.store.remove_nodes(graph_iri(project.name), nodes)
+        self.store.purge()
         keys = self.index.delete_submission(
             project.id,
             submission_id,

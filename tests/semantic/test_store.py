@@ -631,3 +631,63 @@ def test_remote_without_graph_store_uses_sparql_update(oxigraph_server: str) -> 
     store.drop_graph(A)
     assert store.graphs() == [B]
     store.close()
+
+
+# Purging: what an erasure removed leaves no trace in the embedded store's files
+
+
+def _files_holding(directory: Path, needle: bytes) -> list[str]:
+    return [
+        path.name
+        for path in directory.parent.rglob("*")
+        if path.is_file() and needle in path.read_bytes()
+    ]
+
+
+def test_purge_leaves_no_trace_of_removed_triples_on_disk(tmp_path: Path) -> None:
+    secret = "2.25.31415926535897932384626433832795028841"
+    gone = subject_iri("p", "RB-" + "A" * 20)
+    kept = subject_iri("p", "RB-" + "B" * 20)
+    graph = ox.NamedNode(graph_iri("p"))
+    subject = ox.NamedNode(RB + "subject")
+    store = OxigraphStore(tmp_path / "rdf")
+    store.add(
+        [
+            ox.Quad(ox.NamedNode(f"urn:oid:{secret}"), subject, ox.NamedNode(gone), graph),
+            ox.Quad(ox.NamedNode(f"urn:oid:{secret}"), ox.NamedNode(RB + "note"),
+                    ox.Literal(f"note about {secret}"), graph),
+            ox.Quad(ox.NamedNode("urn:oid:2.25.7"), subject, ox.NamedNode(kept), graph),
+        ]
+    )  # fmt: skip
+    store.remove_subjects(graph_iri("p"), [gone])
+    assert _files_holding(tmp_path / "rdf", secret.encode())  # why purging is needed
+    store.purge()
+    assert _files_holding(tmp_path / "rdf", secret.encode()) == []
+    assert store.count(graph_iri("p")) == 1  # the other subject is untouched
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["rdf"]
+
+
+@pytest.mark.parametrize("crash", ["copying", "copied", "moved-aside", "swapped"])
+def test_a_purge_interrupted_by_a_crash_is_finished_or_undone(tmp_path: Path, crash: str) -> None:
+    path = tmp_path / "rdf"
+    store = OxigraphStore(path)
+    quad = ox.Quad(
+        ox.NamedNode("urn:oid:2.25.1"), ox.NamedNode(RB + "p"), ox.Literal("x"),
+        ox.NamedNode(graph_iri("p")),
+    )  # fmt: skip
+    store.add([quad])
+    # The states a crash can leave, as purge() goes through them.
+    fresh, complete, old = (tmp_path / f"rdf.{name}" for name in ("fresh", "complete", "old"))
+    copy = ox.Store(str(fresh))
+    copy.extend([quad])
+    copy.flush()
+    del copy
+    if crash != "copying":
+        fresh.rename(complete)
+    if crash in ("moved-aside", "swapped"):
+        path.rename(old)
+    if crash == "swapped":
+        complete.rename(path)
+    reopened = OxigraphStore(path)
+    assert reopened.count(graph_iri("p")) == 1
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["rdf"]

@@ -91,6 +91,7 @@ import itertools
 import multiprocessing.connection
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -175,6 +176,11 @@ class RdfStore(Protocol):
         ...
 
     def drop_graph(self, graph: str) -> None: ...
+
+    def purge(self) -> None:
+        """Leave no trace on disk of what was removed (after an erasure): the embedded store
+        is rewritten; a remote server is the operator's to compact."""
+        ...
 
     def count(self, graph: str, rdf_type: str | None = None) -> int:
         """Triples in `graph`, or instances of `rdf_type` in it."""
@@ -838,7 +844,15 @@ class OxigraphStore:
         self.lock_timeout_s = lock_timeout_s
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._queue_path = self.path.with_name(self.path.name + ".queue.lock")
+        self._fresh = self.path.with_name(self.path.name + ".fresh")
+        self._complete = self.path.with_name(self.path.name + ".complete")
+        self._old = self.path.with_name(self.path.name + ".old")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self._acquire(exclusive=True)
+        try:
+            self._finish_purge()
+        finally:
+            os.close(lock)
         self._mutex = threading.RLock()  # hold=True: one handle, many threads
         self._held: ox.Store | None = None
         self._held_lock: int | None = None
@@ -951,6 +965,61 @@ class OxigraphStore:
         for name in old[: -self.KEEP_INFO_LOGS]:
             with contextlib.suppress(OSError):
                 os.unlink(self.path / name)
+
+    # Purging: Oxigraph keeps the strings of removed terms (and RocksDB keeps removed
+    # entries in files until they are compacted), so what an erasure removed would stay
+    # readable on disk. A purge copies every quad into a fresh database and swaps the
+    # directories: <path>.fresh is written, renamed <path>.complete once flushed; then
+    # <path> becomes <path>.old, <path>.complete becomes <path>, <path>.old is deleted.
+    # `_finish_purge` completes or undoes a purge a crash interrupted, from those names.
+
+    def purge(self) -> None:
+        """Rewrite the database without what was removed. Takes the exclusive lock for as
+        long as copying the whole store lasts (seconds per million triples)."""
+        if self.hold:
+            with self._mutex:
+                if self._held is None:
+                    raise StoreUnavailable(f"the embedded RDF store {self.path} was closed")
+                self._copy_to_fresh(self._held)
+                self._held = None  # the last reference: closes the old database
+                self._swap()
+                self._held = self._open(write=True)
+            return
+        lock = self._acquire(exclusive=True)
+        try:
+            store = self._open(write=True)
+            self._copy_to_fresh(store)
+            del store
+            self._swap()
+        finally:
+            os.close(lock)
+
+    def _copy_to_fresh(self, store: ox.Store) -> None:
+        shutil.rmtree(self._fresh, ignore_errors=True)
+        fresh = ox.Store(str(self._fresh))
+        fresh.bulk_extend(store.quads_for_pattern(None, None, None, None))
+        fresh.flush()
+        del fresh
+        os.replace(self._fresh, self._complete)
+
+    def _swap(self) -> None:
+        os.replace(self.path, self._old)
+        os.replace(self._complete, self.path)
+        shutil.rmtree(self._old, ignore_errors=True)
+
+    def _finish_purge(self) -> None:
+        """Under the exclusive lock: complete a purge a crash interrupted (a complete copy
+        was made under the lock, so nothing changed after it), or drop an unfinished one."""
+        shutil.rmtree(self._fresh, ignore_errors=True)
+        if self._complete.exists():
+            if self.path.exists():
+                os.replace(self.path, self._old)
+            os.replace(self._complete, self.path)
+        if self._old.exists():
+            if self.path.exists():
+                shutil.rmtree(self._old, ignore_errors=True)
+            else:
+                os.replace(self._old, self.path)
 
     # RdfStore
 
@@ -1242,6 +1311,11 @@ class RemoteSparqlStore:
         if removed:
             self._update(_delete_update(graph, pattern).encode(), f"a removal from {graph}")
         return removed
+
+    def purge(self) -> None:
+        """Nothing the client can do: a SPARQL server keeps removed data on disk as its
+        storage does (Oxigraph keeps strings of removed terms); compacting or reloading it
+        after an erasure is its operator's task (docs/semantic.md)."""
 
     def drop_graph(self, graph: str) -> None:
         target = ox.NamedNode(graph)
