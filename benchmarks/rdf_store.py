@@ -536,6 +536,8 @@ def populate_rdflib(
 
 
 GRAPHS = [graph_iri(PROJECT), ONTOLOGY_GRAPH]
+# As Graphs.query gives it: the ontology is a named graph, not part of the default graph.
+NAMED_ONLY = [ONTOLOGY_GRAPH]
 Rows = list[tuple[str, ...]]
 
 
@@ -580,7 +582,7 @@ def time_per_operation(path: Path, text: str, repeat: int, cap_s: float) -> Late
     for _ in range(repeat):
         started = time.perf_counter()
         try:
-            result = store.query(text, GRAPHS, "text/csv", timeout_s=cap_s)
+            result = store.query(text, GRAPHS, "text/csv", timeout_s=cap_s, named_only=NAMED_ONLY)
         except QueryTimeout:
             return _latency(times, rows, cap_s)
         times.append(time.perf_counter() - started)
@@ -593,7 +595,7 @@ def _held_queries(path: str, text: str, repeat: int, connection: Connection) -> 
         connection.send("open")
         for _ in range(repeat):
             started = time.perf_counter()
-            body = store.query(text, GRAPHS, "text/csv", timeout_s=1e9).body
+            body = store.query(text, GRAPHS, "text/csv", timeout_s=1e9, named_only=NAMED_ONLY).body
             connection.send((time.perf_counter() - started, body))
 
 

@@ -440,7 +440,8 @@ class Graphs:
         timeout_s: float,
     ) -> QueryResult:
         """Run a read-only query over the graphs of `projects` (the caller may read them
-        whole) and the ontology; audited with the query's digest and the projects."""
+        whole; their union is the default graph) and the ontology (as a named graph);
+        audited with the query's digest and the projects."""
         graphs = [graph_iri(p.name) for p in projects] + [ONTOLOGY_GRAPH]
         digest = hashlib.sha256(sparql.encode()).hexdigest()
         detail: dict[str, Any] = {
@@ -451,7 +452,11 @@ class Graphs:
         only = projects[0].name if len(projects) == 1 else None
         where = {"resource": f"project:{only}" if only else "sparql", "project": only}
         try:
-            result = self.store.query(sparql, graphs, accept, timeout_s=timeout_s)
+            # The ontology is a named graph only: GRAPH <urn:radbank:graph:ontology> reads
+            # it, and the default graph (the projects') stays small and fast to evaluate.
+            result = self.store.query(
+                sparql, graphs, accept, timeout_s=timeout_s, named_only=[ONTOLOGY_GRAPH]
+            )
         except Exception as exc:
             self.trail.record(
                 "sparql.query",

@@ -363,3 +363,17 @@ def test_a_node_on_a_remote_oxigraph_server(tmp_path: Path) -> None:
     assert int(rows[0]["n"]) == 1
     assert int(direct["results"]["bindings"][0]["n"]["value"]) > 50
     assert not (tmp_path / "node" / "rdf").exists()
+
+
+def test_the_ontology_is_a_named_graph_of_every_query(node: LiveNode) -> None:
+    label = (
+        "SELECT ?label WHERE { GRAPH <urn:radbank:graph:ontology> "
+        "{ <https://w3id.org/radbank/ontology#ImagingStudy> "
+        "<http://www.w3.org/2000/01/rdf-schema#label> ?label } }"
+    )
+    default = "SELECT (COUNT(*) AS ?n) WHERE { ?s a <http://www.w3.org/2002/07/owl#Class> }"
+    with node.client() as http:
+        labels = select(http, sparql_path(node), label)
+        classes = select(http, sparql_path(node), default)
+    assert [row["label"] for row in labels] == ["imaging study"]
+    assert classes[0]["n"] == "0"  # the default graph is the project's data

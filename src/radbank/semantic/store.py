@@ -44,7 +44,8 @@ quads); use hold=True where one process works alone.
 SPARQL queries (a security boundary: researchers send arbitrary text)
 ---------------------------------------------------------------------
 - Only SELECT, ASK, CONSTRUCT and DESCRIBE: an update is refused before reaching a store.
-- The dataset is exactly the `graphs` the caller passes: the default graph is their union,
+- The dataset is exactly the `graphs` the caller passes: the default graph is their union
+  (less those passed as `named_only`, reachable with GRAPH only),
   GRAPH ?g ranges over them. The store is given that dataset explicitly (pyoxigraph's
   default_graph/named_graphs; the Protocol's default-graph-uri/named-graph-uri), and both
   Oxigraph and the SPARQL 1.1 Protocol let that dataset override the query's own FROM /
@@ -198,6 +199,7 @@ class RdfStore(Protocol):
         timeout_s: float = 30.0,
         *,
         max_bytes: int = MAX_ANSWER_BYTES,
+        named_only: Collection[str] = (),
     ) -> QueryResult: ...
 
     def close(self) -> None: ...
@@ -491,13 +493,19 @@ class _Plan:
 
 
 def _plan(
-    sparql: str, graphs: Sequence[str], accept: str | None, *, escapes_expanded: bool
+    sparql: str,
+    graphs: Sequence[str],
+    accept: str | None,
+    *,
+    escapes_expanded: bool,
+    named_only: Collection[str] = (),
 ) -> _Plan:
     query = _analyse(sparql, escapes_expanded=escapes_expanded)
     allowed = list(dict.fromkeys(graphs))
     for graph in allowed:
         ox.NamedNode(graph)  # a caller's bug, not the client's: ValueError
-    default, named = tuple(allowed), tuple(allowed)
+    default = tuple(g for g in allowed if g not in named_only)
+    named = tuple(allowed)
     if query.declares_dataset:
         outside = [g for g in (*query.from_graphs, *query.from_named) if g not in allowed]
         if outside:
@@ -1095,8 +1103,9 @@ class OxigraphStore:
         timeout_s: float = 30.0,
         *,
         max_bytes: int = MAX_ANSWER_BYTES,
+        named_only: Collection[str] = (),
     ) -> QueryResult:
-        plan = _plan(sparql, graphs, accept, escapes_expanded=False)
+        plan = _plan(sparql, graphs, accept, escapes_expanded=False, named_only=named_only)
         if self.hold:
             deadline = time.monotonic() + timeout_s
             if plan.empty:
@@ -1348,8 +1357,9 @@ class RemoteSparqlStore:
         timeout_s: float = 30.0,
         *,
         max_bytes: int = MAX_ANSWER_BYTES,
+        named_only: Collection[str] = (),
     ) -> QueryResult:
-        plan = _plan(sparql, graphs, accept, escapes_expanded=True)
+        plan = _plan(sparql, graphs, accept, escapes_expanded=True, named_only=named_only)
         if plan.empty:
             # Without default-graph-uri / named-graph-uri a server uses its whole dataset.
             return _answer_without_data(plan, max_bytes, timeout_s)
