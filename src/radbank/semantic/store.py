@@ -834,7 +834,30 @@ def _named(quads: Iterable[ox.Quad], counter: list[int]) -> Iterator[ox.Quad]:
 # The embedded store.
 
 
-class OxigraphStore:
+class _Removals:
+    """The removals of RdfStore, as patterns; each backend says how `_remove` deletes what
+    a pattern matches and counts it."""
+
+    def _remove(self, graph: str, pattern: str) -> int:
+        raise NotImplementedError
+
+    def remove_subjects(self, graph: str, subjects: Collection[str]) -> int:
+        if not subjects:
+            return 0
+        return self._remove(graph, _subjects_pattern(graph, subjects))
+
+    def remove_nodes(self, graph: str, nodes: Collection[str]) -> int:
+        if not nodes:
+            return 0
+        return self._remove(graph, _nodes_pattern(graph, nodes))
+
+    def remove_descriptions(self, graph: str, nodes: Collection[str]) -> int:
+        if not nodes:
+            return 0
+        return self._remove(graph, _descriptions_pattern(graph, nodes))
+
+
+class OxigraphStore(_Removals):
     """The embedded Oxigraph store in directory `path` (created if missing), safe to use
     from several processes at once; see the module docstring for the locking."""
 
@@ -1051,21 +1074,6 @@ class OxigraphStore:
         self._using(True, replace)
         return counter[0]
 
-    def remove_subjects(self, graph: str, subjects: Collection[str]) -> int:
-        if not subjects:
-            return 0
-        return self._remove(graph, _subjects_pattern(graph, subjects))
-
-    def remove_nodes(self, graph: str, nodes: Collection[str]) -> int:
-        if not nodes:
-            return 0
-        return self._remove(graph, _nodes_pattern(graph, nodes))
-
-    def remove_descriptions(self, graph: str, nodes: Collection[str]) -> int:
-        if not nodes:
-            return 0
-        return self._remove(graph, _descriptions_pattern(graph, nodes))
-
     def _remove(self, graph: str, pattern: str) -> int:
         def remove(store: ox.Store) -> int:
             # Under the exclusive lock: the count is exactly what the update removes.
@@ -1150,7 +1158,7 @@ _BULK_TIMEOUT_S = 3600.0  # a rebuild's PUT may take the server a long time to l
 _CHUNK = 2_000  # triples per N-Triples chunk of a streamed body
 
 
-class RemoteSparqlStore:
+class RemoteSparqlStore(_Removals):
     """A SPARQL 1.1 server: Protocol for query and update, Graph Store HTTP Protocol for
     replace_graph / drop_graph when `graph_store_url` is given (else SPARQL Update).
 
@@ -1299,21 +1307,6 @@ class RemoteSparqlStore:
 
             self._update(body(), f"the replacement of graph {graph}", bulk=True)
         return counter[0]
-
-    def remove_subjects(self, graph: str, subjects: Collection[str]) -> int:
-        if not subjects:
-            return 0
-        return self._remove(graph, _subjects_pattern(graph, subjects))
-
-    def remove_nodes(self, graph: str, nodes: Collection[str]) -> int:
-        if not nodes:
-            return 0
-        return self._remove(graph, _nodes_pattern(graph, nodes))
-
-    def remove_descriptions(self, graph: str, nodes: Collection[str]) -> int:
-        if not nodes:
-            return 0
-        return self._remove(graph, _descriptions_pattern(graph, nodes))
 
     def _remove(self, graph: str, pattern: str) -> int:
         removed = self._count(_count_query(pattern), f"counting triples to remove from {graph}")
