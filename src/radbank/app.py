@@ -44,7 +44,7 @@ class Services:
     def close(self) -> None:
         if self.identities.oidc is not None:
             self.identities.oidc.close()
-        self.graphs.store.close()
+        self.graphs.close()
         self.index.close()
 
 

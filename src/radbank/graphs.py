@@ -4,7 +4,8 @@ rebuilt from the index and the blobs, non-DICOM submissions are validated and st
 SPARQL queries and DCAT descriptions are answered.
 
     graphs = Graphs(rdf_store, index, blobs, keys, trail, journal)
-    graphs.record(project, records)            # after the index committed them
+    graphs.record(project, records)            # after the index committed them; returns at once
+    graphs.flush()                             # waits until what was recorded is written
     graphs.submit(project, body, "text/csv", "crf", name="visits.csv", actor=..., source=...)
     graphs.query("SELECT ...", readable_projects, accept, actor=..., source=...)
     graphs.rebuild(project)
@@ -13,6 +14,15 @@ The SQL index and the blobs are the record; the RDF store is derived from them. 
 journalled (project and SOP Instance UIDs) before its triples are written and the entry
 removed after, so triples a crash or an unreachable remote store kept from being written
 are written by `replay` at the next start, and `rebuild` regenerates everything.
+
+Ingest's triples are mapped by the caller and written by a background thread of each
+process, as many recorded batches in one write as are waiting (a write of the embedded
+store pays tens of ms to open and flush the database, as much as writing 64 objects'
+triples, and its bulk loader leaves the interpreter to the caller meanwhile): ingest never
+waits for the RDF store, and a bulk import makes a few large writes instead of many small
+ones. Queries, erasures, rebuilds and `close` first wait for this process's pending
+writes, so what a process stored is in the answers it gives; other processes' writes
+follow within the time one write takes.
 Submissions are stored as blobs of pseudonymised N-Quads, one per subject, so that erasure
 deletes a subject's share and rebuild reloads the rest.
 """
@@ -22,12 +32,16 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import pydicom
@@ -67,6 +81,8 @@ _INSTANCE = RB + "Instance"
 _INSTANCES = "instances"
 _SUBMISSION = "submission"
 _BATCH = 2_000  # instances mapped per write while rebuilding
+_WRITE_AT_MOST = 4_096  # instances of recorded batches written together (~100 quads each)
+_WAIT_AT_MOST = 500_000  # quads waiting for the writer before `record` waits (~100 MB)
 # SHACL validation costs ~6 ms and 50 kB a record: 10,000 records stay near a minute and
 # under 1 GB. Larger data sets go in several submissions.
 MAX_SUBMISSION_RECORDS = 10_000
@@ -116,6 +132,78 @@ class _ProjectHoldings:
         }
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    project: Project
+    records: Sequence[InstanceRecord]
+    quads: list[ox.Quad]
+    entry: Path  # the journal entry, ended once the triples are written
+
+
+def _pseudonym(record: InstanceRecord) -> str | None:
+    values = record.attributes.get("00100020", {}).get("Value") or [None]
+    return str(values[0]) if values[0] is not None else None
+
+
+class _Writer:
+    """A thread that writes what `put` was given, everything waiting in one call of `write`
+    (up to _WRITE_AT_MOST instances), in order. Started at the first `put` of a process (a
+    forked worker starts its own). `put` waits while more than _WAIT_AT_MOST quads are
+    waiting (a store slower than ingest), so memory stays bounded."""
+
+    def __init__(self, write: Callable[[list[_Recorded]], None]) -> None:
+        self._write = write
+        self._changed = threading.Condition()
+        self._waiting: deque[_Recorded] = deque()
+        self._waiting_quads = 0
+        self._busy = False
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def put(self, item: _Recorded) -> None:
+        with self._changed:
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()
+                self._busy = False
+                self._thread = threading.Thread(
+                    target=self._run, name="radbank-rdf-writer", daemon=True
+                )
+                self._thread.start()
+            self._changed.wait_for(lambda: self._waiting_quads < _WAIT_AT_MOST)
+            self._waiting.append(item)
+            self._waiting_quads += len(item.quads)
+            self._changed.notify_all()
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until everything put so far is written (or failed and stays journalled);
+        False if that took more than timeout_s."""
+        if self._pid != os.getpid():
+            return True  # another process's queue, copied by fork: not this process's to write
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._waiting and not self._busy, timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: bool(self._waiting))
+                taken: list[_Recorded] = []
+                count = 0
+                while self._waiting and (not taken or count < _WRITE_AT_MOST):
+                    taken.append(self._waiting.popleft())
+                    count += len(taken[-1].records)
+                    self._waiting_quads -= len(taken[-1].quads)
+                self._busy = True
+                self._changed.notify_all()
+            try:
+                self._write(taken)
+            except BaseException:  # noqa: BLE001 - the thread must live; entries stay journalled
+                log.exception("RDF: the background writer failed on %d batch(es)", len(taken))
+            finally:
+                with self._changed:
+                    self._busy = False
+                    self._changed.notify_all()
+
+
 class Graphs:
     def __init__(
         self,
@@ -133,31 +221,76 @@ class Graphs:
         self.trail = trail
         self.journal = journal
         self._described: dict[str, bytes] = {}  # project -> digest of its node as written
+        self._writer = _Writer(self._write_recorded)
 
     # Population at ingest
 
     def record(self, project: Project, records: Sequence[InstanceRecord]) -> None:
-        """Write the triples of instances the index has just committed. Never raises: the
-        instances are stored whatever happens here; what could not be written stays
-        journalled and is written by `replay` (at the next start) or `rebuild`."""
+        """Have the triples of instances the index has just committed written: mapped and
+        journalled now, written by the background writer (while the caller goes on). The
+        instances are stored whatever happens to their triples; what could not be written
+        stays journalled and is written by `replay` (at the next start) or `rebuild`."""
         if not records:
             return
         entry = self.journal.begin(
             [_INSTANCES, project.name, *(r.sop_instance_uid for r in records)]
         )
         try:
-            self.describe_project(project)
-            self.store.add(mapping.batch_quads(project.name, records))
-        except Exception:  # noqa: BLE001 - the archive holds them; replay writes them later
+            quads = mapping.batch_quads(project.name, records)
+        except Exception:  # noqa: BLE001 - a mapping bug must not fail the ingest
             log.exception(
-                "RDF: the triples of %d instance(s) of project %s were not written; they are "
-                "written at the next start (or run `radbank rdf rebuild --project %s`)",
+                "RDF: the triples of %d instance(s) of project %s could not be made; they "
+                "stay journalled (run `radbank rdf rebuild --project %s` once it is fixed)",
                 len(records),
                 project.name,
                 project.name,
             )
             return
-        self.journal.end(entry)
+        self._writer.put(_Recorded(project, list(records), quads, entry))
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until the triples of everything this process recorded are written (or
+        failed, and stay journalled); False after timeout_s."""
+        return self._writer.flush(timeout_s)
+
+    def close(self) -> None:
+        """Write what is pending, then close the store."""
+        self.flush()
+        self.store.close()
+
+    def _write_recorded(self, batches: list[_Recorded]) -> None:
+        by_project: dict[str, list[_Recorded]] = {}
+        for batch in batches:
+            by_project.setdefault(batch.project.name, []).append(batch)
+        for name, recorded in by_project.items():
+            try:
+                self.describe_project(recorded[-1].project)
+                self.store.add(self._unless_withdrawn(recorded[-1].project, recorded))
+            except Exception:  # noqa: BLE001 - the archive holds them; replay writes them later
+                log.exception(
+                    "RDF: the triples of %d instance(s) of project %s were not written; they "
+                    "are written at the next start (or run `radbank rdf rebuild --project %s`)",
+                    sum(len(batch.records) for batch in recorded),
+                    name,
+                    name,
+                )
+                continue
+            for batch in recorded:
+                self.journal.end(batch.entry)
+
+    def _unless_withdrawn(self, project: Project, recorded: list[_Recorded]) -> Iterator[ox.Quad]:
+        """The batches' quads. The store consumes this inside its write (under its lock, for
+        the embedded store), so the check for subjects withdrawn since they were recorded
+        cannot interleave with an erasure, which removes under the same lock after the
+        withdrawal is committed."""
+        pseudonyms = {_pseudonym(r) for batch in recorded for r in batch.records}
+        withdrawn = self.index.withdrawals(project.id, {p for p in pseudonyms if p is not None})
+        for batch in recorded:
+            if withdrawn and any(_pseudonym(r) in withdrawn for r in batch.records):
+                kept = [r for r in batch.records if _pseudonym(r) not in withdrawn]
+                yield from mapping.batch_quads(project.name, kept)
+            else:
+                yield from batch.quads
 
     def describe_project(self, project: Project, *, force: bool = False) -> None:
         """Write the project node (title, licence, data-use conditions) when this process
@@ -206,6 +339,7 @@ class Graphs:
     def erase_subject(self, project: Project, pseudonym: str) -> int:
         """Remove every triple about the subject from the project's graph, and every trace
         of them from the store's files."""
+        self.flush()
         removed = self.store.remove_subjects(
             graph_iri(project.name), [subject_iri(project.name, pseudonym)]
         )
@@ -219,6 +353,7 @@ class Graphs:
     ) -> RebuildReport:
         """Regenerate the project's graph from the index and the blobs: the objects (dose
         values read again from the stored objects), the submissions, the project itself."""
+        self.flush()
         started = time.perf_counter()
         counts = {"instances": 0, "submissions": 0}
 
@@ -405,6 +540,7 @@ class Graphs:
         found = self.index.get_submission(project.id, submission_id)
         if found is None:
             return False
+        self.flush()
         nodes: set[str] = set()
         for part in found.parts:
             for quad in ox.parse(self.blobs.get(part.blob_key), ox.RdfFormat.N_QUADS):
@@ -442,6 +578,7 @@ class Graphs:
         """Run a read-only query over the graphs of `projects` (the caller may read them
         whole; their union is the default graph) and the ontology (as a named graph);
         audited with the query's digest and the projects."""
+        self.flush()
         graphs = [graph_iri(p.name) for p in projects] + [ONTOLOGY_GRAPH]
         digest = hashlib.sha256(sparql.encode()).hexdigest()
         detail: dict[str, Any] = {
