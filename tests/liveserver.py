@@ -14,6 +14,28 @@ import httpx
 from peers.orthanc import free_tcp_port as free_port
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Two vendor reports of one study that the vendor's anonymiser gave two Patient IDs; a node
+# refuses a study of two patients, so tests that store both give the second the first's ID.
+SAME_STUDY_REPORTS = ("NM-CT-RDSR-Siemens.dcm", "NM-RRDSR-Siemens.dcm")
+
+
+def vendor_file(path: Path) -> bytes:
+    """The bytes of a file of ../shared/data/rdsr, with one patient per study."""
+    if path.name != SAME_STUDY_REPORTS[1]:
+        return path.read_bytes()
+    import io
+
+    import pydicom
+
+    dataset = pydicom.dcmread(path)
+    dataset.PatientID = pydicom.dcmread(
+        path.with_name(SAME_STUDY_REPORTS[0]), stop_before_pixels=True
+    ).PatientID
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
 _counter = itertools.count()
 
 

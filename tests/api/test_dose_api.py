@@ -13,7 +13,7 @@ import httpx
 import pyarrow.parquet as pq
 import pydicom
 import pytest
-from liveserver import SHARED_DATA, LiveNode, RunningServer, new_project
+from liveserver import SHARED_DATA, LiveNode, RunningServer, new_project, vendor_file
 
 from radbank.api.multipart import write_parts
 from radbank.dicom.dose import ssde_mgy
@@ -42,7 +42,7 @@ def dose_node(server: RunningServer) -> LiveNode:
         server.base_url, server.token, server.data_dir, new_project(server, "research-dose")
     )
     with node.client() as http:
-        reply = stow(http, node, [path.read_bytes() for path in RDSR])
+        reply = stow(http, node, [vendor_file(path) for path in RDSR])
         assert reply.status_code == 200, reply.text
     return node
 

@@ -276,6 +276,21 @@ def test_series_claimed_by_two_studies_is_refused_and_leaves_no_blob(live_node) 
     assert sorted(p.name for p in live_node.data_dir.rglob("*.dcm")) == blobs_before
 
 
+def test_a_study_sent_again_for_another_patient_is_refused(live_node) -> None:  # noqa: ANN001
+    """Senders reuse Study Instance UIDs (two vendor dose reports of ../shared/data/rdsr do);
+    filing a second patient's object into the first patient's study would mix two subjects
+    (and an erasure of one would leave the other's study half-gone)."""
+    assert _post(live_node, [CT.read_bytes()]).status_code == 200
+    other_patient = _modified(
+        CT, SOPInstanceUID="1.2.3.4.5.8", SeriesInstanceUID="1.2.3.4.5.9", PatientID="OTHER-1"
+    )
+    reply = _post(live_node, [other_patient])
+    assert reply.status_code == 409
+    reason = reply.json()[FAILED]["Value"][0][REASON_TEXT]["Value"][0]
+    assert "already belongs to patient" in reason and "one patient" in reason
+    assert len(_instances(live_node)) == 1
+
+
 @pytest.mark.parametrize("fraction", [0.3, 0.6, 0.95, 0.999])
 def test_truncated_files_are_refused_naming_the_cut(live_node, fraction: float) -> None:  # noqa: ANN001
     data = CT.read_bytes()

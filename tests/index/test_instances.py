@@ -119,6 +119,25 @@ def test_series_cannot_move_to_another_study(index: Index, record: Record) -> No
     assert index.find_instances(project.id, "2.1") == []
 
 
+def test_a_study_cannot_hold_two_patients(index: Index, record: Record) -> None:
+    project = index.create_project("p", key_salt=b"s")
+    index.add_instances([record(project.id, "1.2", "1.2.3", "1.2.3.1", PatientID="RB-A")])
+    with pytest.raises(HierarchyConflict, match=r"study 1\.2 already belongs to patient RB-A"):
+        index.add_instances([record(project.id, "1.2", "1.2.4", "1.2.4.1", PatientID="RB-B")])
+    with pytest.raises(HierarchyConflict, match="two patients"):
+        index.add_instances(
+            [
+                record(project.id, "3.1", "3.1.1", "3.1.1.1", PatientID="RB-C"),
+                record(project.id, "3.1", "3.1.2", "3.1.2.1", PatientID="RB-D"),
+            ]
+        )
+    assert len(index.find_instances(project.id, "1.2")) == 1
+    assert index.find_instances(project.id, "3.1") == []
+    # The same patient adds to their study as before.
+    index.add_instances([record(project.id, "1.2", "1.2.5", "1.2.5.1", PatientID="RB-A")])
+    assert len(index.find_instances(project.id, "1.2")) == 2
+
+
 def test_unknown_project_is_refused(index: Index, record: Record) -> None:
     with pytest.raises(UnknownProject, match="42"):
         index.add_instances([record(42, "1.2", "1.2.3", "1.2.3.1")])
@@ -150,12 +169,24 @@ def test_study_attributes_missing_from_the_first_instance_are_completed(
     index: Index, record: Record
 ) -> None:
     project = index.create_project("p", key_salt=b"s")
-    index.add_instances([record(project.id, "1.2", "1.2.3", "1.2.3.1", PatientID="A")])
     index.add_instances(
-        [record(project.id, "1.2", "1.2.3", "1.2.3.2", PatientID="B", StudyDate="20240101")]
+        [record(project.id, "1.2", "1.2.3", "1.2.3.1", PatientID="A", AccessionNumber="one")]
+    )
+    index.add_instances(
+        [
+            record(
+                project.id,
+                "1.2",
+                "1.2.3",
+                "1.2.3.2",
+                PatientID="A",
+                AccessionNumber="two",
+                StudyDate="20240101",
+            )
+        ]
     )
     (study,) = index.search(project.id, parse_qido("study", [("StudyDate", "20240101-")]))
-    assert study["00100020"]["Value"] == ["A"]  # the first instance's value stays
+    assert study["00080050"]["Value"] == ["one"]  # the first instance's value stays
     assert study["00080020"]["Value"] == ["20240101"]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pydicom
 import pytest
+from liveserver import vendor_file
 from pydicom.dataset import Dataset
 from pyoxigraph import Literal, NamedNode, Quad, RdfFormat, Store
 
@@ -134,7 +135,8 @@ def vendor(index: Index, project: Project) -> list[Stored]:
     """The vendor dose reports, indexed; none when the folder is absent (tests that need
     them skip, the others run on the synthetic objects alone)."""
     files = sorted(VENDOR_RDSR.glob("*.dcm")) if VENDOR_RDSR.is_dir() else []
-    stored = _ingest([pydicom.dcmread(f) for f in files], project.id, "cli-import")
+    datasets = [pydicom.dcmread(io.BytesIO(vendor_file(f))) for f in files]
+    stored = _ingest(datasets, project.id, "cli-import")
     if stored:
         index.add_instances([s.record for s in stored])
     return stored

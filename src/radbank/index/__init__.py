@@ -184,7 +184,8 @@ class DuplicateInstance(ValueError):
 
 
 class HierarchyConflict(ValueError):
-    """A series UID that the project already holds under another study."""
+    """A series UID that the project already holds under another study, or a study UID it
+    holds for another patient."""
 
 
 class Index(IdentityMethods, ConsentMethods, DoseMethods, SubmissionMethods):
@@ -754,12 +755,36 @@ class _Writer:
 
     def _upsert_studies(self, records: list[InstanceRecord]) -> dict[str, int]:
         offered: dict[str, dict[str, Any]] = {}
+        patient_of: dict[str, str] = {}
         for r in records:
+            patient = attrs.text(r.attributes, "PatientID")
+            if patient:
+                known = patient_of.setdefault(r.study_instance_uid, patient)
+                if known != patient:
+                    raise HierarchyConflict(
+                        f"study {r.study_instance_uid} is given for two patients, {known} and "
+                        f"{patient} (SOP Instance UID {r.sop_instance_uid}); a study belongs "
+                        "to one patient"
+                    )
             subset = attrs.level_subset(r.attributes, attrs.STUDY_LEVEL)
             offered[r.study_instance_uid] = attrs.merge_missing(
                 offered.get(r.study_instance_uid, {}), [subset]
             )
         rows = self._upsert(studies, studies.c.study_instance_uid, offered, attrs.study_columns)
+        if patient_of:
+            held = self.connection.execute(
+                sa.select(studies.c.study_instance_uid, studies.c.patient_id).where(
+                    studies.c.id.in_([rows[uid][0] for uid in patient_of])
+                )
+            )
+            for uid, patient in held:
+                if patient and patient != patient_of[uid]:
+                    raise HierarchyConflict(
+                        f"study {uid} already belongs to patient {patient} in project "
+                        f"{self.project_id}, not to {patient_of[uid]}; a study belongs to one "
+                        "patient (the sender reused a Study Instance UID, or gave the "
+                        "patient another ID or issuer)"
+                    )
         return {uid: pk for uid, (pk, _) in rows.items()}
 
     def _upsert_series(
