@@ -82,6 +82,11 @@ _INSTANCES = "instances"
 _SUBMISSION = "submission"
 _BATCH = 2_000  # instances mapped per write while rebuilding
 _WRITE_AT_MOST = 4_096  # instances of recorded batches written together (~100 quads each)
+# A write waits up to _LINGER_S after the first batch came for _WRITE_AT_LEAST instances to
+# gather (an upload sends a batch every few ms; each write opens the database and adds
+# files to it), unless someone waits for the writer.
+_WRITE_AT_LEAST = 512
+_LINGER_S = 0.5
 _WAIT_AT_MOST = 500_000  # quads waiting for the writer before `record` waits (~100 MB)
 # SHACL validation costs ~6 ms and 50 kB a record: 10,000 records stay near a minute and
 # under 1 GB. Larger data sets go in several submissions.
@@ -147,9 +152,10 @@ def _pseudonym(record: InstanceRecord) -> str | None:
 
 class _Writer:
     """A thread that writes what `put` was given, everything waiting in one call of `write`
-    (up to _WRITE_AT_MOST instances), in order. Started at the first `put` of a process (a
-    forked worker starts its own). `put` waits while more than _WAIT_AT_MOST quads are
-    waiting (a store slower than ingest), so memory stays bounded."""
+    (up to _WRITE_AT_MOST instances; after lingering for _WRITE_AT_LEAST), in order.
+    Started at the first `put` of a process (a forked worker starts its own). `put` waits
+    while more than _WAIT_AT_MOST quads are waiting (a store slower than ingest), so memory
+    stays bounded."""
 
     def __init__(self, write: Callable[[list[_Recorded]], None]) -> None:
         self._write = write
@@ -157,6 +163,7 @@ class _Writer:
         self._waiting: deque[_Recorded] = deque()
         self._waiting_quads = 0
         self._busy = False
+        self._hurry = 0  # callers of flush waiting: write what is there at once
         self._thread: threading.Thread | None = None
         self._pid = 0
 
@@ -180,12 +187,24 @@ class _Writer:
         if self._pid != os.getpid():
             return True  # another process's queue, copied by fork: not this process's to write
         with self._changed:
-            return self._changed.wait_for(lambda: not self._waiting and not self._busy, timeout_s)
+            self._hurry += 1
+            self._changed.notify_all()
+            try:
+                return self._changed.wait_for(
+                    lambda: not self._waiting and not self._busy, timeout_s
+                )
+            finally:
+                self._hurry -= 1
+
+    def _enough(self) -> bool:
+        """Whether to write now rather than linger (the wait's timeout ends the linger)."""
+        return self._hurry > 0 or sum(len(i.records) for i in self._waiting) >= _WRITE_AT_LEAST
 
     def _run(self) -> None:
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: bool(self._waiting))
+                self._changed.wait_for(self._enough, _LINGER_S)
                 taken: list[_Recorded] = []
                 count = 0
                 while self._waiting and (not taken or count < _WRITE_AT_MOST):
