@@ -19,10 +19,11 @@ ingest wrote.
 1. Population, in triples/s: distinct triples the timed writes added to the project graph
    / timed seconds (mapping included). The submissions' quads (not bulk ingest) are
    written before the clock starts, by every store.
-   - radbank, ingest: per batch of 64 objects (the CLI import batch), `batch_quads` (the
-     mapping) + `OxigraphStore(hold=False).add` (lock, open RocksDB, write, flush, close),
-     what `Graphs.record` does after each batch the index committed (its journal entry
-     and the project node, written once per process, are not timed).
+   - radbank, ingest: the objects in batches of 64 (the CLI import batch) given to
+     `Graphs.record` as the pipeline gives each committed batch (mapping, journal entry,
+     the background writer's bulk loads into `OxigraphStore(hold=False)`, its withdrawal
+     check against the node's index), as fast as they come, then `Graphs.flush`: from the
+     first batch to the last triple durable. Making the batches is not timed.
    - radbank, rebuild: one `OxigraphStore(hold=True).replace_graph` (RocksDB bulk loader)
      streamed from `batch_quads` of chunks of 2,000 objects and the submissions' quads,
      as `Graphs.rebuild` streams (reading the blobs again is not timed).

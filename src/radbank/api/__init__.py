@@ -55,6 +55,9 @@ def build_api(services: Services) -> FastAPI:
             target=services.index.warm_dose_columns, name="warm dose columns", daemon=True
         ).start()
     )
+    # Triples still waiting for the background writer are written before a worker exits
+    # (what a hard stop leaves is journalled and written at the next start).
+    app.router.on_shutdown.append(lambda: services.graphs.flush(timeout_s=10))
     errors.install(app)
     app.include_router(health.router)
     app.include_router(projects.schema_router(app))
