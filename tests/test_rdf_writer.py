@@ -147,3 +147,44 @@ def test_closing_the_node_writes_what_is_pending(tmp_path: Path) -> None:
         assert services.graphs.store.count(graph_iri("trial"), INSTANCE) == len(items)
     finally:
         services.close()
+
+
+def test_a_query_sees_what_another_process_acknowledged_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two server workers on one data directory (two sets of services here, each with its
+    own writer): an upload to one is in the answer of a query to the other, even while the
+    first's write is still under way."""
+    first, _ = build_services(Settings(data_dir=tmp_path / "data"))
+    recover(first)
+    second, _ = build_services(Settings(data_dir=tmp_path / "data"))
+    try:
+        project = _project(first)
+        first.graphs.describe_project(project)
+        gate = _Gate(first, monkeypatch)
+        items = _patients(1, seed=304)[0]
+        stored = first.pipeline.ingest(items, project, source="test", principal=ADMIN)
+        assert gate.entered.wait(60)
+        answers: list[str] = []
+
+        def ask() -> None:
+            result = second.graphs.query(
+                f"SELECT (COUNT(?i) AS ?n) WHERE {{ ?i a <{INSTANCE}> }}",
+                [second.index.get_project("trial")],
+                "text/csv",
+                actor="test",
+                source="local",
+                timeout_s=30,
+            )
+            answers.append(result.body.decode().splitlines()[1])
+
+        asking = threading.Thread(target=ask)
+        asking.start()
+        asking.join(0.5)
+        assert asking.is_alive()  # waiting for the other worker's write
+        gate.opened.set()
+        asking.join(30)
+        assert answers == [str(len(stored))]
+    finally:
+        second.close()
+        first.close()

@@ -20,9 +20,9 @@ process, as many recorded batches in one write as are waiting (a write of the em
 store pays tens of ms to open and flush the database, as much as writing 64 objects'
 triples, and its bulk loader leaves the interpreter to the caller meanwhile): ingest never
 waits for the RDF store, and a bulk import makes a few large writes instead of many small
-ones. Queries, erasures, rebuilds and `close` first wait for this process's pending
-writes, so what a process stored is in the answers it gives; other processes' writes
-follow within the time one write takes.
+ones. Erasures, rebuilds and `close` first wait for this process's pending writes;
+queries also for the batches other processes had journalled (the journal directory is
+shared), so an answer includes every object acknowledged before the query.
 Submissions are stored as blobs of pseudonymised N-Quads, one per subject, so that erasure
 deletes a subject's share and rebuild reloads the rest.
 """
@@ -86,7 +86,12 @@ _WRITE_AT_MOST = 4_096  # instances of recorded batches written together (~100 q
 # gather (an upload sends a batch every few ms; each write opens the database and adds
 # files to it), unless someone waits for the writer.
 _WRITE_AT_LEAST = 512
-_LINGER_S = 0.5
+_LINGER_S = 0.25
+# A query waits (up to _AWAIT_OTHERS_S) for batches other processes of the node journalled
+# in the last _RECENT_S seconds and have not written yet; older entries are a crashed
+# process's or an unreachable store's, written at the next start.
+_AWAIT_OTHERS_S = 5.0
+_RECENT_S = 30.0
 _WAIT_AT_MOST = 500_000  # quads waiting for the writer before `record` waits (~100 MB)
 # SHACL validation costs ~6 ms and 50 kB a record: 10,000 records stay near a minute and
 # under 1 GB. Larger data sets go in several submissions.
@@ -271,6 +276,24 @@ class Graphs:
         """Wait until the triples of everything this process recorded are written (or
         failed, and stay journalled); False after timeout_s."""
         return self._writer.flush(timeout_s)
+
+    def _await_others(self) -> None:
+        """Wait until the batches that other processes (the server's other workers, an
+        import) had journalled when this was called are written, so that a query sees
+        every object acknowledged before it; at most _AWAIT_OTHERS_S."""
+        waiting = self.journal.entries(newer_than_s=_RECENT_S)
+        deadline = time.monotonic() + _AWAIT_OTHERS_S
+        delay = 0.005
+        while waiting and time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            waiting = {entry for entry in waiting if entry.exists()}
+        if waiting:
+            log.warning(
+                "RDF: answering a query while %d recent batch(es) of other processes are not "
+                "written yet (a slow or unreachable RDF store)",
+                len(waiting),
+            )
 
     def close(self) -> None:
         """Write what is pending, then close the store."""
@@ -598,6 +621,7 @@ class Graphs:
         whole; their union is the default graph) and the ontology (as a named graph);
         audited with the query's digest and the projects."""
         self.flush()
+        self._await_others()
         graphs = [graph_iri(p.name) for p in projects] + [ONTOLOGY_GRAPH]
         digest = hashlib.sha256(sparql.encode()).hexdigest()
         detail: dict[str, Any] = {

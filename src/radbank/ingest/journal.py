@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -32,6 +33,19 @@ class Journal:
 
     def end(self, entry: Path) -> None:
         entry.unlink(missing_ok=True)
+
+    def entries(self, *, newer_than_s: float | None = None) -> set[Path]:
+        """The entries begun and not ended (only those begun in the last newer_than_s
+        seconds, when given), without reading them."""
+        found = set()
+        cutoff = None if newer_than_s is None else time.time() - newer_than_s
+        for entry in self.directory.glob("*.json"):
+            try:
+                if cutoff is None or entry.stat().st_mtime >= cutoff:
+                    found.add(entry)
+            except FileNotFoundError:  # ended meanwhile
+                continue
+        return found
 
     def pending(self) -> Iterator[tuple[Path, list[str]]]:
         """The entries begun and not ended, oldest first, with what they name."""
