@@ -223,6 +223,18 @@ def admin_token(
     console.print(f"New admin API token (shown once): {reset_admin_token(settings.key_file)}")
 
 
+def _progress(label: str) -> Progress:
+    """A progress bar on stderr (gone when done): label, bar, done/total, time left."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+
+
 @app.command()
 def demo(data_dir: DataDir = None) -> None:
     """Create the 'demo' project and load a synthetic multi-site CT dataset into it."""
@@ -1295,14 +1307,7 @@ def import_(
         sources = list(_sources(path))
         outcomes: list[Outcome] = []
         skipped: list[str] = []
-        with Progress(
-            TextColumn("importing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
+        with _progress("importing") as progress:
             task = progress.add_task("import", total=len(sources))
             batch: list[Item] = []
             size = 0
@@ -1648,14 +1653,7 @@ def rdf_rebuild(
     try:
         target = _project(services, project, Action.MANAGE)
         total = services.index.count_instances(target.id)
-        with Progress(
-            TextColumn("rebuilding"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
+        with _progress("rebuilding") as progress:
             task = progress.add_task("rebuild", total=total)
             try:
                 report = services.graphs.rebuild(target, lambda n: progress.advance(task, n))
