@@ -196,9 +196,18 @@ def issue(server: RunningServer, user: str, scopes: list[str] | None = None) -> 
 
 
 def node_state(site: Site) -> dict[str, Any]:
-    """What a hostile request must not change: projects, users, roles, stored objects, files."""
+    """What a hostile request must not change: projects, users, roles, stored objects, the
+    triples of the semantic store, files."""
     project = f"/dicom-web/projects/{site.project}"
     with site.server.client() as admin:
+        # Counted first: a query waits for the triples still on their way to the store, so
+        # the files below are listed after the background writer has finished with them.
+        counted = admin.get(
+            "/sparql",
+            params={"query": "SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }"},
+            headers={"Accept": "application/sparql-results+json"},
+        )
+        assert counted.status_code == 200, counted.text
         projects = admin.get("/api/projects").json()
         users = admin.get("/api/users").json()
         return {
@@ -212,15 +221,19 @@ def node_state(site: Site) -> dict[str, Any]:
             "instances": sorted(
                 i[SOP]["Value"][0] for i in admin.get(f"{project}/instances").json()
             ),
+            "triples": counted.json()["results"]["bindings"][0]["n"]["value"],
             "files": _files(site.server.data_dir.parent.parent),
         }
 
 
 def _files(root: Path) -> set[str]:
-    """Every file under the session's temporary tree but the index's own (WAL, locks)."""
+    """Every file under the session's temporary tree but the index's own (WAL, locks) and
+    the embedded RDF store's (RocksDB renames its tables and logs as it compacts; what the
+    store holds is compared by counting its triples)."""
     return {
         os.path.relpath(os.path.join(directory, name), root)
         for directory, _, names in os.walk(root)
+        if not os.path.exists(os.path.join(directory, "CURRENT"))  # a RocksDB directory
         for name in names
         if not name.startswith("index.sqlite3")
     }
