@@ -739,6 +739,7 @@ class _Worker:
         self.source_root = settings.source_root
         self.target = settings.target
         self.settings = settings.settings.instance_settings(settings.key)
+        self.folders: set[Path] = set()  # output folders this worker made or found
 
     def run(self, name: str) -> Done:
         outcome = self._process(name)
@@ -806,11 +807,14 @@ class _Worker:
             return Done(_against_existing(row, final, blob))
         temp = _temporary(final)
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            if final.parent not in self.folders:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                self.folders.add(final.parent)
             with open(temp, "xb") as handle:
                 handle.write(blob)
         except OSError as exc:
             temp.unlink(missing_ok=True)
+            self.folders.discard(final.parent)  # made again for the next file, if removed
             return Done(_write_failed(row, exc))
         return Done(row, str(temp))
 

@@ -98,20 +98,26 @@ def read_instance(name: str, data: bytes) -> pydicom.Dataset:
 
 
 def _check_complete(name: str, dataset: pydicom.Dataset) -> None:
-    """pydicom reads a truncated file without complaint; storing it would lose data silently."""
-    for tag in dataset.keys():
-        element = dataset.get_item(tag)
-        if (
-            isinstance(element, RawDataElement)
-            and element.length != 0xFFFFFFFF
-            and element.value is not None
-            and len(element.value) != element.length
-        ):
-            raise Unreadable(
-                f"{name}: truncated: attribute ({tag.group:04X},{tag.element:04X}) declares "
-                f"{element.length} bytes but the file ends after {len(element.value)}; "
-                "send the complete file"
-            )
+    """pydicom reads a truncated file without complaint; storing it would lose data silently.
+
+    Only the element read last can be cut short (the file ends in it), and the data set
+    holds its elements in the order they were read: that one is checked.
+    """
+    if not dataset:
+        return
+    tag = next(reversed(dataset.keys()))
+    element = dataset.get_item(tag)
+    if (
+        isinstance(element, RawDataElement)
+        and element.length != 0xFFFFFFFF
+        and element.value is not None
+        and len(element.value) != element.length
+    ):
+        raise Unreadable(
+            f"{name}: truncated: attribute ({tag.group:04X},{tag.element:04X}) declares "
+            f"{element.length} bytes but the file ends after {len(element.value)}; "
+            "send the complete file"
+        )
 
 
 def deidentify_instance(
