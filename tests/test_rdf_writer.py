@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import radbank.graphs
+import radbank.semantic.store
 from radbank.app import Services, build_services, recover
 from radbank.config import Settings
 from radbank.governance.policy import ADMIN
@@ -188,3 +191,29 @@ def test_a_query_sees_what_another_process_acknowledged_before_it(
     finally:
         second.close()
         first.close()
+
+
+def test_the_store_is_compacted_once_uploads_pause(
+    node: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each write of the writer is a bulk load that adds table files over the whole key
+    range; once no batch has come for a while the writer has RocksDB merge them (queries
+    then read one set of files), and nothing is lost on the way."""
+    monkeypatch.setattr(radbank.graphs, "_QUIET_S", 0.3)
+    monkeypatch.setattr(radbank.semantic.store, "_COMPACT_AT_LEAST_BYTES", 0)  # a test store
+    project = _project(node)
+    path = node.graphs.store.path
+    marker = path.with_name(path.name + ".compacted")
+    stored = 0
+    for items in _patients(4, seed=304):
+        stored += len(node.pipeline.ingest(items, project, source="test", principal=ADMIN))
+        assert node.graphs.flush(60)  # one write per patient: several bulk loads
+    tables = len(list(path.glob("*.sst")))
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the writer did not compact the store after the pause"
+    assert node.graphs.store.count(graph_iri("trial"), INSTANCE) == stored
+    assert len(list(path.glob("*.sst"))) < tables
+    # Compacted and not grown since: the next pause does not compact again.
+    assert node.graphs.store.compact(if_grown_by=0.5) is False

@@ -93,6 +93,12 @@ _LINGER_S = 0.25
 _AWAIT_OTHERS_S = 5.0
 _RECENT_S = 30.0
 _WAIT_AT_MOST = 500_000  # quads waiting for the writer before `record` waits (~100 MB)
+# After writes, once no batch has come for _QUIET_S, the writer has the store compacted if
+# it grew by _COMPACT_GROWTH since the last compaction (`RdfStore.compact`): bulk loads
+# leave the embedded store's files unmerged, which slows every query, and compacting
+# during an upload would slow the upload.
+_QUIET_S = 2.0
+_COMPACT_GROWTH = 0.5
 # SHACL validation costs ~6 ms and 50 kB a record: 10,000 records stay near a minute and
 # under 1 GB. Larger data sets go in several submissions.
 MAX_SUBMISSION_RECORDS = 10_000
@@ -162,8 +168,9 @@ class _Writer:
     while more than _WAIT_AT_MOST quads are waiting (a store slower than ingest), so memory
     stays bounded."""
 
-    def __init__(self, write: Callable[[list[_Recorded]], None]) -> None:
+    def __init__(self, write: Callable[[list[_Recorded]], None], quiet: Callable[[], None]) -> None:
         self._write = write
+        self._quiet = quiet  # called once after writes, when no batch came for _QUIET_S
         self._changed = threading.Condition()
         self._waiting: deque[_Recorded] = deque()
         self._waiting_quads = 0
@@ -206,7 +213,20 @@ class _Writer:
         return self._hurry > 0 or sum(len(i.records) for i in self._waiting) >= _WRITE_AT_LEAST
 
     def _run(self) -> None:
+        wrote = False
         while True:
+            with self._changed:
+                if wrote and not self._changed.wait_for(lambda: bool(self._waiting), _QUIET_S):
+                    wrote = False
+                    quiet = True
+                else:
+                    quiet = False
+            if quiet:
+                try:
+                    self._quiet()
+                except BaseException:  # noqa: BLE001 - the thread must live
+                    log.exception("RDF: the background writer's upkeep of the store failed")
+                continue
             with self._changed:
                 self._changed.wait_for(lambda: bool(self._waiting))
                 self._changed.wait_for(self._enough, _LINGER_S)
@@ -220,6 +240,7 @@ class _Writer:
                 self._changed.notify_all()
             try:
                 self._write(taken)
+                wrote = True
             except BaseException:  # noqa: BLE001 - the thread must live; entries stay journalled
                 log.exception("RDF: the background writer failed on %d batch(es)", len(taken))
             finally:
@@ -245,7 +266,9 @@ class Graphs:
         self.trail = trail
         self.journal = journal
         self._described: dict[str, bytes] = {}  # project -> digest of its node as written
-        self._writer = _Writer(self._write_recorded)
+        self._writer = _Writer(
+            self._write_recorded, lambda: self.store.compact(if_grown_by=_COMPACT_GROWTH)
+        )
 
     # Population at ingest
 
@@ -413,6 +436,9 @@ class Graphs:
                 counts["submissions"] += 1
 
         written = self.store.replace_graph(graph_iri(project.name), quads())
+        # The old graph's removal and the new one's load leave files to merge: merged now,
+        # so that queries after a rebuild read a compact store.
+        self.store.compact()
         return RebuildReport(
             project.name,
             counts["instances"],
