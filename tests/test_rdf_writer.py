@@ -217,3 +217,20 @@ def test_the_store_is_compacted_once_uploads_pause(
     assert len(list(path.glob("*.sst"))) < tables
     # Compacted and not grown since: the next pause does not compact again.
     assert node.graphs.store.compact(if_grown_by=0.5) is False
+
+
+def test_closing_the_node_after_an_import_compacts_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`radbank import` closes its services right after the last batch, before any pause:
+    the store it filled is compacted then."""
+    monkeypatch.setattr(radbank.graphs, "_QUIET_S", 3600.0)  # the pause never comes
+    monkeypatch.setattr(radbank.semantic.store, "_COMPACT_AT_LEAST_BYTES", 0)
+    services, _ = build_services(Settings(data_dir=tmp_path / "data"))
+    recover(services)
+    project = _project(services)
+    path = services.graphs.store.path
+    for items in _patients(2, seed=305):
+        services.pipeline.ingest(items, project, source="test", principal=ADMIN)
+    services.close()
+    assert path.with_name(path.name + ".compacted").exists()

@@ -319,8 +319,13 @@ class Graphs:
             )
 
     def close(self) -> None:
-        """Write what is pending, then close the store."""
+        """Write what is pending, compact the store if it grew (a `radbank import` ends
+        here, before its writer would have paused long enough), then close it."""
         self.flush()
+        try:
+            self.store.compact(if_grown_by=_COMPACT_GROWTH)
+        except Exception:  # noqa: BLE001 - an upkeep; the next pause or close does it
+            log.exception("RDF: the store could not be compacted")
         self.store.close()
 
     def _write_recorded(self, batches: list[_Recorded]) -> None:
