@@ -597,7 +597,8 @@ def _evaluate(store: ox.Store, plan: _Plan, max_bytes: int, deadline: float | No
 
 
 # In an evaluator process: the store the last query read, opened read-only, and the state
-# of its files when it was opened.
+# of its files when it was opened; closed after _KEEP_OPEN_IDLE_S without a query.
+_KEEP_OPEN_IDLE_S = 30.0
 _reading: dict[str, tuple[frozenset[tuple[str, int, int, int]], ox.Store]] = {}
 
 
@@ -660,6 +661,11 @@ def _serve(fd: int) -> None:
     """An evaluator process: answer requests on the connection `fd` until it closes."""
     connection = multiprocessing.connection.Connection(fd)
     while True:
+        if _reading and not connection.poll(_KEEP_OPEN_IDLE_S):
+            # Idle: close the store, so that files a purge has since unlinked (and what
+            # the cache holds of erased data) are not kept by this process.
+            _reading.clear()
+            continue
         try:
             location, lock_path, plan, max_bytes, timeout_s = connection.recv()
         except EOFError:
