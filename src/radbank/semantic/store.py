@@ -1087,7 +1087,7 @@ class OxigraphStore(_Removals):
         os.replace(self.path, self._old)
         os.replace(self._complete, self.path)
         shutil.rmtree(self._old, ignore_errors=True)
-        _write_durably(self._compacted, str(_table_bytes(self.path)))  # written in one load
+        self._compacted.write_text(str(_table_bytes(self.path)), encoding="ascii")
 
     def _finish_purge(self) -> None:
         """Under the exclusive lock: complete a purge a crash interrupted (a complete copy
@@ -1223,7 +1223,9 @@ class OxigraphStore(_Removals):
             if if_grown_by is not None and not grown():
                 return False
             store.optimize()
-            _write_durably(self._compacted, str(_table_bytes(self.path)))
+            # A hint, written under the exclusive lock: lost or torn by a crash, it reads
+            # as 0 and costs one compaction more.
+            self._compacted.write_text(str(_table_bytes(self.path)), encoding="ascii")
             return True
 
         if if_grown_by is not None and not grown():
@@ -1258,15 +1260,6 @@ def _table_bytes(path: Path) -> int:
     except FileNotFoundError:
         return 0
     return total
-
-
-def _write_durably(path: Path, text: str) -> None:
-    temp = path.with_name(path.name + ".tmp")
-    with open(temp, "w", encoding="ascii") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
 
 
 def _solution_count(result: object) -> int:
