@@ -199,8 +199,10 @@ def test_the_store_is_compacted_once_uploads_pause(
     """Each write of the writer is a bulk load that adds table files over the whole key
     range; once no batch has come for a while the writer has RocksDB merge them (queries
     then read one set of files), and nothing is lost on the way."""
-    monkeypatch.setattr(radbank.graphs, "_QUIET_S", 0.3)
-    monkeypatch.setattr(radbank.semantic.store, "_COMPACT_AT_LEAST_BYTES", 0)  # a test store
+    monkeypatch.setattr(radbank.graphs, "_QUIET_S", 2.0)
+    # A pause between two patients (a slow machine) must not compact yet: no growth is
+    # enough until the last patient is written, then any is (a test store is small).
+    monkeypatch.setattr(radbank.semantic.store, "_COMPACT_AT_LEAST_BYTES", 1 << 62)
     project = _project(node)
     path = node.graphs.store.path
     marker = path.with_name(path.name + ".compacted")
@@ -209,6 +211,8 @@ def test_the_store_is_compacted_once_uploads_pause(
         stored += len(node.pipeline.ingest(items, project, source="test", principal=ADMIN))
         assert node.graphs.flush(60)  # one write per patient: several bulk loads
     tables = len(list(path.glob("*.sst")))
+    monkeypatch.setattr(radbank.semantic.store, "_COMPACT_AT_LEAST_BYTES", 0)
+    assert not marker.exists()
     deadline = time.monotonic() + 30
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
