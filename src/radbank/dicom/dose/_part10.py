@@ -67,6 +67,14 @@ _LATIN1_VRS = frozenset({b"AS", b"CS", b"DA", b"DT", b"TM", b"UI"})
 # but for the measured values, seldom the same twice
 _REUSED = 512
 _MEASURED_VALUE_SEQUENCE = 0x0040A300
+# Code sequences (concept names, coded values, units): a kind of report carries the same
+# few hundred in every file, byte for byte. Their items are read once per process and
+# encoding, from a copy of their bytes, and shared by every file (`_shared_items`); up to
+# _MAX_SHARED of them, then the cache starts again. Only from a sequence read when asked
+# for, after the Specific Character Set is known (`_sequence(share=True)`).
+_SHARED_TAGS = frozenset({0x0040A043, 0x0040A168, 0x004008EA})
+_SHARED: dict[tuple, dict[bytes, list[BytesView]]] = {}
+_MAX_SHARED = 20_000
 # Implicit VR: the tags the dictionary gives VR SQ
 _SEQUENCE_TAGS = frozenset(tag for tag, entry in DicomDictionary.items() if entry[0] == "SQ")
 
@@ -118,7 +126,7 @@ class _File:
 class BytesView:
     """One data set of a file read by `read`."""
 
-    __slots__ = ("_file", "_elements", "_texts", "_span")
+    __slots__ = ("_file", "_elements", "_texts", "_span", "_fingerprint")
     is_data_set = True
 
     def __init__(
@@ -130,6 +138,7 @@ class BytesView:
         self._span = span
         # keyword -> text: the items of repeated code sequences are shared (`_sequence`)
         self._texts: dict[str, str | None] | None = None
+        self._fingerprint: tuple[tuple, bytes] | None = None
 
     # Each question's answer, or Declined: an error here is this reader's, and says nothing
     # about the object (the dose readers would report it as damage).
@@ -218,11 +227,23 @@ class BytesView:
             found = self._elements.get(element[0])
             if found is None or type(found) is list:
                 return None
-            vr, start, end = self._file.locate(found)
-            vr = vr or element[1]
-            raw = bytes(self._file.data[start:end])
+            file = self._file
+            if type(found) is int and not file.implicit:
+                # `locate` inlined for the usual element, a short VR in explicit VR
+                _, _, vr, length = file.head(file.data, found)
+                if vr in _SHORT_VRS:
+                    start = found + 8
+                    end = start + length
+                else:
+                    vr, start, end = file.locate(found)
+            else:
+                vr, start, end = file.locate(found)
+                vr = vr or element[1]
+            raw = file.data[start:end]
+            if type(raw) is not bytes:
+                raw = bytes(raw)
             if vr == _FD and len(raw) == 8:
-                number = struct.unpack(self._file.encoding.order + "d", raw)[0]
+                number = struct.unpack(file.encoding.order + "d", raw)[0]
             elif vr == _DS and BACKSLASH not in raw:
                 # the float of pydicom's DSfloat (`_decimal_strings`), without making one
                 number = float(raw.decode("latin-1").strip().rstrip(" \x00"))
@@ -270,12 +291,16 @@ class BytesView:
             raise Declined from error
 
     def fingerprint(self) -> tuple[tuple, bytes] | None:
-        # an item's bytes, nested sequences included; the file's own data set has none
-        span = self._span
-        if span is None:
-            return None
-        file = self._file
-        return file.key, bytes(file.data[span[0] : span[1]])
+        # an item's bytes, nested sequences included; the file's own data set has none.
+        # Kept: the items of code sequences are shared by every report (`_SHARED`).
+        fingerprint = self._fingerprint
+        if fingerprint is None:
+            span = self._span
+            if span is None:
+                return None
+            file = self._file
+            fingerprint = self._fingerprint = (file.key, bytes(file.data[span[0] : span[1]]))
+        return fingerprint
 
     def _items(self, tag: int, found: int | tuple | list) -> list[BytesView]:
         if type(found) is list:
@@ -283,7 +308,7 @@ class BytesView:
         vr, start, end = self._file.locate(found)  # type: ignore[arg-type]
         if vr == _UN:
             raise Declined  # pydicom reads it with the VR of the dictionary
-        items, _ = _sequence(self._file, start, end)
+        items, _ = _sequence(self._file, start, end, share=True)
         self._elements[tag] = items
         return items
 
@@ -458,12 +483,15 @@ def _after_fragments(file: _File, position: int) -> int:
             raise Declined
 
 
-def _sequence(file: _File, position: int, end: int | None) -> tuple[list[BytesView], int]:
+def _sequence(
+    file: _File, position: int, end: int | None, *, share: bool = False
+) -> tuple[list[BytesView], int]:
     """The items of the sequence whose value starts at `position` and ends at `end` (None
     for a sequence of undefined length, which ends at its delimiter), and the position
     after it. The sequences nested in the items are read in the same pass, keeping the
     sequences and items open around the one being read on a stack; one loop, no call per
-    item or element, because this is where a dose report's reading time goes."""
+    item or element, because this is where a dose report's reading time goes. With
+    `share`, nested code sequences of defined length come from `_SHARED`."""
     data = file.data
     size = len(data)
     head, item, long = file.head, file.item, file.long
@@ -487,6 +515,8 @@ def _sequence(file: _File, position: int, end: int | None) -> tuple[list[BytesVi
     # the items of the small sequences read so far, by their bytes: a report repeats its
     # concept names and units hundreds of times, and the same bytes read the same
     read_before: dict[bytes, list[BytesView]] = {}
+    shared = _SHARED.setdefault(file.key, {}) if share else None
+    shared_tags = _SHARED_TAGS
     while True:
         # between items: the next one, or the end of the sequence
         if sequence_delimited or position < end:
@@ -560,7 +590,13 @@ def _sequence(file: _File, position: int, end: int | None) -> tuple[list[BytesVi
                 position = start + length
                 continue
             elif length <= reused and tag != measured_value_sequence:
-                same = read_before.get(bytes(data[start : start + length]))
+                raw = bytes(data[start : start + length])
+                if shared is not None and tag in shared_tags:
+                    same = shared.get(raw)
+                    if same is None:
+                        same = _shared_items(file, raw, shared)
+                else:
+                    same = read_before.get(raw)
                 if same is not None:
                     position = start + length
                     elements[tag] = same
@@ -585,3 +621,15 @@ def _sequence(file: _File, position: int, end: int | None) -> tuple[list[BytesVi
             if character_set in elements:
                 raise Declined  # an item's own character set: not followed here
             items.append(view(file, elements, (item_start, position)))
+
+
+def _shared_items(file: _File, raw: bytes, shared: dict[bytes, list[BytesView]]) -> list[BytesView]:
+    """The items of a code sequence whose value is `raw`, read from those bytes alone in
+    the file's encoding and kept in `shared` for the files that follow."""
+    copy = _File(raw, file.encoding.order == "<", file.implicit)
+    copy.encoding, copy.latin1, copy.key = file.encoding, file.latin1, file.key
+    items, _ = _sequence(copy, 0, len(raw))
+    if len(shared) >= _MAX_SHARED:
+        shared.clear()
+    shared[raw] = items
+    return items
