@@ -351,3 +351,29 @@ def test_concept_names_read_alike_only_in_the_same_encoding() -> None:
     assert concept_name(big_endian).fingerprint() != fingerprint
     for data in (latin1, utf8, big_endian):
         _assert_same_as_pydicom(data)
+
+
+def test_coded_values_shared_across_reports_decode_in_each_files_character_set() -> None:
+    """Code sequences are read once per process and reused by later reports: only by
+    reports in the same encoding. The same bytes of a code meaning read as UTF-8 in one
+    file and as Latin-1 in the next, each as pydicom decodes them."""
+    meaning = "Thorax – 胸部"
+    same_bytes_as_latin1 = meaning.encode("utf-8").decode("latin-1")
+    reports = []
+    for character_set, code_meaning in (
+        ("ISO_IR 192", meaning),
+        ("ISO_IR 100", same_bytes_as_latin1),
+        ("ISO_IR 192", meaning),
+    ):
+        dataset = _report_with_protocol("Thorax", character_set)
+        region = dataset.ContentSequence[2].ContentSequence[1]  # the event's Target Region
+        region.ConceptCodeSequence[0].CodeMeaning = code_meaning
+        data = _encode(dataset, "as written")
+        assert _read_without_pydicom(data) == _assert_same_as_pydicom(data)
+        reports.append(_read_without_pydicom(data))
+    regions = [report.events[0].target_region for report in reports if report is not None]
+    assert [region.code_meaning for region in regions if region is not None] == [
+        meaning,
+        same_bytes_as_latin1,
+        meaning,
+    ]

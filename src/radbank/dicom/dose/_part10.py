@@ -515,6 +515,9 @@ def _sequence(
     # the items of the small sequences read so far, by their bytes: a report repeats its
     # concept names and units hundreds of times, and the same bytes read the same
     read_before: dict[bytes, list[BytesView]] = {}
+    # and the small items read so far, by their bytes: a report with many events repeats
+    # whole content items (the same kVp, phantom, target region) as often as not
+    items_read: dict[bytes, BytesView] = {}
     shared = _SHARED.setdefault(file.key, {}) if share else None
     shared_tags = _SHARED_TAGS
     while True:
@@ -525,6 +528,12 @@ def _sequence(
             if group != 0xFFFE:
                 raise Declined
             if number == 0xE000:
+                if length <= reused:
+                    same_item = items_read.get(bytes(data[position : position + length]))
+                    if same_item is not None:
+                        items.append(same_item)
+                        position += length
+                        continue
                 elements = {}
                 item_start = position
                 item_delimited = length == 0xFFFFFFFF
@@ -620,7 +629,10 @@ def _sequence(
         if item_end >= 0:
             if character_set in elements:
                 raise Declined  # an item's own character set: not followed here
-            items.append(view(file, elements, (item_start, position)))
+            same_item = view(file, elements, (item_start, position))
+            items.append(same_item)
+            if position - item_start <= reused and not item_delimited:
+                items_read[bytes(data[item_start:position])] = same_item
 
 
 def _shared_items(file: _File, raw: bytes, shared: dict[bytes, list[BytesView]]) -> list[BytesView]:

@@ -310,10 +310,15 @@ def dose_value(
             )
             unit = row.standard_units[0]
         else:
-            findings.add("unit-missing", f"{_label(row, node)}: no unit given and the template allows several")
+            findings.add(
+                "unit-missing",
+                f"{_label(row, node)}: no unit given and the template allows several",
+            )
             return None
     if scheme not in (None, "UCUM"):
-        findings.add("unit-scheme", f"{_label(row, node)}: unit {unit!r} is coded in {scheme}, not UCUM")
+        findings.add(
+            "unit-scheme", f"{_label(row, node)}: unit {unit!r} is coded in {scheme}, not UCUM"
+        )
     try:
         unchanged, note = _unit_reading(unit, row)
         converted = value if unchanged else units.convert(value, unit, row.unit)
