@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import multiprocessing
+import operator
 import os
 import secrets
 import signal
@@ -30,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import closing
-from dataclasses import astuple, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Annotated, TextIO
@@ -68,7 +69,10 @@ DEFAULT_PROFILE = "research-dose"
 # Temporary files are hidden and end in this suffix; a run removes those an earlier,
 # killed run left behind before it starts.
 PARTIAL_SUFFIX = ".partial"
-_MAX_CHUNK_FILES = 64
+# Files per task handed to a worker: small enough that the last tasks end together (a
+# worker finishing a long one alone leaves the other cores idle), large enough that the
+# pipes carry few messages.
+_MAX_CHUNK_FILES = 16
 # Files are made durable in groups (see _publish_all): at most this many, or this often.
 _SYNC_FILES = 256
 _SYNC_SECONDS = 0.5
@@ -105,6 +109,12 @@ class ReportRow:
 
 
 REPORT_COLUMNS = tuple(f.name for f in fields(ReportRow))
+
+
+# A row's values in column order (StrEnum statuses write as their value); not
+# dataclasses.astuple, which deep-copies every field: the main process writes a row per
+# file while the workers wait for it.
+_report_values = operator.attrgetter(*REPORT_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -576,7 +586,7 @@ def _publish_all(
     _sync_file_system(target)
     for row in published:
         rows[row.input] = row
-        _append_row(report, row)
+    csv.writer(report).writerows(_report_values(row) for row in published)
     report.flush()
     os.fsync(report.fileno())
 
@@ -661,7 +671,7 @@ def _write_report(target: Path, rows: Iterable[ReportRow]) -> None:
     with temp.open("w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         writer.writerow(REPORT_COLUMNS)
-        writer.writerows(astuple(row) for row in rows)
+        writer.writerows(_report_values(row) for row in rows)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temp, path)
@@ -671,10 +681,6 @@ def _open_report_for_append(target: Path, previous: list[ReportRow]) -> TextIO:
     # Rewritten first so that appending never continues a line a killed run cut short.
     _write_report(target, previous)
     return (target / REPORT_NAME).open("a", newline="", encoding="utf-8", errors="surrogateescape")
-
-
-def _append_row(report: TextIO, row: ReportRow) -> None:
-    csv.writer(report).writerow(astuple(row))
 
 
 # ------------------------------------------------------------------------- the workers

@@ -21,7 +21,7 @@ from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, PersonName
 
 _EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 # VRs with a 4-byte length after two reserved bytes (PS3.5 7.1.2), exactly as pydicom reads
@@ -39,6 +39,12 @@ _SIMPLE_CODECS = {
 }
 _HEADER_SHORT = struct.Struct("<HH2sH")
 _HEADER_LONG = struct.Struct("<HH2sHL")
+_ITEM = struct.Struct("<HHL")
+_ITEM_UNDEFINED = _ITEM.pack(0xFFFE, 0xE000, _UNDEFINED)
+_ITEM_DELIMITER = _ITEM.pack(0xFFFE, 0xE00D, 0)
+_SEQUENCE_DELIMITER = _ITEM.pack(0xFFFE, 0xE0DD, 0)
+# VRs of an item made in memory that pydicom writes as this encoder does
+_PLAIN_VRS = frozenset(_TEXT_VRS | {"PN", "SQ"} | set(_INTEGER_FORMATS))
 
 
 def part10_bytes(dataset: pydicom.Dataset, source: bytes | None = None) -> bytes:
@@ -53,8 +59,21 @@ def part10_bytes(dataset: pydicom.Dataset, source: bytes | None = None) -> bytes
     # Parts joined once at the end: the pixel data is copied once, not at every buffer growth.
     out: list[bytes | memoryview] = [dataset.preamble or b"\x00" * 128, b"DICM"]
     out.append(_file_meta_bytes(_file_meta(dataset)))
-    view = memoryview(source) if source is not None else None
     encoding = dataset.get("SpecificCharacterSet", "iso8859")
+    if not _encode_data_set(dataset, source, encoding, out):
+        return _pydicom_bytes(dataset)
+    return b"".join(out)
+
+
+def _encode_data_set(
+    dataset: pydicom.Dataset,
+    source: bytes | None,
+    encoding: object,
+    out: list[bytes | memoryview],
+) -> bool:
+    """Append the encoded elements of a data set (the file's, or a sequence item's) to
+    `out`; False when pydicom must write the whole file (an element it rewrites as UN)."""
+    view = memoryview(source) if source is not None else None
     codec = _SIMPLE_CODECS.get(encoding if isinstance(encoding, str) else None)
     # [run_start, run_end): bytes of source not yet written, untouched elements back to back
     run_start = run_end = -1
@@ -74,7 +93,7 @@ def part10_bytes(dataset: pydicom.Dataset, source: bytes | None = None) -> bytes
             vr = element.VR
             long_header = vr in _LONG_LENGTH_VRS
             if not long_header and element.length > 0xFFFF:
-                return _pydicom_bytes(dataset)  # pydicom rewrites such elements as UN
+                return False  # pydicom rewrites such elements as UN
             if source is not None and len(element.value) == element.length:
                 start = element.value_tell - (12 if long_header else 8)
                 if start == run_end:
@@ -93,19 +112,68 @@ def part10_bytes(dataset: pydicom.Dataset, source: bytes | None = None) -> bytes
             run_start = run_end = -1
         if untouched:
             _write_element(out, tag, element.VR, element.value)
-        else:
-            converted = dataset[tag]
-            encoded = _encode_simple(converted, codec)
-            if encoded is not None:
-                _write_element(out, tag, converted.VR, encoded)
-                continue
-            scratch = DicomBytesIO()
-            scratch.is_little_endian, scratch.is_implicit_VR = True, False
-            write_data_element(scratch, converted, encoding)
-            out.append(scratch.getvalue())
+            continue
+        # a changed element as it is; a raw one that cannot be copied, decoded first
+        converted = element if isinstance(element, DataElement) else dataset[tag]
+        encoded = _encode_simple(converted, codec)
+        if encoded is not None:
+            _write_element(out, tag, converted.VR, encoded)
+            continue
+        if converted.VR == "SQ" and _encode_sequence(converted, source, encoding, out):
+            continue
+        scratch = DicomBytesIO()
+        scratch.is_little_endian, scratch.is_implicit_VR = True, False
+        write_data_element(scratch, converted, encoding)
+        out.append(scratch.getvalue())
     if run_end > run_start:
         out.append(view[run_start:run_end])  # type: ignore[index]
-    return b"".join(out)
+    return True
+
+
+def _encode_sequence(
+    element: DataElement,
+    source: bytes | None,
+    encoding: object,
+    out: list[bytes | memoryview],
+) -> bool:
+    """Append a sequence the way pydicom writes it (its length as read, each item with a
+    defined length unless it was read with an undefined one); False, with nothing
+    appended, for an item this encoder leaves to pydicom (another character set or
+    encoding, an element pydicom would rewrite)."""
+    parts: list[bytes | memoryview] = []
+    for item in element.value:
+        if not _item_fast_path_applies(item):
+            return False
+        item_parts: list[bytes | memoryview] = []
+        if not _encode_data_set(item, source, encoding, item_parts):
+            return False
+        if getattr(item, "is_undefined_length_sequence_item", False):
+            parts += (_ITEM_UNDEFINED, *item_parts, _ITEM_DELIMITER)
+        else:
+            length = sum(len(part) for part in item_parts)
+            parts += (_ITEM.pack(0xFFFE, 0xE000, length), *item_parts)
+    tag = element.tag
+    if element.is_undefined_length:
+        out += (_HEADER_LONG.pack(tag.group, tag.element, b"SQ", 0, _UNDEFINED), *parts)
+        out.append(_SEQUENCE_DELIMITER)
+    else:
+        length = sum(len(part) for part in parts)
+        out += (_HEADER_LONG.pack(tag.group, tag.element, b"SQ", 0, length), *parts)
+    return True
+
+
+def _item_fast_path_applies(item: pydicom.Dataset) -> bool:
+    """Whether pydicom writes a sequence item element by element as the file's data set
+    (no ambiguous VRs to correct, no character set of its own)."""
+    if "SpecificCharacterSet" in item:
+        return False
+    if item.original_encoding == (False, True):
+        return item.original_character_set == item._character_set
+    # an item made in memory (a code the de-identification adds): only plain elements
+    return all(
+        isinstance(element, DataElement) and element.VR in _PLAIN_VRS
+        for element in (item.get_item(tag) for tag in item.keys())
+    )
 
 
 def _write_element(out: list[bytes | memoryview], tag: BaseTag, vr: str, value: bytes) -> bool:
@@ -123,7 +191,7 @@ def _encode_simple(element: DataElement, codec: str | None) -> bytes | None:
     """Encoded value of a changed element with a plain text or integer value, else None."""
     vr = element.VR
     value = element.value
-    if codec is None or vr not in _TEXT_VRS:
+    if codec is None or vr not in _TEXT_VRS and vr != "PN":
         if vr in _INTEGER_FORMATS and isinstance(value, int) and not isinstance(value, bool):
             try:
                 return struct.pack("<" + _INTEGER_FORMATS[vr], value)
@@ -134,6 +202,9 @@ def _encode_simple(element: DataElement, codec: str | None) -> bytes | None:
         return b""
     if type(value) is str or type(value) is UID:
         text = value
+    elif type(value) is PersonName and value.original_string is None and "=" not in str(value):
+        # a name set in memory, one component group: pydicom encodes it as its text
+        text = str(value)
     elif isinstance(value, MultiValue) and all(type(v) is str or type(v) is UID for v in value):
         text = "\\".join(value)
     else:
