@@ -25,6 +25,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from radbank.dicom import quality
+from radbank.dicom.decode import read_part10
 from radbank.dicom.deid import DeidResult, Profile, deidentify
 from radbank.dicom.deid.ocr import find_burned_in_text
 from radbank.dicom.deid.pixels import PixelRule, apply_pixel_rules
@@ -63,7 +64,7 @@ def read_instance(name: str, data: bytes) -> pydicom.Dataset:
         raise Unreadable(f"{name}: only {len(data)} bytes, too short to be a DICOM file")
     try:
         if data[128:132] == b"DICM":
-            dataset = pydicom.dcmread(io.BytesIO(data))
+            dataset = read_part10(data) or pydicom.dcmread(io.BytesIO(data))
         else:
             dataset = pydicom.dcmread(io.BytesIO(data), force=True)
             if "SOPInstanceUID" not in dataset or "SOPClassUID" not in dataset:
