@@ -362,6 +362,21 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator if numerator and denominator else None
 
 
+def print_ratios(
+    records: list[ToolRun], of: Callable[[ToolRun], float | None], *, canaries: bool = False
+) -> dict[str, float | None]:
+    """Print and return radbank's ratio to a peer for each radbank configuration."""
+    ratios: dict[str, float | None] = {}
+    for r in records:
+        if r.tool != "radbank":
+            continue
+        value = ratios[r.label] = of(r)
+        shown = "   -" if value is None else f"{value:6.2f}"
+        left = f"   canaries left in {r.files_with_canary} files" if canaries else ""
+        print(f"  {r.label:32} {shown}{left}")
+    return ratios
+
+
 def report(records: list[ToolRun], baseline: LeakScan, jobs: int) -> dict[str, Any]:
     print(
         f"\n{'':34}{'files/s':>9} {'median s':>9} {'files out':>10} {'pixels kept':>12} "
@@ -398,26 +413,17 @@ def report(records: list[ToolRun], baseline: LeakScan, jobs: int) -> dict[str, A
         print("\nno peer measured: no ratio")
         return summary
     print(f"\nradbank / {faster_peer.label} (above 1: radbank faster)")
-    for r in records:
-        if r.tool != "radbank":
-            continue
-        value = ratio(r.files_per_s, faster_peer.files_per_s)
-        summary["ratio_radbank_over_faster_peer"][r.label] = value
-        shown = "   -" if value is None else f"{value:6.2f}"
-        print(f"  {r.label:32} {shown}   canaries left in {r.files_with_canary} files")
+    summary["ratio_radbank_over_faster_peer"] = print_ratios(
+        records, lambda r: ratio(r.files_per_s, faster_peer.files_per_s), canaries=True
+    )
     durable_peer = max(peers, key=lambda r: r.durable_files_per_s or 0.0)
     print(
         f"\nthe same end state, output on disk (each run + the sync after it; radbank syncs "
         f"in its run): radbank / {durable_peer.label}"
     )
-    summary["ratio_on_disk"] = {}
-    for r in records:
-        if r.tool != "radbank":
-            continue
-        value = ratio(r.durable_files_per_s, durable_peer.durable_files_per_s)
-        summary["ratio_on_disk"][r.label] = value
-        shown = "   -" if value is None else f"{value:6.2f}"
-        print(f"  {r.label:32} {shown}")
+    summary["ratio_on_disk"] = print_ratios(
+        records, lambda r: ratio(r.durable_files_per_s, durable_peer.durable_files_per_s)
+    )
     headline = next((r for r in records if r.label == f"radbank basic --jobs {jobs}"), None)
     if headline and headline.files_per_s:
         value = ratio(headline.files_per_s, faster_peer.files_per_s) or 0.0

@@ -32,7 +32,6 @@ from pydicom.uid import (
     PrivateTransferSyntaxes,
 )
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
-from pydicom.values import convert_string
 
 __all__ = ["read_part10"]
 
@@ -120,8 +119,6 @@ def _elements(data: bytes, position: int) -> dict[BaseTag, RawDataElement] | Non
             return None  # an item tag at the top level: pydicom stops or fails
         position = start + length
         value = data[start:position] if length else empty_value_for_VR(vr, raw=True)
-        if tag == _CHARACTER_SET:
-            convert_string(value or b"", True)  # what pydicom does on reading it
         key = BaseTag(tag)
         # what RawDataElement(key, vr, length, value, start, False, True) makes, without
         # the namedtuple's Python-level __new__ (a third of this loop's time)

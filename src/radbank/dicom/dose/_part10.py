@@ -108,6 +108,18 @@ class _File:
         self.latin1 = True  # whether the text VRs are read as Latin-1
         self.key = (order, implicit, self.encoding.codec)  # what bytes read the same in
 
+    def span(self, found: int | tuple, dictionary_vr: bytes) -> tuple[bytes, int, int]:
+        """The VR (the dictionary's in implicit VR), value start and value end of an element
+        as `Elements` keeps it (not a sequence already read): `locate`, with the usual
+        element (explicit VR, a short VR) read here, as text and numbers are asked for
+        most."""
+        if type(found) is int and not self.implicit:
+            _, _, vr, length = self.head(self.data, found)
+            if vr in _SHORT_VRS:
+                return vr, found + 8, found + 8 + length
+        vr, start, end = self.locate(found)
+        return vr or dictionary_vr, start, end
+
     def locate(self, found: int | tuple) -> tuple[bytes | None, int, int]:
         """The VR (None in implicit VR), value start and value end of an element as
         `Elements` keeps it (not a sequence already read)."""
@@ -190,18 +202,8 @@ class BytesView:
         if found is None:
             return None
         file = self._file
-        if type(found) is int and not file.implicit:
-            # `locate` inlined for the usual element, a short VR in explicit VR: text is
-            # what the tree asks most for
-            _, _, vr, length = file.head(file.data, found)
-            if vr in _SHORT_VRS:
-                start = found + 8
-                end = start + length
-            else:
-                vr, start, end = file.locate(found)
-        elif type(found) is not list:
-            vr, start, end = file.locate(found)
-            vr = vr or element[1]
+        if type(found) is not list:
+            vr, start, end = file.span(found, element[1])
         else:
             vr = _SQ
         if vr in _TEXT_VRS:
@@ -228,17 +230,7 @@ class BytesView:
             if found is None or type(found) is list:
                 return None
             file = self._file
-            if type(found) is int and not file.implicit:
-                # `locate` inlined for the usual element, a short VR in explicit VR
-                _, _, vr, length = file.head(file.data, found)
-                if vr in _SHORT_VRS:
-                    start = found + 8
-                    end = start + length
-                else:
-                    vr, start, end = file.locate(found)
-            else:
-                vr, start, end = file.locate(found)
-                vr = vr or element[1]
+            vr, start, end = file.span(found, element[1])
             raw = file.data[start:end]
             if type(raw) is not bytes:
                 raw = bytes(raw)
