@@ -76,6 +76,15 @@ def test_the_planted_ct_corpus_is_read_without_pydicoms_reader() -> None:
         assert _assert_as_pydicom_reads(data) is not None
 
 
+def test_compressed_images_are_read_without_pydicoms_reader() -> None:
+    """Encapsulated pixel data (undefined length, up to its delimiter) as pydicom reads it:
+    a compressed image is not read twice."""
+    for name in ("SC_rgb_jpeg_dcmtk.dcm", "emri_small_jpeg_2k_lossless.dcm"):
+        read = _assert_as_pydicom_reads(corpus.path(name).read_bytes())
+        assert read is not None, name
+        assert read.get_item(0x7FE00010).length == 0xFFFFFFFF
+
+
 @cache
 def _planted() -> bytes:
     return next(planted_ct_instances(1, 1))

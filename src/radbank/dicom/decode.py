@@ -3,15 +3,15 @@
 Every received object is read once with `pydicom.dcmread` before it is de-identified, and
 pydicom's element reader spends ~3 µs per element; a CT slice has 100-150 elements, so
 reading was a third of the de-identification of an image. `read_part10` reads the usual
-file, Explicit VR Little Endian with every value of defined length, into the very data set
-`dcmread` makes: the same `RawDataElement`s (tag, VR, length, value bytes, value position)
-in the same order, the same file meta information, preamble and original encoding. Values
-stay undecoded, as pydicom leaves them until asked.
+file, Explicit VR Little Endian without sequences of undefined length, into the very data
+set `dcmread` makes: the same `RawDataElement`s (tag, VR, length, value bytes, value
+position) in the same order, the same file meta information, preamble and original encoding.
+Values stay undecoded, as pydicom leaves them until asked.
 
-Anything else (implicit VR, big endian, deflate, a command set, a value of undefined
-length such as a sequence or encapsulated pixel data, a VR pydicom would guess at) returns
-None, and the caller reads the file with `dcmread`. Truncation is left as pydicom leaves
-it (a value cut short by the end of the file), for `read_instance` to refuse.
+Anything else (implicit VR, big endian, deflate, a command set, a sequence of undefined
+length, a VR pydicom would guess at) returns None, and the caller reads the file with
+`dcmread`. Truncation is left as pydicom leaves it (a value cut short by the end of the
+file), for `read_instance` to refuse.
 """
 
 from __future__ import annotations
@@ -23,8 +23,14 @@ from pydicom import config
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileDataset
-from pydicom.filereader import ENCODED_VR, _read_file_meta_info, empty_value_for_VR, read_preamble
-from pydicom.tag import BaseTag
+from pydicom.filereader import (
+    ENCODED_VR,
+    _read_file_meta_info,
+    empty_value_for_VR,
+    read_preamble,
+    read_undefined_length_value,
+)
+from pydicom.tag import BaseTag, SequenceDelimiterTag
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -98,6 +104,7 @@ def _elements(data: bytes, position: int) -> dict[BaseTag, RawDataElement] | Non
             return None  # pydicom switches to implicit VR
     elements: dict[BaseTag, RawDataElement] = {}
     vrs = _VRS
+    reader: io.BytesIO | None = None
     new = tuple.__new__
     while position + 8 <= size:
         group, number, vr_bytes, length = _HEADER(data, position)
@@ -112,13 +119,22 @@ def _elements(data: bytes, position: int) -> dict[BaseTag, RawDataElement] | Non
             start = position + 12
         else:
             start = position + 8
-        if length == _UNDEFINED:
-            return None  # a sequence or encapsulated pixel data: pydicom parses it
         tag = group << 16 | number
         if group == 0xFFFE:
             return None  # an item tag at the top level: pydicom stops or fails
-        position = start + length
-        value = data[start:position] if length else empty_value_for_VR(vr, raw=True)
+        if length == _UNDEFINED:
+            if vr in ("SQ", "UN"):
+                return None  # a sequence (UN as one too): pydicom parses it
+            # encapsulated pixel data: its fragments up to the delimiter, found by
+            # pydicom's own search, so that compressed images are not read twice
+            if reader is None:
+                reader = io.BytesIO(data)
+            reader.seek(start)
+            value = read_undefined_length_value(reader, True, SequenceDelimiterTag, None)
+            position = reader.tell()
+        else:
+            position = start + length
+            value = data[start:position] if length else empty_value_for_VR(vr, raw=True)
         key = BaseTag(tag)
         # what RawDataElement(key, vr, length, value, start, False, True) makes, without
         # the namedtuple's Python-level __new__ (a third of this loop's time)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 from radbank.dicom.dose import units
@@ -28,28 +28,14 @@ _MAX_KEYS = 50_000
 _VALUE_WITH_UNIT = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\d\s].*)")
 
 
+@dataclass(eq=False, slots=True)
 class Node:
-    """One content item: its data set, its concept's key and its position ("1.4.2")."""
-
-    # A plain class, not a dataclass: a report has thousands of nodes, made and searched
-    # once each, and this is what an extraction spends most of its calls on.
-    __slots__ = ("dataset", "concept", "path", "children", "_index", "_first_child")
-
-    def __init__(
-        self,
-        dataset: DataSetView,
-        concept: str | None,
-        path: str,
-        children: list[Node] | None = None,
-    ) -> None:
-        self.dataset = dataset
-        self.concept = concept
-        self.path = path
-        self.children: list[Node] = [] if children is None else children
-        # descendants by concept, built on the first search (the tree is complete by then)
-        self._index: dict[str | None, list[Node]] | None = None
-        # the first child of each concept, built on the first `child`
-        self._first_child: dict[str | None, Node] | None = None
+    dataset: DataSetView
+    concept: str | None
+    path: str
+    children: list[Node] = field(default_factory=list)
+    # descendants by concept, built on the first search (the tree is complete by then)
+    _index: dict[str | None, list[Node]] | None = None
 
     @property
     def meaning(self) -> str:
@@ -58,12 +44,10 @@ class Node:
         return concept[2] if concept else ""
 
     def child(self, concept: str) -> Node | None:
-        first = self._first_child
-        if first is None:
-            first = self._first_child = {}
-            for node in reversed(self.children):
-                first[node.concept] = node
-        return first.get(concept)
+        for node in self.children:
+            if node.concept == concept:
+                return node
+        return None
 
     def walk(self) -> list[Node]:
         """This node's descendants, depth first, in document order."""
@@ -83,7 +67,12 @@ class Node:
         index = self._index
         if index is None:
             index = self._index = {}
-            _index(self.children, index)
+            for node in self.walk():
+                same = index.get(node.concept)
+                if same is None:
+                    index[node.concept] = [node]
+                else:
+                    same.append(node)
         return index
 
     # values of the node's own item
@@ -106,18 +95,6 @@ class Node:
         if coded is not None:
             return coded.code_meaning or coded.code_value
         return self.text_value()
-
-
-def _index(nodes: list[Node], index: dict[str | None, list[Node]]) -> None:
-    """`Node._descendants` of these nodes, in document order under each concept."""
-    for node in nodes:
-        same = index.get(node.concept)
-        if same is None:
-            index[node.concept] = [node]
-        else:
-            same.append(node)
-        if node.children:
-            _index(node.children, index)
 
 
 def _collect(nodes: list[Node], descendants: list[Node]) -> None:
@@ -243,6 +220,7 @@ def dose_value(
     readable value or its unit cannot be converted."""
     if node is None:
         return None
+    label = f"{row.source} (item {node.path})"
     try:
         sequence = node.dataset.items("MeasuredValueSequence")
         measured = sequence[0] if sequence else None
@@ -252,14 +230,14 @@ def dose_value(
         if node.dataset.has("NumericValue"):
             findings.add(
                 "value-misplaced",
-                f"{_label(row, node)}: the value is in the content item itself, not in its Measured "
+                f"{label}: the value is in the content item itself, not in its Measured "
                 "Value Sequence; read from there",
             )
             measured = node.dataset
         else:
             qualifier = code(node.dataset, "NumericValueQualifierCodeSequence")
             reason = f" ({qualifier.code_meaning})" if qualifier else ""
-            findings.add("value-missing", f"{_label(row, node)}: the item has no value{reason}")
+            findings.add("value-missing", f"{label}: the item has no value{reason}")
             return None
 
     unit, scheme = _unit_code(measured)
@@ -268,7 +246,7 @@ def dose_value(
         if unit is not None:
             findings.add(
                 "unit-misplaced",
-                f"{_label(row, node)}: the unit is in the content item, not in its Measured Value "
+                f"{label}: the unit is in the content item, not in its Measured Value "
                 "Sequence; read from there",
             )
 
@@ -284,59 +262,49 @@ def dose_value(
                 unit = with_unit.group(2).strip()
             findings.add(
                 "unit-misplaced",
-                f"{_label(row, node)}: the value {raw.strip()!r} carries its unit in the number; read "
+                f"{label}: the value {raw.strip()!r} carries its unit in the number; read "
                 f"as {value:g} {with_unit.group(2).strip()}",
             )
         else:
-            values = numbers(raw, _label(row, node), findings)
+            values = numbers(raw, label, findings)
             if values:
                 value = values[0]
                 if len(values) > 1:
                     findings.add(
                         "multi-value",
-                        f"{_label(row, node)}: {len(values)} values where one is expected; the first, "
+                        f"{label}: {len(values)} values where one is expected; the first, "
                         f"{value:g}, was used",
                     )
     if value is None:
-        findings.add("value-unreadable", f"{_label(row, node)}: no readable number")
+        findings.add("value-unreadable", f"{label}: no readable number")
         return None
 
     if unit is None:
         if len(row.standard_units) == 1:
             findings.add(
                 "unit-missing",
-                f"{_label(row, node)}: no unit given; read in {row.standard_units[0]}, the unit the "
+                f"{label}: no unit given; read in {row.standard_units[0]}, the unit the "
                 "template specifies",
             )
             unit = row.standard_units[0]
         else:
-            findings.add(
-                "unit-missing",
-                f"{_label(row, node)}: no unit given and the template allows several",
-            )
+            findings.add("unit-missing", f"{label}: no unit given and the template allows several")
             return None
     if scheme not in (None, "UCUM"):
-        findings.add(
-            "unit-scheme", f"{_label(row, node)}: unit {unit!r} is coded in {scheme}, not UCUM"
-        )
+        findings.add("unit-scheme", f"{label}: unit {unit!r} is coded in {scheme}, not UCUM")
     try:
         unchanged, note = _unit_reading(unit, row)
         converted = value if unchanged else units.convert(value, unit, row.unit)
     except units.UnitError:
         findings.add(
             "unit-unknown",
-            f"{_label(row, node)}: unit {unit!r} cannot be read as {row.unit}; the value {value:g} was "
+            f"{label}: unit {unit!r} cannot be read as {row.unit}; the value {value:g} was "
             "not kept",
         )
         return None
     if note is not None:
         findings.add(*note)
     return DoseValue(converted, row.unit, node.concept or "", row.source, sop_instance_uid)
-
-
-def _label(row: Row, node: Node) -> str:
-    """How a finding about a value names it (made only for a finding)."""
-    return f"{row.source} (item {node.path})"
 
 
 @cache

@@ -118,8 +118,6 @@ class _Reader:
         field_unit: str,
         concept: str,
     ) -> DoseValue | None:
-        if not dataset.has(keyword):
-            return None  # most of the attributes asked for: no label made for them
         label = f"{tag} {keyword}"
         number_read = number(dataset, keyword, self.findings, label)
         if number_read is None:
