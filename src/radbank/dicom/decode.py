@@ -2,14 +2,15 @@
 
 Every received object is read once with `pydicom.dcmread` before it is de-identified, and
 pydicom's element reader spends ~3 µs per element; a CT slice has 100-150 elements, so
-reading was a third of the de-identification of an image. `read_part10` reads the usual
-file, Explicit VR Little Endian without sequences of undefined length, into the very data
-set `dcmread` makes: the same `RawDataElement`s (tag, VR, length, value bytes, value
-position) in the same order, the same file meta information, preamble and original encoding.
-Values stay undecoded, as pydicom leaves them until asked.
+reading was a third of the de-identification of an image. `read_part10` reads an Explicit
+VR Little Endian file into the very data set `dcmread` makes: the same `RawDataElement`s
+(tag, VR, length, value bytes, value position) in the same order, the same file meta
+information, preamble and original encoding; values stay undecoded, as pydicom leaves them
+until asked. A sequence of undefined length and encapsulated pixel data are read by
+pydicom's own functions, as its element reader reads them.
 
-Anything else (implicit VR, big endian, deflate, a command set, a sequence of undefined
-length, a VR pydicom would guess at) returns None, and the caller reads the file with
+Anything else (implicit VR, big endian, deflate, a command set, a VR pydicom would guess
+at, damaged file meta information) returns None, and the caller reads the file with
 `dcmread`. Truncation is left as pydicom leaves it (a value cut short by the end of the
 file), for `read_instance` to refuse.
 """
@@ -21,13 +22,14 @@ import struct
 
 from pydicom import config
 from pydicom.charset import convert_encodings, default_encoding
-from pydicom.dataelem import RawDataElement, convert_raw_data_element
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.filereader import (
     ENCODED_VR,
     _read_file_meta_info,
     empty_value_for_VR,
     read_preamble,
+    read_sequence,
     read_undefined_length_value,
 )
 from pydicom.tag import BaseTag, SequenceDelimiterTag
@@ -38,6 +40,7 @@ from pydicom.uid import (
     PrivateTransferSyntaxes,
 )
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+from pydicom.values import convert_string
 
 __all__ = ["read_part10"]
 
@@ -105,6 +108,7 @@ def _elements(data: bytes, position: int) -> dict[BaseTag, RawDataElement] | Non
     elements: dict[BaseTag, RawDataElement] = {}
     vrs = _VRS
     reader: io.BytesIO | None = None
+    encoding: str | list[str] = default_encoding  # for the items of sequences read here
     new = tuple.__new__
     while position + 8 <= size:
         group, number, vr_bytes, length = _HEADER(data, position)
@@ -123,18 +127,28 @@ def _elements(data: bytes, position: int) -> dict[BaseTag, RawDataElement] | Non
         if group == 0xFFFE:
             return None  # an item tag at the top level: pydicom stops or fails
         if length == _UNDEFINED:
-            if vr in ("SQ", "UN"):
-                return None  # a sequence (UN as one too): pydicom parses it
-            # encapsulated pixel data: its fragments up to the delimiter, found by
-            # pydicom's own search, so that compressed images are not read twice
+            # A sequence (UN is read as one) or encapsulated pixel data, read by pydicom's
+            # own functions as its element reader does, so that no file is read twice.
+            if vr == "UN":
+                if not config.settings.infer_sq_for_un_vr:
+                    return None  # pydicom looks the VR up, or ahead
+                vr = "SQ"
             if reader is None:
                 reader = io.BytesIO(data)
             reader.seek(start)
+            if vr == "SQ":
+                items = read_sequence(reader, False, True, length, encoding)
+                key = BaseTag(tag)
+                elements[key] = DataElement(key, vr, items, start, is_undefined_length=True)
+                position = reader.tell()
+                continue
             value = read_undefined_length_value(reader, True, SequenceDelimiterTag, None)
             position = reader.tell()
         else:
             position = start + length
             value = data[start:position] if length else empty_value_for_VR(vr, raw=True)
+            if tag == _CHARACTER_SET:
+                encoding = convert_encodings(convert_string(value or b"", True))
         key = BaseTag(tag)
         # what RawDataElement(key, vr, length, value, start, False, True) makes, without
         # the namedtuple's Python-level __new__ (a third of this loop's time)
