@@ -91,7 +91,7 @@ from radbank.ingest import Item
 from radbank.ingest.dose import DoseReader
 from radbank.ingest.journal import Journal
 from radbank.projects import create_project
-from radbank.semantic.mapping import batch_quads, project_quads
+from radbank.semantic.mapping import batch_quads, graph_version_quad, project_quads
 from radbank.semantic.store import OxigraphStore, QueryTimeout
 from radbank.semantic.vocabulary import ONTOLOGY_GRAPH, ONTOLOGY_PATH, XSD, graph_iri
 from radbank.synthetic import demo_studies
@@ -284,6 +284,7 @@ def build_base(services: Services) -> Base:
         ox.Triple(q.subject, q.predicate, q.object)
         for q in itertools.chain(
             project_quads(project, base_url=None),
+            [graph_version_quad(PROJECT)],
             batch_quads(PROJECT, records),
             ox.parse(submissions.encode(), ox.RdfFormat.N_QUADS),
         )
@@ -442,7 +443,6 @@ def populate_ingest(path: Path, base: Base, copier: Copier, copies: int, node: P
     store = _CountingStore(path)
     _load_fixed(store, base.project)
     store.add(submission_quads(copier, copies))
-    before = _project_triples(store)
     batches = list(object_batches(copier, copies, INGEST_BATCH, [0.0]))
     services, _ = build_services(Settings(data_dir=node, admin_token="benchmark"))
     graphs = Graphs(
@@ -453,7 +453,8 @@ def populate_ingest(path: Path, base: Base, copier: Copier, copies: int, node: P
         services.trail,
         Journal(path.parent / "rdf-journal"),
     )
-    graphs.describe_project(base.project)
+    graphs.describe_project(base.project)  # and the graph's mapping version
+    before = _project_triples(store)
     store.writes = 0
     try:
         started = time.perf_counter()
@@ -485,6 +486,7 @@ def populate_rebuild(path: Path, base: Base, copier: Copier, copies: int) -> Pop
 
         def quads() -> Iterator[ox.Quad]:
             yield from project_quads(base.project, base_url=None)
+            yield graph_version_quad(PROJECT)
             for batch in object_batches(copier, copies, REBUILD_CHUNK, clock):
                 started = time.perf_counter()
                 mapped = batch_quads(PROJECT, batch)

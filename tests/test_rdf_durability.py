@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pyoxigraph
 import pytest
 
 from radbank.app import Services, build_services, recover
@@ -98,5 +99,50 @@ def test_a_graph_that_does_not_match_the_index_is_rebuilt_at_start(tmp_path: Pat
     services = _open(data)
     try:
         assert services.graphs.store.count(graph_iri("trial")) == complete
+    finally:
+        services.close()
+
+
+def test_a_graph_an_older_mapping_wrote_is_rebuilt_at_start(tmp_path: Path) -> None:
+    """A node upgraded to a radbank whose mapping says more of each object (mapping version
+    2: events state their CTDIvol and DLP) rebuilds the graphs written before, so the
+    example queries see old and new data alike."""
+    data = tmp_path / "data"
+    services = _open(data)
+    project = create_project(
+        services.index,
+        "trial",
+        keys=services.keys,
+        trail=services.trail,
+        actor="test",
+        profile="research-dose",
+    )
+    services.pipeline.ingest(_items(83), project, source="test", principal=ADMIN)
+    services.graphs.flush()
+    graph = graph_iri("trial")
+    store = services.graphs.store
+    assert services.graphs.stale_projects() == []  # the first write marked the graph
+    complete = store.count(graph)
+    services.close()
+    # What version 1 wrote: no mapping version, no CTDIvol on the events (pyoxigraph
+    # writing the node's store directly, while no process of the node has it open).
+    oxigraph = pyoxigraph.Store(str(store.path))
+    oxigraph.update(
+        f"DELETE WHERE {{ GRAPH <{graph}> {{ <{graph}> <{RB}mappingVersion> ?v }} }};"
+        f"DELETE WHERE {{ GRAPH <{graph}> {{ ?event <{RB}meanCTDIvolInmGy> ?value }} }}"
+    )
+    oxigraph.flush()
+    del oxigraph
+    services, _ = build_services(Settings(data_dir=data))  # without recover: what it finds
+    try:
+        assert services.graphs.store.count(graph) < complete - 1
+        assert services.graphs.stale_projects() == ["trial"]
+    finally:
+        services.close()
+
+    services = _open(data)
+    try:
+        assert services.graphs.store.count(graph) == complete
+        assert services.graphs.stale_projects() == []
     finally:
         services.close()

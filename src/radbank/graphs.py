@@ -76,6 +76,7 @@ from radbank.store import BlobStore
 log = logging.getLogger(__name__)
 
 _INSTANCE = RB + "Instance"
+_MAPPING_VERSION = RB + "mappingVersion"
 # What a journal entry of the RDF journal names: ["instances", project, SOP Instance UIDs...]
 # or ["submission", project, submission id].
 _INSTANCES = "instances"
@@ -371,6 +372,11 @@ class Graphs:
             return
         graph = graph_iri(project.name)
         self.store.remove_descriptions(graph, [project_iri(project.name)])
+        if self.store.count(graph, _INSTANCE) == 0:
+            # The graph's objects will all be written by this version's mapping; a graph
+            # holding an older version's stays marked as such until rebuilt.
+            self.store.remove_descriptions(graph, [graph])
+            quads = [*quads, mapping.graph_version_quad(project.name)]
         self.store.add(quads)
         self._described[project.name] = digest
 
@@ -429,6 +435,7 @@ class Graphs:
 
         def quads() -> Iterator[ox.Quad]:
             yield from mapping.project_quads(project, base_url=None)
+            yield mapping.graph_version_quad(project.name)
             reader = DoseReader()
             sizes = self.index.water_equivalent_diameters(project.id)
             for chunk in _chunks(self.index.iter_instances(project.id), _BATCH):
@@ -492,14 +499,25 @@ class Graphs:
 
     def stale_projects(self) -> list[str]:
         """Projects whose graph describes another number of instances than the index holds
-        (written by an older version, or a store that was replaced)."""
+        (a store that was replaced, writes lost), or was written by another version of the
+        mapping (mapping.MAPPING_VERSION)."""
         stale = []
         for project in self.index.list_projects():
             held = self.index.count_instances(project.id)
-            described = self.store.count(graph_iri(project.name), _INSTANCE)
-            if held != described:
+            graph = graph_iri(project.name)
+            described = self.store.count(graph, _INSTANCE)
+            if held != described or (
+                described and self._mapping_version(graph) != [mapping.MAPPING_VERSION]
+            ):
                 stale.append(project.name)
         return stale
+
+    def _mapping_version(self, graph: str) -> list[str]:
+        """The mapping versions the graph says it was written with (none before version 2)."""
+        answer = self.store.query(
+            f"SELECT ?v WHERE {{ <{graph}> <{_MAPPING_VERSION}> ?v }}", [graph], "text/csv"
+        )
+        return answer.body.decode().splitlines()[1:]
 
     # Non-DICOM submissions
 

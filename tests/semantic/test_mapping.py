@@ -456,6 +456,39 @@ def test_reports_of_one_event_share_equal_values_and_keep_different_ones(
     }
 
 
+def test_events_state_their_ctdivol_and_dlp_as_their_quantities_do(
+    demo: list[Stored], vendor: list[Stored]
+) -> None:
+    """radbank:meanCTDIvolInmGy and radbank:dlpInmGycm repeat, on the event, the values of
+    its quantities of concepts 113830 and 113838: the same values for the same events, two
+    when two objects state two."""
+    report = next(s.record for s in demo if s.record.dose_rows and _modality(s.record) == "SR")
+    row = next(r for r in report.dose_rows if r.get("ctdivol_mGy"))
+    later = dataclasses.replace(
+        report,
+        sop_instance_uid=report.sop_instance_uid + ".1",
+        dose_rows=({**row, "ctdivol_mGy": row["ctdivol_mGy"] + 1.5},),
+    )
+    store = _store(batch_quads(PROJECT, [*_records(demo), *_records(vendor), later]))
+    for concept, prop in (("113830", "meanCTDIvolInmGy"), ("113838", "dlpInmGycm")):
+        quantities = _select(
+            store,
+            f"""SELECT ?event ?value WHERE {{
+                  ?event radbank:doseQuantity ?q .
+                  ?q radbank:quantityConcept dcm:{concept} ; qudt:numericValue ?value }}""",
+        )
+        plain = _select(store, f"SELECT ?event ?value WHERE {{ ?event radbank:{prop} ?value }}")
+        by_quantity = {(r["event"], float(r["value"])) for r in quantities}
+        assert len(by_quantity) > 20
+        assert {(r["event"], float(r["value"])) for r in plain} == by_quantity
+    event = v.irradiation_event_iri(row["irradiation_event_uid"])
+    stated = _select(store, f"SELECT ?value WHERE {{ <{event}> radbank:meanCTDIvolInmGy ?value }}")
+    assert sorted(float(r["value"]) for r in stated) == [
+        row["ctdivol_mGy"],
+        row["ctdivol_mGy"] + 1.5,
+    ]
+
+
 def test_cumulative_vendor_reports_describe_each_event_once(vendor: list[Stored]) -> None:
     _need(vendor)
     # CT-RDSR-Siemens-Multi-1, -2 and -3: one study's report after its 1st, 2nd, 3rd scan.

@@ -68,7 +68,7 @@ def test_ontology_is_versioned_and_licensed(ontology: Graph) -> None:
     header = URIRef(v.ONTOLOGY_IRI)
     assert (header, RDF.type, OWL.Ontology) in ontology
     assert (
-        ontology.value(header, OWL.versionInfo) == Literal(v.ONTOLOGY_VERSION) == Literal("1.0.0")
+        ontology.value(header, OWL.versionInfo) == Literal(v.ONTOLOGY_VERSION) == Literal("1.1.0")
     )
     assert ontology.value(header, OWL.versionIRI) == URIRef(
         f"{v.ONTOLOGY_IRI}/{v.ONTOLOGY_VERSION}"

@@ -66,14 +66,22 @@ if TYPE_CHECKING:
 __all__ = [
     "EVENT_QUANTITIES",
     "REPORT_QUANTITIES",
+    "MAPPING_VERSION",
     "SOFTWARE_AGENT",
     "batch_quads",
+    "graph_version_quad",
     "instance_quads",
     "project_quads",
 ]
 
 SOFTWARE_AGENT = f"urn:radbank:software:{__version__}"
 """The prov:SoftwareAgent of every processing step: this radbank version."""
+
+MAPPING_VERSION = "2"
+"""The version of what this module says of an object: raised whenever the quads of an object
+change, so that a node rebuilds the graphs an older version wrote (`graph_version_quad`).
+2: events state their CTDIvol and DLP as plain numbers too (radbank:meanCTDIvolInmGy,
+radbank:dlpInmGycm)."""
 
 # Dose table columns (radbank.dicom.dose.table.COLUMNS) -> (DCM concept, UCUM unit): each
 # value becomes a radbank:DoseQuantity. The concept is the one the column's template row
@@ -174,6 +182,9 @@ _EVENT_CLASSES = {
     "projection": (rb.ProjectionXRayEvent, rb.IrradiationEvent),
     "NM": (rb.RadiopharmaceuticalAdministration,),
 }
+# Event quantities the event also states as a plain number (besides the DoseQuantity node):
+# the two that statistics over many events ask for, read in one step.
+_ON_EVENT = {"ctdivol_mGy": rb.meanCTDIvolInmGy, "dlp_mGycm": rb.dlpInmGycm}
 
 
 @lru_cache(maxsize=256)
@@ -662,6 +673,7 @@ class _Mapper:
                 context, node, key, column, value, _dcm(code), ucum,
                 phantom=phantom if column in _PHANTOM_COLUMNS else None,
                 estimate=estimate if column == "effective_dose_mSv" else None,
+                on_owner=_ON_EVENT.get(column),
             )  # fmt: skip
         for organ, value, unit in _organ_doses(row.get("organ_doses")):
             column = "organ_dose:" + quote(organ, safe="")
@@ -714,9 +726,11 @@ class _Mapper:
         phantom: str | None = None,
         estimate: str | None = None,
         region: str | None = None,
+        on_owner: NamedNode | None = None,
     ) -> None:
         """A value the object states for `owner` (an event, an administration, the object
-        itself): one node per owner, column and value, derived from every object stating it."""
+        itself): one node per owner, column and value, derived from every object stating it;
+        with `on_owner`, the owner states the value with that property too."""
         iri = f"urn:radbank:quantity:{self.project}:{owner_key}:{column}={value!r}"
         if iri in context.stated:
             return
@@ -726,6 +740,8 @@ class _Mapper:
         add = self.add
         if self.once(("quantity", iri, subject, phantom, estimate, region)):
             add(owner, predicate, node)
+            if on_owner is not None:
+                add(owner, on_owner, Literal(value))
             add(node, TYPE, kind)
             if estimate is not None:
                 add(node, TYPE, rb.DoseEstimate)
@@ -784,6 +800,13 @@ def batch_quads(
         rows = record.dose_rows if dose_rows is None else dose_rows[position]
         mapper.instance(record, rows)
     return mapper.quads
+
+
+def graph_version_quad(project: str) -> Quad:
+    """What a project's graph says of itself: the MAPPING_VERSION its quads were written with
+    (by a rebuild, or by the first write into the empty graph)."""
+    graph = NamedNode(graph_iri(project))
+    return Quad(graph, rb.mappingVersion, Literal(MAPPING_VERSION), graph)
 
 
 def project_quads(project: ProjectLike, *, base_url: str | None) -> list[Quad]:
