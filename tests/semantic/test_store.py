@@ -8,9 +8,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -675,6 +677,48 @@ def test_purge_leaves_no_trace_of_removed_triples_on_disk(tmp_path: Path) -> Non
     assert _files_holding(tmp_path / "rdf", secret.encode()) == []
     assert store.count(graph_iri("p")) == 1  # the other subject is untouched
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["rdf"]
+
+
+def _deleted_files_held_open(directory: Path) -> list[str]:
+    """Files under `directory` that were unlinked but some process still has open."""
+    held = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            links = [os.readlink(fd) for fd in fd_dir.iterdir()]
+        except OSError:  # a process that ended, or not ours
+            continue
+        held += [
+            link for link in links if link.startswith(str(directory)) and "(deleted)" in link
+        ]
+    return held
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc (Linux)")
+def test_after_a_purge_no_query_process_keeps_the_old_files_open(tmp_path: Path) -> None:
+    """A query's evaluator process keeps its read-only store open for the next query; an
+    erasure's purge replaces the database, and the evaluator lets the old files go within
+    seconds, not after its 30 s idle time: until then their space, and the erased data in
+    them, would stay on disk."""
+    store = OxigraphStore(tmp_path / "rdf")
+    gone = subject_iri("p", "RB-" + "A" * 20)
+    store.add(
+        [
+            ox.Quad(ox.NamedNode("urn:oid:2.25.1"), ox.NamedNode(RB + "subject"),
+                    ox.NamedNode(gone), ox.NamedNode(graph_iri("p"))),
+            ox.Quad(ox.NamedNode("urn:oid:2.25.2"), ox.NamedNode(RB + "note"),
+                    ox.Literal("kept"), ox.NamedNode(graph_iri("p"))),
+        ]
+    )  # fmt: skip
+    query = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
+    assert store.query(query, [graph_iri("p")], "text/csv").body.split()[-1] == b"2"
+    store.remove_subjects(graph_iri("p"), [gone])
+    store.purge()
+    deadline = time.monotonic() + 10
+    while _deleted_files_held_open(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _deleted_files_held_open(tmp_path) == []
+    assert time.monotonic() < deadline - 10 + 5  # well before the idle time of 30 s
+    assert store.query(query, [graph_iri("p")], "text/csv").body.split()[-1] == b"1"
 
 
 @pytest.mark.parametrize("crash", ["copying", "copied", "moved-aside", "swapped"])

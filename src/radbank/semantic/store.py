@@ -596,10 +596,24 @@ def _evaluate(store: ox.Store, plan: _Plan, max_bytes: int, deadline: float | No
     return QueryResult(b"".join(sink.parts), media_type)
 
 
-# In an evaluator process: the store the last query read, opened read-only, and the state
-# of its files when it was opened; closed after _KEEP_OPEN_IDLE_S without a query.
+# In an evaluator process: the store the last query read, opened read-only, with the state
+# of its files when it was opened. Closed after _KEEP_OPEN_IDLE_S without a query, and
+# within _WATCH_S of a purge replacing its directory (an erasure's purge must not leave
+# the old files, unlinked, held open by an idle evaluator: their space, and what they
+# hold of erased data, is freed only when the last process closes them).
 _KEEP_OPEN_IDLE_S = 30.0
-_reading: dict[str, tuple[frozenset[tuple[str, int, int, int]], ox.Store]] = {}
+_WATCH_S = 1.0
+
+
+@dataclass
+class _OpenStore:
+    state: frozenset[tuple[str, int, int, int]]
+    store: ox.Store
+    directory: int  # the inode of the database's directory: a purge swaps in another
+    used: float  # time.monotonic() of the last query
+
+
+_reading: dict[str, _OpenStore] = {}
 
 
 def _files_state(location: str) -> frozenset[tuple[str, int, int, int]]:
@@ -623,13 +637,29 @@ def _read_only(location: str) -> ox.Store:
     and opened again, so a query never reads a state older than the last write."""
     state = _files_state(location)
     cached = _reading.pop(location, None)
-    if cached is not None and cached[0] == state:
+    if cached is not None and cached.state == state:
+        cached.used = time.monotonic()
         _reading[location] = cached
-        return cached[1]
+        return cached.store
     del cached  # closes the old store before the new one is opened
     store = ox.Store.read_only(location)
-    _reading[location] = (_files_state(location), store)
+    _reading[location] = _OpenStore(
+        _files_state(location), store, os.stat(location).st_ino, time.monotonic()
+    )
     return store
+
+
+def _close_stale_stores() -> None:
+    """Close the stores idle for _KEEP_OPEN_IDLE_S, and those whose directory a purge has
+    replaced (or removed)."""
+    now = time.monotonic()
+    for location, opened in list(_reading.items()):
+        try:
+            replaced = os.stat(location).st_ino != opened.directory
+        except OSError:
+            replaced = True
+        if replaced or now - opened.used >= _KEEP_OPEN_IDLE_S:
+            del _reading[location]
 
 
 def _answer(
@@ -661,10 +691,8 @@ def _serve(fd: int) -> None:
     """An evaluator process: answer requests on the connection `fd` until it closes."""
     connection = multiprocessing.connection.Connection(fd)
     while True:
-        if _reading and not connection.poll(_KEEP_OPEN_IDLE_S):
-            # Idle: close the store, so that files a purge has since unlinked (and what
-            # the cache holds of erased data) are not kept by this process.
-            _reading.clear()
+        if _reading and not connection.poll(_WATCH_S):
+            _close_stale_stores()
             continue
         try:
             location, lock_path, plan, max_bytes, timeout_s = connection.recv()
