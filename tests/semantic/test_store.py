@@ -687,9 +687,7 @@ def _deleted_files_held_open(directory: Path) -> list[str]:
             links = [os.readlink(fd) for fd in fd_dir.iterdir()]
         except OSError:  # a process that ended, or not ours
             continue
-        held += [
-            link for link in links if link.startswith(str(directory)) and "(deleted)" in link
-        ]
+        held += [link for link in links if link.startswith(str(directory)) and "(deleted)" in link]
     return held
 
 
