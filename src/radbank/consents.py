@@ -18,6 +18,7 @@ crash interrupted). The audit trail keeps the tombstone; it never held data.
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,8 @@ from radbank.graphs import Graphs
 from radbank.index import Index, Project
 from radbank.ingest.journal import Journal
 from radbank.store import BlobStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,17 @@ class Consents:
                     },
                 ),
             )
+            try:
+                self.graphs.record_consents(project, [d.pseudonym for d in given])
+            except Exception:  # noqa: BLE001 - the index holds them; the next start writes them
+                log.exception(
+                    "RDF: the consents of %d subject(s) of project %s were recorded but not "
+                    "described in its graph; the next start rebuilds the graph (or run "
+                    "`radbank rdf rebuild --project %s`)",
+                    len(given),
+                    project.name,
+                    project.name,
+                )
         return [
             self.withdraw(project, d.pseudonym, actor=actor, source=source, reason=d.form_reference)
             for d in decisions

@@ -50,6 +50,7 @@ import pyoxigraph as ox
 from radbank.governance.audit import AuditTrail
 from radbank.governance.keys import NodeKeys
 from radbank.index import (
+    ConsentRecord,
     Index,
     InstanceRecord,
     Project,
@@ -76,6 +77,7 @@ from radbank.store import BlobStore
 log = logging.getLogger(__name__)
 
 _INSTANCE = RB + "Instance"
+_CONSENT = RB + "Consent"
 _MAPPING_VERSION = RB + "mappingVersion"
 # What a journal entry of the RDF journal names: ["instances", project, SOP Instance UIDs...]
 # or ["submission", project, submission id].
@@ -436,6 +438,10 @@ class Graphs:
         def quads() -> Iterator[ox.Quad]:
             yield from mapping.project_quads(project, base_url=None)
             yield mapping.graph_version_quad(project.name)
+            for consent in self._given_consents(project):
+                yield from mapping.consent_quads(
+                    project.name, consent.pseudonym, consent.scope, consent.decided_on
+                )
             reader = DoseReader()
             sizes = self.index.water_equivalent_diameters(project.id)
             for chunk in _chunks(self.index.iter_instances(project.id), _BATCH):
@@ -498,19 +504,49 @@ class Graphs:
         )
 
     def stale_projects(self) -> list[str]:
-        """Projects whose graph describes another number of instances than the index holds
-        (a store that was replaced, writes lost), or was written by another version of the
-        mapping (mapping.MAPPING_VERSION)."""
+        """Projects whose graph describes another number of instances or consents than the
+        index holds (a store that was replaced, writes lost), or was written by another
+        version of the mapping (mapping.MAPPING_VERSION)."""
         stale = []
         for project in self.index.list_projects():
             held = self.index.count_instances(project.id)
             graph = graph_iri(project.name)
             described = self.store.count(graph, _INSTANCE)
-            if held != described or (
-                described and self._mapping_version(graph) != [mapping.MAPPING_VERSION]
+            consents = len(self._given_consents(project))
+            if (
+                held != described
+                or consents != self.store.count(graph, _CONSENT)
+                or (
+                    (described or consents)
+                    and self._mapping_version(graph) != [mapping.MAPPING_VERSION]
+                )
             ):
                 stale.append(project.name)
         return stale
+
+    def _given_consents(self, project: Project) -> list[ConsentRecord]:
+        return [c for c in self.index.current_consents(project.id).values() if c.status == "given"]
+
+    # Consent
+
+    def record_consents(self, project: Project, pseudonyms: Iterable[str]) -> None:
+        """Describe the subjects' current consents as the index holds them (after new
+        decisions were recorded), replacing what the graph said of them."""
+        pseudonyms = sorted(set(pseudonyms))
+        current = self.index.current_consents(project.id, pseudonyms)
+        graph = graph_iri(project.name)
+        self.describe_project(project)
+        self.store.remove_descriptions(
+            graph, [mapping.consent_iri(project.name, p) for p in pseudonyms]
+        )
+        self.store.add(
+            quad
+            for consent in current.values()
+            if consent.status == "given"
+            for quad in mapping.consent_quads(
+                project.name, consent.pseudonym, consent.scope, consent.decided_on
+            )
+        )
 
     def _mapping_version(self, graph: str) -> list[str]:
         """The mapping versions the graph says it was written with (none before version 2)."""

@@ -6,6 +6,8 @@ leaves a tombstone in the audit trail."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from radbank.app import Services, recover
 from radbank.dicom.deid.pseudonyms import patient_pseudonym
 from radbank.governance.consent import InvalidConsent, decision, fhir_bundle
 from radbank.ingest import Status
+from radbank.semantic.vocabulary import graph_iri, subject_iri
 
 FORM = "ICF-2024-0017"
 
@@ -264,3 +267,73 @@ def test_objects_held_for_consent_are_released_once_it_is_recorded(node: Service
     assert not any(node.store.exists(row["blob_key"]) for row in held)
     assert release(held[0]["id"]).status == Status.REJECTED  # released already
     assert [r.action for r in node.trail.records()].count("quarantine.release") == len(files)
+
+
+def _consents_in_graph(node: Services, project: str) -> set[tuple[str, ...]]:
+    answer = node.graphs.store.query(
+        """
+        PREFIX radbank: <https://w3id.org/radbank/ontology#>
+        PREFIX dcterms: <http://purl.org/dc/terms/>
+        SELECT ?subject ?status ?date ?condition ?disease WHERE {
+          ?consent a radbank:Consent ; radbank:subject ?subject ;
+                   radbank:consentStatus ?status ; dcterms:date ?date ;
+                   radbank:dataUseCondition ?condition .
+          OPTIONAL { ?consent radbank:dataUseDisease ?disease }
+        }""",
+        [graph_iri(project)],
+        "text/csv",
+    )
+    return {tuple(row) for row in csv.reader(io.StringIO(answer.body.decode()))} - {
+        ("subject", "status", "date", "condition", "disease")
+    }
+
+
+def test_each_subjects_current_consent_is_described_in_the_projects_graph(
+    node: Services,
+) -> None:
+    """A researcher can select subjects by what they consented to, in SPARQL: the newest
+    decision of each subject, replaced by a newer one, rebuilt with the graph, gone with a
+    withdrawal."""
+    new_project(node, "ct")
+    project = node.index.get_project("ct")
+    (first, files), (second, _) = _subjects(node, "ct").items()
+    ingest(node, "ct", files)
+    node.consents.record(
+        project,
+        [
+            decision(first, "given", ["DUO:0000042"], date(2024, 3, 1), FORM),
+            decision(second, "given", ["DUO:0000007:MONDO:0004992"], date(2024, 3, 2), FORM),
+        ],
+        actor="steward",
+        source="test",
+    )
+    duo = "http://purl.obolibrary.org/obo/DUO_"
+    first_iri, second_iri = (subject_iri("ct", p) for p in (first, second))
+    assert _consents_in_graph(node, "ct") == {
+        (first_iri, "given", "2024-03-01", duo + "0000042", ""),
+        (second_iri, "given", "2024-03-02", duo + "0000007",
+         "http://purl.obolibrary.org/obo/MONDO_0004992"),
+    }  # fmt: skip
+    assert (
+        FORM
+        not in node.graphs.store.query(
+            "CONSTRUCT WHERE { ?s ?p ?o }", [graph_iri("ct")], "application/n-triples"
+        ).body.decode()
+    )  # the form reference is the site's free text: index only
+
+    node.consents.record(
+        project,
+        [decision(first, "given", ["DUO:0000006"], date(2024, 6, 1), FORM)],
+        actor="steward",
+        source="test",
+    )
+    described = _consents_in_graph(node, "ct")
+    assert (first_iri, "given", "2024-06-01", duo + "0000006", "") in described
+    assert len(described) == 2
+
+    node.graphs.rebuild(project)
+    assert _consents_in_graph(node, "ct") == described
+    assert node.graphs.stale_projects() == []
+
+    node.consents.withdraw(project, second, actor="steward", source="test", reason="letter")
+    assert {row[0] for row in _consents_in_graph(node, "ct")} == {first_iri}

@@ -69,6 +69,8 @@ __all__ = [
     "MAPPING_VERSION",
     "SOFTWARE_AGENT",
     "batch_quads",
+    "consent_iri",
+    "consent_quads",
     "graph_version_quad",
     "instance_quads",
     "project_quads",
@@ -77,11 +79,11 @@ __all__ = [
 SOFTWARE_AGENT = f"urn:radbank:software:{__version__}"
 """The prov:SoftwareAgent of every processing step: this radbank version."""
 
-MAPPING_VERSION = "2"
+MAPPING_VERSION = "3"
 """The version of what this module says of an object: raised whenever the quads of an object
 change, so that a node rebuilds the graphs an older version wrote (`graph_version_quad`).
 2: events state their CTDIvol and DLP as plain numbers too (radbank:meanCTDIvolInmGy,
-radbank:dlpInmGycm)."""
+radbank:dlpInmGycm). 3: each subject's current consent is a radbank:Consent."""
 
 # Dose table columns (radbank.dicom.dose.table.COLUMNS) -> (DCM concept, UCUM unit): each
 # value becomes a radbank:DoseQuantity. The concept is the one the column's template row
@@ -802,6 +804,48 @@ def batch_quads(
     return mapper.quads
 
 
+def consent_iri(project: str, pseudonym: str) -> str:
+    """urn:radbank:consent:<project>:<pseudonym>: the subject's current consent."""
+    return "urn:radbank:consent:" + subject_iri(project, pseudonym).removeprefix(
+        "urn:radbank:subject:"
+    )
+
+
+def consent_quads(
+    project: str, pseudonym: str, scope: Iterable[str], decided_on: date
+) -> list[Quad]:
+    """The subject's current consent (the newest decision recorded, which is "given": a
+    withdrawal erases the subject, this node with the rest): the GA4GH DUO conditions
+    consented to and the date of the decision. The form reference stays in the index (it
+    is the site's free text)."""
+    graph = NamedNode(graph_iri(project))
+    node = NamedNode(consent_iri(project, pseudonym))
+    triples: list[tuple[NamedNode, NamedNode, NamedNode | Literal]] = [
+        (node, TYPE, rb.Consent),
+        (node, rb.subject, NamedNode(subject_iri(project, pseudonym))),
+        (node, rb.project, NamedNode(project_iri(project))),
+        (node, rb.consentStatus, Literal("given")),
+        (node, dcterms.date, Literal(decided_on.isoformat(), datatype=XSD_DATE)),
+    ]
+    triples += _data_use_triples(node, scope)
+    return [Quad(s, p, o, graph) for s, p, o in triples]
+
+
+def _data_use_triples(
+    node: NamedNode, codes: Iterable[str]
+) -> list[tuple[NamedNode, NamedNode, NamedNode | Literal]]:
+    """The DUO conditions (and their diseases) a project declares or a subject consented to."""
+    triples: list[tuple[NamedNode, NamedNode, NamedNode | Literal]] = []
+    for condition, disease in data_use_terms(codes):
+        triples.append((node, rb.dataUseCondition, NamedNode(condition)))
+        if disease is not None:
+            is_iri = disease.startswith("http")
+            triples.append(
+                (node, rb.dataUseDisease, NamedNode(disease) if is_iri else Literal(disease))
+            )
+    return triples
+
+
 def graph_version_quad(project: str) -> Quad:
     """What a project's graph says of itself: the MAPPING_VERSION its quads were written with
     (by a rebuild, or by the first write into the empty graph)."""
@@ -830,13 +874,7 @@ def project_quads(project: ProjectLike, *, base_url: str | None) -> list[Quad]:
         triples.append((node, dcterms.license, NamedNode(licence)))
     if (project.ip_statement or "").strip():
         triples.append((node, dcterms.rights, Literal(project.ip_statement.strip())))
-    for condition, disease in data_use_terms(project.data_use):
-        triples.append((node, rb.dataUseCondition, NamedNode(condition)))
-        if disease is not None:
-            is_iri = disease.startswith("http")
-            triples.append(
-                (node, rb.dataUseDisease, NamedNode(disease) if is_iri else Literal(disease))
-            )
+    triples += _data_use_triples(node, project.data_use)
     quads = [Quad(s, p, o, graph) for s, p, o in triples]
     if base_url:
         quads += [
