@@ -14,6 +14,7 @@ import pytest
 from radbank.app import Services, build_services, recover
 from radbank.config import Settings
 from radbank.governance.policy import ADMIN
+from radbank.index import Project
 from radbank.ingest import Item, Status
 from radbank.projects import create_project
 from radbank.semantic.store import StoreUnavailable
@@ -40,6 +41,26 @@ def _open(data: Path) -> Services:
     return services
 
 
+def _new_trial(services: Services) -> Project:
+    return create_project(
+        services.index,
+        "trial",
+        keys=services.keys,
+        trail=services.trail,
+        actor="test",
+        profile="research-dose",
+    )
+
+
+def _trial_with_data(data: Path, seed: int) -> Services:
+    """A node with project "trial" holding a synthetic study, its triples written."""
+    services = _open(data)
+    project = _new_trial(services)
+    services.pipeline.ingest(_items(seed), project, source="test", principal=ADMIN)
+    services.graphs.flush()
+    return services
+
+
 def _fail_writes(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     def down(*args: object, **kwargs: object) -> int:
         raise StoreUnavailable("SPARQL server http://127.0.0.1:1 unreachable (simulated)")
@@ -52,14 +73,7 @@ def test_ingest_while_the_rdf_store_is_down_is_written_at_the_next_start(
 ) -> None:
     data = tmp_path / "data"
     services = _open(data)
-    project = create_project(
-        services.index,
-        "trial",
-        keys=services.keys,
-        trail=services.trail,
-        actor="test",
-        profile="research-dose",
-    )
+    project = _new_trial(services)
     with monkeypatch.context() as patch:
         _fail_writes(services, patch)
         outcomes = services.pipeline.ingest(_items(81), project, source="test", principal=ADMIN)
@@ -81,17 +95,7 @@ def test_ingest_while_the_rdf_store_is_down_is_written_at_the_next_start(
 
 def test_a_graph_that_does_not_match_the_index_is_rebuilt_at_start(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    services = _open(data)
-    project = create_project(
-        services.index,
-        "trial",
-        keys=services.keys,
-        trail=services.trail,
-        actor="test",
-        profile="research-dose",
-    )
-    services.pipeline.ingest(_items(82), project, source="test", principal=ADMIN)
-    services.graphs.flush()
+    services = _trial_with_data(data, seed=82)
     complete = services.graphs.store.count(graph_iri("trial"))
     services.graphs.store.drop_graph(graph_iri("trial"))  # e.g. a store that was replaced
     services.close()
@@ -108,17 +112,7 @@ def test_a_graph_an_older_mapping_wrote_is_rebuilt_at_start(tmp_path: Path) -> N
     2: events state their CTDIvol and DLP) rebuilds the graphs written before, so the
     example queries see old and new data alike."""
     data = tmp_path / "data"
-    services = _open(data)
-    project = create_project(
-        services.index,
-        "trial",
-        keys=services.keys,
-        trail=services.trail,
-        actor="test",
-        profile="research-dose",
-    )
-    services.pipeline.ingest(_items(83), project, source="test", principal=ADMIN)
-    services.graphs.flush()
+    services = _trial_with_data(data, seed=83)
     graph = graph_iri("trial")
     store = services.graphs.store
     assert services.graphs.stale_projects() == []  # the first write marked the graph
