@@ -575,6 +575,7 @@ def _publish_all(
             temp = Path(result.temp)
             final = target / row.output
             try:
+                _release_cached_pages(temp)
                 if not _publish(temp, final):
                     # Two inputs with the same de-identified SOP Instance UID.
                     row = _against_existing(row, final, temp.read_bytes())
@@ -589,6 +590,36 @@ def _publish_all(
     csv.writer(report).writerows(_report_values(row) for row in published)
     report.flush()
     os.fsync(report.fileno())
+
+
+def _release_cached_pages(path: Path) -> None:
+    """Let the kernel reuse the page cache holding a file that is on disk now.
+
+    The output is not read again by this run, and the memory its pages hold is what the
+    next files are written into. Left cached, every written file takes fresh memory; on
+    virtual machines whose host reclaims the guest's free memory (virtio-balloon free page
+    reporting), each fresh page then costs a fault in the host, and the kernel's copy of
+    the written data was the largest single cost of a run (see docs/benchmarks.md, the
+    de-identification runs M). Released, the next files reuse the same pages, and a large
+    export does not push the rest of the workstation's cache out either (as `dd
+    oflag=nocache` or `rsync --drop-cache`). A file that cannot be opened is skipped: its
+    data is durable already.
+    """
+    if _FADV_DONTNEED is None:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.posix_fadvise(fd, 0, 0, _FADV_DONTNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+_FADV_DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None)
 
 
 def _sync_file_system(path: Path) -> None:
