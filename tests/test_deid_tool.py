@@ -10,11 +10,9 @@ radbank.synthetic whose identity must not reach OUT.
 from __future__ import annotations
 
 import csv
-import ctypes
 import fcntl
 import hashlib
 import io
-import mmap
 import os
 import pty
 import select
@@ -25,6 +23,7 @@ import sys
 from pathlib import Path
 
 import corpus
+import pagecache
 import pydicom
 import pytest
 from typer.testing import CliRunner
@@ -245,47 +244,11 @@ def test_rerun_redoes_only_missing_and_half_written_files(tmp_path: Path, plante
     assert fingerprints(source) == before
 
 
-def resident_pages(path: Path) -> int:
-    """Pages of the file held in the page cache (mincore(2) on a private mapping of it)."""
-    size = path.stat().st_size
-    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
-    vector = (ctypes.c_ubyte * pages)()
-    mincore = ctypes.CDLL(None, use_errno=True).mincore
-    with (
-        path.open("rb") as handle,
-        mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_COPY) as mapped,
-    ):
-        start = ctypes.c_char.from_buffer(mapped)
-        try:
-            if mincore(ctypes.c_void_p(ctypes.addressof(start)), ctypes.c_size_t(size), vector):
-                raise OSError(ctypes.get_errno(), "mincore")
-        finally:
-            del start  # the mapping cannot close while exported
-    return sum(byte & 1 for byte in vector)
-
-
-def file_system_type(path: Path) -> str:
-    mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
-    resolved = str(path.resolve())
-    point, kind = max(
-        (
-            (m[1], m[2])
-            for m in mounts
-            if resolved == m[1] or resolved.startswith(m[1].rstrip("/") + "/")
-        ),
-        key=lambda found: len(found[0]),
-    )
-    return kind
-
-
-@pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="page cache release is Linux's posix_fadvise"
-)
+@pagecache.linux_only
 def test_written_files_do_not_stay_in_memory(tmp_path: Path, planted) -> None:
     """A large export must not fill the workstation's memory with its output: once a file
     is on disk its cached pages are released for the next files (and other programs)."""
-    if file_system_type(tmp_path) in {"tmpfs", "ramfs"}:
-        pytest.skip(f"{tmp_path} is in memory (tmpfs): its pages cannot be released")
+    pagecache.skip_in_memory(tmp_path)
     source, target, key_file = tmp_path / "in", tmp_path / "out", tmp_path / "site.key"
     write_planted(source, planted)
     result = deid(source, target, "--profile", PROFILE, "--key-file", key_file, "--jobs", "2")
@@ -293,7 +256,7 @@ def test_written_files_do_not_stay_in_memory(tmp_path: Path, planted) -> None:
     outputs = [target / row["output"] for row in report(target).values()]
     assert len(outputs) == N_PLANTED
     # Before the fix every page of every output stayed cached (~0.5 MB per file).
-    assert sum(resident_pages(path) for path in outputs) == 0
+    assert sum(pagecache.resident_pages(path) for path in outputs) == 0
     for path in outputs:  # released, not lost
         assert pydicom.dcmread(path).PatientIdentityRemoved == "YES"
 

@@ -60,6 +60,7 @@ from radbank.dicom.instance import (
     read_instance,
 )
 from radbank.governance.sitekey import KeyFileError, load_or_create_key_file
+from radbank.store.files import release_cached_pages
 
 REPORT_NAME = "deid-report.csv"
 RUN_RECORD_NAME = "deid-run.json"
@@ -593,33 +594,17 @@ def _publish_all(
 
 
 def _release_cached_pages(path: Path) -> None:
-    """Let the kernel reuse the page cache holding a file that is on disk now.
-
-    The output is not read again by this run, and the memory its pages hold is what the
-    next files are written into. Left cached, every written file takes fresh memory; on
-    virtual machines whose host reclaims the guest's free memory (virtio-balloon free page
-    reporting), each fresh page then costs a fault in the host, and the kernel's copy of
-    the written data was the largest single cost of a run (see docs/benchmarks.md, the
-    de-identification runs M). Released, the next files reuse the same pages, and a large
-    export does not push the rest of the workstation's cache out either (as `dd
-    oflag=nocache` or `rsync --drop-cache`). A file that cannot be opened is skipped: its
-    data is durable already.
-    """
-    if _FADV_DONTNEED is None:
-        return
+    """Drop the page cache of a file that is on disk now (see `release_cached_pages`): the
+    run does not read it again, and the next files are written into the memory released.
+    A file that cannot be opened is skipped: its data is durable already."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
-        os.posix_fadvise(fd, 0, 0, _FADV_DONTNEED)
-    except OSError:
-        pass
+        release_cached_pages(fd)
     finally:
         os.close(fd)
-
-
-_FADV_DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None)
 
 
 def _sync_file_system(path: Path) -> None:

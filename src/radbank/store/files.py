@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -63,6 +64,7 @@ class FileStore:
                 temp.unlink(missing_ok=True)
             raise
         for temp, path, fd in staged:
+            release_cached_pages(fd)
             os.close(fd)
             os.replace(temp, path)
             directories.add(path.parent)
@@ -109,6 +111,28 @@ class FileStore:
                     Path(dirpath, name).unlink(missing_ok=True)
                     removed += 1
         return removed
+
+
+def release_cached_pages(fd: int) -> None:
+    """Let the kernel reuse the page cache holding a file whose data is on disk now.
+
+    Written blobs and de-identified files are not read again soon (a retrieval reads them
+    from disk), and the memory their pages hold is what the next ones are written into.
+    Left cached, every write takes fresh memory; on virtual machines whose host reclaims
+    the guest's free memory (virtio-balloon free page reporting) each fresh page costs a
+    fault in the host, and the kernel's copy of written data was the largest single cost
+    of ingest there (docs/benchmarks.md: STOW-RS run 21, de-identification run M).
+    Released, the next writes reuse the same pages, and a bulk import does not push the
+    rest of the machine's cache out (as `dd oflag=nocache`). Only clean pages are dropped:
+    call it after the data is synced. A no-op where posix_fadvise is missing.
+    """
+    if _FADV_DONTNEED is None:
+        return
+    with contextlib.suppress(OSError):  # advice only: the data is on disk either way
+        os.posix_fadvise(fd, 0, 0, _FADV_DONTNEED)
+
+
+_FADV_DONTNEED: int | None = getattr(os, "POSIX_FADV_DONTNEED", None)
 
 
 def _make_directories(directory: Path) -> list[Path]:
