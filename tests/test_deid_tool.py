@@ -244,6 +244,23 @@ def test_rerun_redoes_only_missing_and_half_written_files(tmp_path: Path, plante
     assert fingerprints(source) == before
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_named_pipe_among_inputs_is_rejected_not_waited_on(
+    tmp_path: Path, planted, jobs: str
+) -> None:
+    """Before, a FIFO in the input folder made the run wait forever for a writer."""
+    source, target, key_file = tmp_path / "in", tmp_path / "out", tmp_path / "site.key"
+    write_planted(source, planted[:3])
+    os.mkfifo(source / "pipe")
+    result = deid(source, target, "--profile", PROFILE, "--key-file", key_file, "--jobs", jobs)
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = report(target)
+    assert rows["pipe"]["status"] == "rejected"
+    assert rows["pipe"]["reason"] == "not a file but a named pipe (FIFO); nothing was read from it"
+    assert [rows[f"{n:04d}.dcm"]["status"] for n in range(3)] == ["written"] * 3
+
+
 @pagecache.linux_only
 def test_written_files_do_not_stay_in_memory(tmp_path: Path, planted) -> None:
     """A large export must not fill the workstation's memory with its output: once a file

@@ -26,6 +26,7 @@ import operator
 import os
 import secrets
 import signal
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -712,13 +713,15 @@ class _WorkerSettings:
 
 def _results(settings: _WorkerSettings, todo: list[str], jobs: int) -> Iterator[list[Done]]:
     """Report rows in batches as workers finish them; in this process when jobs is 1."""
-    if jobs == 1 or len(todo) <= 1:
-        worker = _Worker(settings)
-        for name in todo:
-            yield [worker.run(name)]
-        return
     size = max(1, min(_MAX_CHUNK_FILES, len(todo) // (jobs * 8)))
     chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+    if jobs == 1 or len(todo) <= 1:
+        worker = _Worker(settings)
+        for chunk in chunks:
+            worker.prefetch(chunk)
+            for name in chunk:
+                yield [worker.run(name)]
+        return
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     )
@@ -739,6 +742,7 @@ def _results(settings: _WorkerSettings, todo: list[str], jobs: int) -> Iterator[
 
 
 _worker: _Worker | None = None
+_FADV_WILLNEED: int | None = getattr(os, "POSIX_FADV_WILLNEED", None)
 
 
 def _start_worker(settings: _WorkerSettings) -> None:
@@ -751,7 +755,7 @@ def _start_worker(settings: _WorkerSettings) -> None:
 
 def _run_chunk(names: list[str]) -> list[Done]:
     assert _worker is not None, "the pool initializer sets up the worker"
-    return [_worker.run(name) for name in names]
+    return _worker.run_all(names)
 
 
 class _Worker:
@@ -763,6 +767,33 @@ class _Worker:
         self.settings = settings.settings.instance_settings(settings.key)
         self.folders: set[Path] = set()  # output folders this worker made or found
 
+    def run_all(self, names: list[str]) -> list[Done]:
+        self.prefetch(names)
+        return [self.run(name) for name in names]
+
+    def prefetch(self, names: list[str]) -> None:
+        """Ask the kernel to read the next files while this one is worked on.
+
+        Inputs at a site are on disk, not in memory (a folder just copied from the PACS, a
+        network share, a USB disk): read one by one, each file's read waits for the disk
+        while the core idles. Read-ahead of the whole task overlaps the disk with the work
+        (planted CT corpus, inputs not cached: 2.7-3.1 s against 3.2-3.8 s for 2,000
+        files, docs/benchmarks.md run M); files already cached cost a system call each."""
+        if _FADV_WILLNEED is None:
+            return
+        for name in names:
+            try:
+                # O_NONBLOCK: a FIFO among the inputs must not hang the run here.
+                fd = os.open(self.source_root / name, os.O_RDONLY | os.O_NONBLOCK)
+            except OSError:
+                continue  # reported when the file itself is read
+            try:
+                os.posix_fadvise(fd, 0, 0, _FADV_WILLNEED)
+            except OSError:
+                pass  # advice only
+            finally:
+                os.close(fd)
+
     def run(self, name: str) -> Done:
         outcome = self._process(name)
         return outcome if isinstance(outcome, Done) else Done(outcome)
@@ -771,8 +802,9 @@ class _Worker:
         if PurePosixPath(name).name.upper() == "DICOMDIR":
             return ReportRow(name, Status.SKIPPED_DICOMDIR, reason=_DICOMDIR_REASON)
         try:
-            with open(self.source_root / name, "rb") as handle:  # never opened for writing
-                data = handle.read()
+            data = _read_input(self.source_root / name)
+        except _NotAFile as exc:
+            return _rejected(name, f"not a file but {exc}; nothing was read from it")
         except OSError as exc:
             return _rejected(name, f"cannot read the file ({exc.strerror})")
         try:
@@ -842,6 +874,30 @@ class _Worker:
 
 
 _DICOMDIR_REASON = "a DICOMDIR indexes files on a medium; it is not an instance"
+
+
+class _NotAFile(Exception):
+    """An input that is not a regular file (its kind is the message)."""
+
+
+_KINDS = {
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+
+def _read_input(path: Path) -> bytes:
+    """The bytes of an input file, never opened for writing. Anything but a regular file
+    (a FIFO would block the run forever, a device could be read without end) raises
+    _NotAFile: opened without blocking, checked, closed unread."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as handle:
+        kind = stat.S_IFMT(os.fstat(fd).st_mode)
+        if kind != stat.S_IFREG:
+            raise _NotAFile(_KINDS.get(kind, "a special file"))
+        return handle.read()
 
 
 def _write_failed(row: ReportRow, exc: OSError) -> ReportRow:
