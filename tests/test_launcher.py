@@ -7,11 +7,17 @@ processes radbank starts (server workers) and that values set in the environment
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 
 import pytest
+import typer
+from typer.testing import CliRunner
+
+from radbank.launcher import plain_arguments
+from radbank.offline import deid_command
 
 CHILD_SEES = (
     "from radbank.launcher import tune_allocator; tune_allocator(); import subprocess, sys; "
@@ -42,3 +48,74 @@ def test_settings_in_the_environment_win() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env["MALLOC_MMAP_THRESHOLD_"] = "131072"
     assert _run(env) == f"131072 {32 * 1024 * 1024}"
+
+
+# ------------------------------------------------ `radbank deid` without Typer's start-up
+
+
+def typer_arguments(argv: list[str]) -> dict[str, object] | None:
+    """What Typer calls deid_command with for `argv` (None when it refuses the line)."""
+    seen: dict[str, object] = {}
+
+    @functools.wraps(deid_command)
+    def record(**arguments: object) -> None:
+        seen.update(arguments)
+
+    command = typer.Typer(add_completion=False)
+    command.command()(record)
+    result = CliRunner().invoke(command, argv)
+    return seen if result.exit_code == 0 else None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["in", "out", "--key-file", "k"],
+        ["--key-file", "site.key", "in", "out", "--profile", "basic", "-j", "2", "-q"],
+        ["in", "out", "--key-file=k", "--jobs=3", "--settings", "project.json"],
+        ["in dir", "out", "--quiet", "--key-file", "k", "--profile=research-dose", "--jobs", "1"],
+    ],
+)
+def test_plain_command_lines_get_what_typer_would_pass(argv: list[str]) -> None:
+    expected = typer_arguments(argv)
+    assert expected is not None
+    assert plain_arguments(deid_command, argv) == expected
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["in", "out"],  # the key file is required
+        ["in", "out", "--key-file", "k", "--jobs", "0"],  # below the minimum
+        ["in", "out", "--key-file", "k", "--jobs", "x"],
+        ["in", "out", "--key-file", "k", "--jobs", "-1"],
+        ["in", "out", "--key-file", "k", "-j2"],
+        ["in", "out", "--key-file", "k", "--no-quiet"],
+        ["in", "out", "extra", "--key-file", "k"],
+        ["in", "out", "--key-file", "k", "--profile"],
+        ["in", "out", "--key-file", "k", "--profile", "basic", "--profile", "basic"],
+        ["in", "out", "--key-file", "k", "--", "-x"],
+        ["in", "out", "--key-file", "k", "--quiet=yes"],
+        ["in", "out", "--key-file", "k", "-q=1"],
+    ],
+)
+def test_anything_else_is_left_to_typer(argv: list[str]) -> None:
+    assert plain_arguments(deid_command, argv) is None
+
+
+def test_typer_still_answers_what_the_plain_reader_does_not(tmp_path) -> None:
+    def deid(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "radbank", "deid", *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    refused = deid(str(tmp_path), str(tmp_path / "out"), "--key-file", "k", "--jobs", "0")
+    assert refused.returncode == 2
+    assert "Invalid value for '--jobs'" in refused.stderr
+    assert not (tmp_path / "out").exists()
+    helped = deid("--help")
+    assert helped.returncode == 0 and "--key-file" in helped.stdout
