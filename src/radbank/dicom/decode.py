@@ -23,7 +23,7 @@ import struct
 from pydicom import config
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
-from pydicom.dataset import Dataset, FileDataset
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.filereader import (
     ENCODED_VR,
     _read_file_meta_info,
@@ -68,8 +68,13 @@ def _read(data: bytes) -> FileDataset | None:
     if len(data) < 132 or data[128:132] != b"DICM" or not _at_defaults():
         return None
     buffer = io.BytesIO(data)
-    preamble = read_preamble(buffer, False)
-    file_meta = _read_file_meta_info(buffer)
+    meta = _file_meta(data)
+    if meta is None:
+        preamble = read_preamble(buffer, False)
+        file_meta = _read_file_meta_info(buffer)
+        position = buffer.tell()
+    else:
+        preamble, (file_meta, position) = data[:128], meta
     syntax = file_meta.get("TransferSyntaxUID")
     if (
         not isinstance(syntax, str)  # absent, or several values: pydicom guesses
@@ -77,7 +82,6 @@ def _read(data: bytes) -> FileDataset | None:
         or syntax in PrivateTransferSyntaxes
     ):
         return None  # pydicom guesses, inflates or reads another encoding
-    position = buffer.tell()
     if position >= len(data):
         return None  # no data set: pydicom records implicit VR
     elements = _elements(data, position)
@@ -93,6 +97,50 @@ def _read(data: bytes) -> FileDataset | None:
     read = FileDataset(buffer, dataset, preamble, file_meta, False, True)
     read.set_original_encoding(False, True, dataset._character_set)
     return read
+
+
+def _file_meta(data: bytes) -> tuple[FileMetaDataset, int] | None:
+    """The file meta information as pydicom's `_read_file_meta_info` reads it (the element
+    of the lowest tag converted, as its check of the encoding leaves it) and where the data set
+    starts; None where anything is unusual (an unknown VR, an undefined or overlong
+    length, a first element that does not convert), for pydicom to read. pydicom's
+    INFO-level log line for a group length that does not match is not repeated."""
+    elements: dict[BaseTag, RawDataElement] = {}
+    size, position = len(data), 132
+    new = tuple.__new__
+    while position + 8 <= size:
+        group, number, vr_bytes, length = _HEADER(data, position)
+        if group != 2:
+            break
+        known = _VRS.get(vr_bytes)
+        if known is None:
+            return None
+        vr, long_length = known
+        if long_length:
+            if position + 12 > size:
+                return None
+            length = _LENGTH(data, position + 8)[0]
+            start = position + 12
+        else:
+            start = position + 8
+        if length == _UNDEFINED or start + length > size:
+            return None
+        key = BaseTag(group << 16 | number)
+        value = data[start : start + length] if length else empty_value_for_VR(vr, raw=True)
+        elements[key] = new(
+            RawDataElement, (key, vr, length, value, start, False, True, True, False)
+        )
+        position = start + length
+    if position + 8 > size:
+        return None  # ends in or right after the meta information: pydicom's to judge
+    file_meta = FileMetaDataset(elements)
+    file_meta.set_original_encoding(False, True, default_encoding)
+    if elements:
+        try:
+            file_meta[min(elements)]  # pydicom converts the first in tag order
+        except Exception:  # noqa: BLE001 - pydicom reads it again and decides
+            return None
+    return file_meta, position
 
 
 def _elements(data: bytes, position: int) -> dict[BaseTag, RawDataElement] | None:
