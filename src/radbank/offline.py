@@ -857,8 +857,9 @@ class _Worker:
         """Write the file under a temporary name; the main process names it (`_publish_all`)
         once the data is on disk."""
         final = self.target / row.output
-        if final.exists():
-            return Done(_against_existing(row, final, blob))
+        # An output already there (an earlier run's file whose report row was cut short,
+        # another input with the same UID) is found when the file is named: same content
+        # is skipped, other content rejected (`_publish_all`).
         temp = _temporary(final)
         try:
             if final.parent not in self.folders:
@@ -933,14 +934,20 @@ def _against_existing(row: ReportRow, final: Path, blob: bytes) -> ReportRow:
 def _original_uids(dataset: Dataset) -> list[str]:
     """The identified UIDs of the object, to keep them out of the report's reasons."""
     found = []
-    for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
+    for tag in _IDENTIFYING_UIDS:
         try:
-            value = str(getattr(dataset, keyword, "") or "")
-        except Exception:  # noqa: BLE001 - an undecodable UID cannot appear in a message
+            value = dataset.get_item(tag).value
+        except Exception:  # noqa: BLE001 - absent or unreadable: not in any message
             continue
-        if value:
-            found.append(value)
+        # From the bytes as read where still raw: pydicom's UID conversion validates each
+        # value against a regular expression, for every file, for a message rarely written.
+        text = value.decode("latin-1") if isinstance(value, bytes) else str(value or "")
+        found.extend(uid for part in text.split("\\") if (uid := part.strip("\x00 ")))
     return found
+
+
+# SOP Instance, Study Instance and Series Instance UID
+_IDENTIFYING_UIDS = (0x00080018, 0x0020000D, 0x0020000E)
 
 
 def _withhold(message: str, originals: list[str]) -> str:
