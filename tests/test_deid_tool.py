@@ -28,7 +28,7 @@ import pydicom
 import pytest
 from typer.testing import CliRunner
 
-from radbank import synthetic
+from radbank import offline, synthetic
 from radbank.cli import app
 from radbank.dicom.deid import Profile, deidentify
 from radbank.dicom.encode import part10_bytes
@@ -259,6 +259,25 @@ def test_named_pipe_among_inputs_is_rejected_not_waited_on(
     assert rows["pipe"]["status"] == "rejected"
     assert rows["pipe"]["reason"] == "not a file but a named pipe (FIFO); nothing was read from it"
     assert [rows[f"{n:04d}.dcm"]["status"] for n in range(3)] == ["written"] * 3
+
+
+@pytest.mark.parametrize("rename_noreplace", [True, False], ids=["renameat2", "hard-link"])
+def test_naming_an_output_never_replaces_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rename_noreplace: bool
+) -> None:
+    """Both ways of naming a finished file (renameat2 where the system has it, a hard link
+    elsewhere) leave the temporary name gone on success and never replace a file."""
+    if not rename_noreplace:
+        monkeypatch.setattr(offline, "_renameat2", None)
+    elif offline._renameat2 is None:
+        pytest.skip("no renameat2 here")
+    first, second, final = tmp_path / ".a.partial", tmp_path / ".b.partial", tmp_path / "x.dcm"
+    first.write_bytes(b"first")
+    second.write_bytes(b"second")
+    assert offline._publish(str(first), str(final)) is True
+    assert not first.exists() and final.read_bytes() == b"first"
+    assert offline._publish(second, final) is False
+    assert final.read_bytes() == b"first" and second.read_bytes() == b"second"
 
 
 @pagecache.linux_only

@@ -15,8 +15,10 @@ See docs/offline-deid.md.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import ctypes
+import errno
 import fcntl
 import hashlib
 import hmac
@@ -542,20 +544,52 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
 
 
-def _publish(temp: Path, final: Path) -> bool:
+def _publish(temp: str | Path, final: str | Path) -> bool:
     """Give the complete file `temp` its final name; False if `final` exists already.
+    On True the temporary name is gone; on False or an error it may remain.
 
-    A hard link never replaces a file, so two writers of one name cannot overwrite each
-    other; on file systems without hard links (FAT, exFAT) a checked rename does."""
+    Nothing is ever replaced, so two writers of one name cannot overwrite each other: a
+    rename that refuses to replace (Linux renameat2 RENAME_NOREPLACE, one call); where the
+    system lacks it, a hard link, then the temporary name removed; on file systems without
+    hard links (FAT, exFAT) a checked rename."""
+    if _renameat2 is not None:
+        if _renameat2(_AT_FDCWD, os.fsencode(temp), _AT_FDCWD, os.fsencode(final), 1) == 0:
+            return True
+        error = ctypes.get_errno()
+        if error == errno.EEXIST:
+            return False
+        if error not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(error, os.strerror(error), os.fspath(final))
     try:
         os.link(temp, final)
     except FileExistsError:
         return False
     except OSError:
-        if final.exists():
+        if os.path.exists(final):
             return False
         os.rename(temp, final)
+        return True
+    os.unlink(temp)
     return True
+
+
+def _load_renameat2() -> Callable[..., int] | None:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None  # not glibc 2.28+ (or not Linux): links, as before
+    function.argtypes = (
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    )
+    return function
+
+
+_AT_FDCWD = -100
+_renameat2 = _load_renameat2()
 
 
 def _publish_all(
@@ -571,20 +605,25 @@ def _publish_all(
     if any(d.temp for d in done):
         _sync_file_system(target)
     published: list[ReportRow] = []
+    folder = os.fspath(target)  # plain strings: pathlib costs more than the system calls
     for result in done:
-        row = result.row
-        if result.temp is not None:
-            temp = Path(result.temp)
-            final = target / row.output
+        row, temp = result.row, result.temp
+        if temp is not None:
+            final = os.path.join(folder, row.output)
+            named = False
             try:
                 _release_cached_pages(temp)
-                if not _publish(temp, final):
-                    # Two inputs with the same de-identified SOP Instance UID.
-                    row = _against_existing(row, final, temp.read_bytes())
+                named = _publish(temp, final)
+                if not named:
+                    # Two inputs with the same de-identified SOP Instance UID, or an
+                    # earlier run's file whose report row was cut short.
+                    row = _against_existing(row, Path(final), Path(temp).read_bytes())
             except OSError as exc:
                 row = _write_failed(row, exc)
             finally:
-                temp.unlink(missing_ok=True)
+                if not named:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(temp)
         published.append(row)
     _sync_file_system(target)
     for row in published:
@@ -594,7 +633,7 @@ def _publish_all(
     os.fsync(report.fileno())
 
 
-def _release_cached_pages(path: Path) -> None:
+def _release_cached_pages(path: str | Path) -> None:
     """Drop the page cache of a file that is on disk now (see `release_cached_pages`): the
     run does not read it again, and the next files are written into the memory released.
     A file that cannot be opened is skipped: its data is durable already."""
