@@ -119,3 +119,29 @@ def test_typer_still_answers_what_the_plain_reader_does_not(tmp_path) -> None:
     assert not (tmp_path / "out").exists()
     helped = deid("--help")
     assert helped.returncode == 0 and "--key-file" in helped.stdout
+
+
+# ------------------------------------------------------------- numpy's OpenBLAS threads
+
+THREADS_AFTER_NUMPY = (
+    "from radbank.launcher import limit_math_threads; limit_math_threads(); import os; "
+    "import numpy; print(len(os.listdir('/proc/self/task')), os.environ['OPENBLAS_NUM_THREADS'])"
+)
+
+
+def test_numpy_starts_no_thread_in_radbank_processes() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENBLAS_", "OMP_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", THREADS_AFTER_NUMPY], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1"]  # the main thread only
+
+
+def test_an_openblas_setting_in_the_environment_wins() -> None:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", THREADS_AFTER_NUMPY], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[1] == "2"
