@@ -280,6 +280,21 @@ def test_naming_an_output_never_replaces_a_file(
     assert final.read_bytes() == b"first" and second.read_bytes() == b"second"
 
 
+@pytest.mark.parametrize("count", [1, 96, 1025, 3000])
+def test_parts_are_written_whole_however_many(tmp_path: Path, count: int) -> None:
+    """The encoded file reaches disk in one writev(2) of its parts, or joined where there
+    are more parts than one call takes: the same bytes either way."""
+    source = bytes(range(256)) * 2048
+    view = memoryview(source)
+    parts = [b"head", *(view[i * 64 : i * 64 + 64] for i in range(count)), b"tail"]
+    fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        offline._write_parts(fd, parts)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "out").read_bytes() == b"".join(parts)
+
+
 @pagecache.linux_only
 def test_written_files_do_not_stay_in_memory(tmp_path: Path, planted) -> None:
     """A large export must not fill the workstation's memory with its output: once a file

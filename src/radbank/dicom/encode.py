@@ -54,15 +54,21 @@ def part10_bytes(dataset: pydicom.Dataset, source: bytes | None = None) -> bytes
     these bytes, no offset): runs of untouched elements that lay next to each other there
     are then copied as one slice instead of element by element.
     """
+    return b"".join(part10_parts(dataset, source))
+
+
+def part10_parts(dataset: pydicom.Dataset, source: bytes | None = None) -> list[bytes | memoryview]:
+    """`part10_bytes` as the parts it joins, in order: views of `source` for the runs it
+    copies (the pixel data among them). A writer can hand them to writev(2) and skip
+    the copy of the whole file that joining them makes."""
     if not _fast_path_applies(dataset):
-        return _pydicom_bytes(dataset)
-    # Parts joined once at the end: the pixel data is copied once, not at every buffer growth.
+        return [_pydicom_bytes(dataset)]
     out: list[bytes | memoryview] = [dataset.preamble or b"\x00" * 128, b"DICM"]
     out.append(_file_meta_bytes(_file_meta(dataset)))
     encoding = dataset.get("SpecificCharacterSet", "iso8859")
     if not _encode_data_set(dataset, source, encoding, out):
-        return _pydicom_bytes(dataset)
-    return b"".join(out)
+        return [_pydicom_bytes(dataset)]
+    return out
 
 
 def _encode_data_set(

@@ -29,7 +29,7 @@ from radbank.dicom.decode import read_part10
 from radbank.dicom.deid import DeidResult, Profile, deidentify
 from radbank.dicom.deid.ocr import find_burned_in_text
 from radbank.dicom.deid.pixels import PixelRule, apply_pixel_rules
-from radbank.dicom.encode import part10_bytes
+from radbank.dicom.encode import part10_parts
 from radbank.dicom.quality import BURNED_IN_RISK_SOP_CLASSES
 
 
@@ -50,12 +50,20 @@ class InstanceSettings:
 
 @dataclass
 class DeidentifiedInstance:
-    """The outcome of `deidentify_instance`. `blob` is empty when the object is rejected."""
+    """The outcome of `deidentify_instance`. `parts` (the encoded file in pieces, see
+    `part10_parts`) and `blob` (the file) are empty when the object is rejected."""
 
     result: DeidResult
     rejects: list[str] = field(default_factory=list)
     quarantines: list[str] = field(default_factory=list)
-    blob: bytes = b""
+    parts: list[bytes | memoryview] = field(default_factory=list)
+
+    @property
+    def blob(self) -> bytes:
+        """The Part 10 file: the parts joined (once; later calls get the same bytes)."""
+        if len(self.parts) != 1 or not isinstance(self.parts[0], bytes):
+            self.parts = [b"".join(self.parts)]
+        return self.parts[0]  # type: ignore[return-value]
 
 
 def read_instance(name: str, data: bytes) -> pydicom.Dataset:
@@ -142,7 +150,7 @@ def deidentify_instance(
     done.quarantines = [f.message for f in findings if f.severity == quality.Severity.QUARANTINE]
     if burned_in:
         done.quarantines.insert(0, burned_in)
-    done.blob = part10_bytes(result.dataset, source)
+    done.parts = part10_parts(result.dataset, source)
     return done
 
 
