@@ -458,6 +458,38 @@ def test_refuses_foreign_output_folder_unknown_profile_and_key_inside_output(
     assert not key_file.exists()
 
 
+def test_a_kept_uid_is_written_as_the_file_holds_it(tmp_path: Path, planted) -> None:
+    """A UID the project keeps is written as the file holds it (a space-padded Series
+    Instance UID stays space-padded), byte for byte what the engine writes for the same
+    input: reading the original UIDs for report reasons does not decode them."""
+    source, key_file = tmp_path / "in", tmp_path / "site.key"
+    dataset = pydicom.dcmread(io.BytesIO(planted[0]))
+    padded = (
+        dataset.SeriesInstanceUID + ".1"
+        if len(dataset.SeriesInstanceUID) % 2 == 0
+        else (dataset.SeriesInstanceUID)
+    )
+    dataset.SeriesInstanceUID = padded
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    data = buffer.getvalue().replace(padded.encode() + b"\x00", padded.encode() + b" ")
+    assert padded.encode() + b" " in data
+    source.mkdir()
+    (source / "0000.dcm").write_bytes(data)
+    settings = tmp_path / "project.json"
+    settings.write_text('{"profile": "basic", "overrides": {"SeriesInstanceUID": "keep"}}')
+    target = tmp_path / "out"
+    result = deid(source, target, "--settings", settings, "--key-file", key_file, "--quiet")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (written,) = sorted(target.rglob("*.dcm"))
+    assert padded.encode() + b" " in written.read_bytes()
+    profile = (
+        offline.load_settings(settings, None).instance_settings(read_key_file(key_file)).profile
+    )
+    engine = deidentify(read_instance("0000.dcm", data), profile, read_key_file(key_file))
+    assert written.read_bytes() == part10_bytes(engine.dataset, data)
+
+
 def test_project_settings_file_applies_overrides_and_is_part_of_the_run_record(
     tmp_path: Path, planted
 ) -> None:

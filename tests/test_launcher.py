@@ -104,6 +104,28 @@ def test_anything_else_is_left_to_typer(argv: list[str]) -> None:
     assert plain_arguments(deid_command, argv) is None
 
 
+def test_existing_paths_get_what_typer_would_pass(tmp_path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "site.key").write_bytes(b"")
+    argv = [str(tmp_path / "in"), str(tmp_path / "out"), "--key-file", str(tmp_path / "site.key")]
+    assert plain_arguments(deid_command, argv) == typer_arguments(argv)
+
+
+def test_an_unreadable_path_is_left_to_typer(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Typer refuses an existing path the user cannot read (exit 2, "is not readable").
+    The tests run as root, who reads everything, so unreadability is simulated here."""
+    (tmp_path / "in").mkdir()
+    real_access = os.access
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda path, mode: str(path) != str(tmp_path / "in") and real_access(path, mode),
+    )
+    argv = [str(tmp_path / "in"), str(tmp_path / "out"), "--key-file", "k"]
+    assert plain_arguments(deid_command, argv) is None
+    assert typer_arguments(argv) is None
+
+
 def test_typer_still_answers_what_the_plain_reader_does_not(tmp_path) -> None:
     def deid(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

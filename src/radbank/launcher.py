@@ -55,8 +55,8 @@ def tune_allocator() -> None:
 
 def limit_math_threads() -> None:
     """One OpenBLAS thread: radbank's numpy work (water-equivalent diameters, pixel rules,
-    dose statistics) is vector arithmetic without matrix products, and OpenBLAS starts a
-    thread per core at numpy's import that spins waiting for work. In `radbank deid` that
+    dose statistics, the OCR check's small image products) gains nothing from threads,
+    and OpenBLAS starts a thread per core at numpy's import that spins waiting for work. In `radbank deid` that
     thread took ~0.1 s of CPU per run from the workers on a 2-core machine (perf sched).
     Set for this process and the processes it starts; a value in the environment wins."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -87,6 +87,8 @@ def plain_arguments(command: Callable[..., object], argv: list[str]) -> dict[str
         info = next((m for m in metadata if isinstance(m, ArgumentInfo | OptionInfo)), None)
         kind = _plain_kind(kind)
         if info is None or kind is None or info.envvar or info.callback or info.parser:
+            return None
+        if kind is Path and not _default_path_checks(info):
             return None
         if isinstance(info, ArgumentInfo):
             arguments.append((name, kind))
@@ -138,6 +140,18 @@ def plain_arguments(command: Callable[..., object], argv: list[str]) -> dict[str
     return values
 
 
+def _default_path_checks(info: Any) -> bool:
+    """Whether Typer checks nothing of a path but that it is readable where it exists."""
+    return (
+        not getattr(info, "exists", False)
+        and getattr(info, "file_okay", True)
+        and getattr(info, "dir_okay", True)
+        and not getattr(info, "writable", False)
+        and getattr(info, "readable", True)
+        and not getattr(info, "resolve_path", False)
+    )
+
+
 def _plain_kind(kind: Any) -> type | None:
     """Path, str, int or bool, also `X | None`; None for any other type."""
     if get_origin(kind) in (Union, UnionType):
@@ -153,7 +167,11 @@ def _plain_value(kind: type, text: str) -> Any:
         return int(text) if text.isascii() and text.isdigit() else None
     if not text:
         return None
-    return Path(text) if kind is Path else text
+    if kind is not Path:
+        return text
+    if os.path.exists(text) and not os.access(text, os.R_OK):
+        return None  # Typer refuses it ("is not readable"), with its message
+    return Path(text)
 
 
 def main() -> None:

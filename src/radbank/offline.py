@@ -61,6 +61,7 @@ from radbank.dicom.instance import (
     Unreadable,
     deidentify_instance,
     read_instance,
+    uids_as_read,
 )
 from radbank.governance.sitekey import KeyFileError, load_or_create_key_file
 from radbank.store.files import release_cached_pages
@@ -555,11 +556,10 @@ def _publish(temp: str | Path, final: str | Path) -> bool:
     if _renameat2 is not None:
         if _renameat2(_AT_FDCWD, os.fsencode(temp), _AT_FDCWD, os.fsencode(final), 1) == 0:
             return True
-        error = ctypes.get_errno()
-        if error == errno.EEXIST:
+        if ctypes.get_errno() == errno.EEXIST:
             return False
-        if error not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-            raise OSError(error, os.strerror(error), os.fspath(final))
+        # Anything else (a file system or a sandbox without renameat2, or a real error,
+        # which the link below reports as it did before) goes the portable way.
     try:
         os.link(temp, final)
     except FileExistsError:
@@ -926,10 +926,11 @@ def _write_parts(fd: int, parts: list[bytes | memoryview]) -> None:
     0.5 MB of a CT slice is not first copied into one buffer by joining them (~40 µs per
     slice, ~3 % of a worker's time). A short write, or more parts than one call takes,
     writes the rest joined."""
-    written = 0
-    if len(parts) <= _MAX_BUFFERS and hasattr(os, "writev"):
+    written, total = 0, sum(map(len, parts))
+    # writev's total is limited to 2 GiB on some systems (macOS); os.write splits.
+    if len(parts) <= _MAX_BUFFERS and total < 2**31 and hasattr(os, "writev"):
         written = os.writev(fd, parts)
-        if written == sum(map(len, parts)):
+        if written == total:
             return
     rest = memoryview(b"".join(parts))[written:]
     while rest:
@@ -952,8 +953,18 @@ def _read_input(path: Path) -> bytes:
     """The bytes of an input file, never opened for writing. Anything but a regular file
     (a FIFO would block the run forever, a device could be read without end) raises
     _NotAFile: opened without blocking, checked, closed unread."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    with open(fd, "rb") as handle:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO and stat.S_ISSOCK(os.stat(path).st_mode):
+            raise _NotAFile(_KINDS[stat.S_IFSOCK]) from None
+        raise
+    try:
+        handle = open(fd, "rb")  # noqa: SIM115 - closed by the with below
+    except BaseException:
+        os.close(fd)  # open() leaves a descriptor it was given open when it fails
+        raise
+    with handle:
         kind = stat.S_IFMT(os.fstat(fd).st_mode)
         if kind != stat.S_IFREG:
             raise _NotAFile(_KINDS.get(kind, "a special file"))
@@ -991,18 +1002,9 @@ def _against_existing(row: ReportRow, final: Path, blob: bytes) -> ReportRow:
 
 
 def _original_uids(dataset: Dataset) -> list[str]:
-    """The identified UIDs of the object, to keep them out of the report's reasons."""
-    found = []
-    for tag in _IDENTIFYING_UIDS:
-        try:
-            value = dataset.get_item(tag).value
-        except Exception:  # noqa: BLE001 - absent or unreadable: not in any message
-            continue
-        # From the bytes as read where still raw: pydicom's UID conversion validates each
-        # value against a regular expression, for every file, for a message rarely written.
-        text = value.decode("latin-1") if isinstance(value, bytes) else str(value or "")
-        found.extend(uid for part in text.split("\\") if (uid := part.strip("\x00 ")))
-    return found
+    """The identified UIDs of the object, to keep them out of the report's reasons (read
+    as the file holds them: see `uids_as_read`)."""
+    return [uid for tag in _IDENTIFYING_UIDS for uid in uids_as_read(dataset, tag)]
 
 
 # SOP Instance, Study Instance and Series Instance UID

@@ -100,8 +100,8 @@ def _read(data: bytes) -> FileDataset | None:
 
 
 def _file_meta(data: bytes) -> tuple[FileMetaDataset, int] | None:
-    """The file meta information as pydicom's `_read_file_meta_info` reads it (the element
-    of the lowest tag converted, as its check of the encoding leaves it) and where the data set
+    """The file meta information as pydicom's `_read_file_meta_info` reads it (decoded
+    where its check of the encoding decodes) and where the data set
     starts; None where anything is unusual (an unknown VR, an undefined or overlong
     length, a first element that does not convert), for pydicom to read. pydicom's
     INFO-level log line for a group length that does not match is not repeated."""
@@ -137,7 +137,9 @@ def _file_meta(data: bytes) -> tuple[FileMetaDataset, int] | None:
     file_meta.set_original_encoding(False, True, default_encoding)
     if elements:
         try:
-            file_meta[min(elements)]  # pydicom converts the first in tag order
+            # pydicom's check of the encoding: every element through get_item (which
+            # decodes those without a value), then the first in tag order decoded
+            file_meta[list(file_meta.elements())[0].tag]
         except Exception:  # noqa: BLE001 - pydicom reads it again and decides
             return None
     return file_meta, position

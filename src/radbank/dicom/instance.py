@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import pydicom
 from pydicom.dataelem import RawDataElement
+from pydicom.multival import MultiValue
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from radbank.dicom import quality
@@ -104,6 +105,22 @@ def read_instance(name: str, data: bytes) -> pydicom.Dataset:
             f"{name}: not a readable DICOM file ({type(exc).__name__}: {exc})"
         ) from exc
     return dataset
+
+
+def uids_as_read(dataset: pydicom.Dataset, tag: int) -> list[str]:
+    """The values of a UI element as the file holds them, without decoding the element:
+    for messages and checks before de-identification. Decoding it would validate each
+    value against a regular expression and, kept in the data set, change how the element
+    is written (re-encoded instead of copied: a UID padded with a space, kept under Retain
+    UIDs, would come out padded with a NUL), so reading it must not."""
+    try:
+        value = dataset.get_item(tag).value
+    except Exception:  # noqa: BLE001 - absent or unreadable: nothing to report
+        return []
+    text = value.decode("latin-1") if isinstance(value, bytes) else str(value or "")
+    if not isinstance(value, bytes) and isinstance(value, list | tuple | MultiValue):
+        text = "\\".join(map(str, value))
+    return [uid for part in text.split("\\") if (uid := part.strip("\x00 "))]
 
 
 def _check_complete(name: str, dataset: pydicom.Dataset) -> None:

@@ -30,6 +30,7 @@ from radbank.dicom.instance import (
     Unreadable,
     deidentify_instance,
     read_instance,
+    uids_as_read,
 )
 from radbank.governance.keys import NodeKeys
 from radbank.governance.policy import Principal
@@ -243,9 +244,11 @@ class Pipeline:
             dataset = read_instance(item.name, item.data)
         except Unreadable as exc:
             return Outcome(item.name, Status.REJECTED, str(exc), FAILURE_CANNOT_UNDERSTAND)
-        original_sop = str(dataset.get("SOPInstanceUID", "") or "")
+        # As the file holds them, without decoding (which would change how a kept UID is
+        # written, and then differ from `radbank deid`'s output for the same input).
+        original_sop = "\\".join(uids_as_read(dataset, 0x00080018))
         label = f"{item.name} (SOP Instance UID {original_sop or 'missing'})"
-        original_study = str(dataset.get("StudyInstanceUID", "") or "")
+        original_study = "\\".join(uids_as_read(dataset, 0x0020000D))
         if expected_study and original_study != expected_study:
             return Outcome(
                 item.name,
