@@ -10,6 +10,8 @@ radbank.synthetic whose identity must not reach OUT.
 from __future__ import annotations
 
 import csv
+import ctypes
+import errno
 import fcntl
 import hashlib
 import io
@@ -293,6 +295,44 @@ def test_parts_are_written_whole_however_many(tmp_path: Path, count: int) -> Non
     finally:
         os.close(fd)
     assert (tmp_path / "out").read_bytes() == b"".join(parts)
+
+
+def test_a_short_writev_is_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """writev(2) may write less than asked (a signal, a full quota); the rest still
+    reaches the file. A local disk does not write short on demand, so os.writev is
+    wrapped here to stop after 1,000 bytes."""
+    real_writev = os.writev
+    monkeypatch.setattr(
+        os, "writev", lambda fd, parts: real_writev(fd, [bytes(b"".join(parts))[:1000]])
+    )
+    parts = [b"head", memoryview(bytes(range(256)) * 64), b"tail"]
+    fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        offline._write_parts(fd, parts)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "out").read_bytes() == b"".join(parts)
+
+
+def test_naming_falls_back_where_renameat2_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system without RENAME_NOREPLACE (NFS, some FUSE) answers EINVAL: the file is
+    named by a hard link instead, still never replacing one. No such file system is
+    mounted here, so renameat2's answer is simulated."""
+
+    def refused(*_: object) -> int:
+        ctypes.set_errno(errno.EINVAL)
+        return -1
+
+    monkeypatch.setattr(offline, "_renameat2", refused)
+    temp, final = tmp_path / ".x.partial", tmp_path / "x.dcm"
+    temp.write_bytes(b"data")
+    assert offline._publish(temp, final) is True
+    assert final.read_bytes() == b"data" and not temp.exists()
+    temp.write_bytes(b"other")
+    assert offline._publish(temp, final) is False
+    assert final.read_bytes() == b"data"
 
 
 @pagecache.linux_only
