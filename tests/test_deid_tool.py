@@ -282,6 +282,16 @@ def test_naming_an_output_never_replaces_a_file(
     assert final.read_bytes() == b"first" and second.read_bytes() == b"second"
 
 
+def written_parts(path: Path, parts: list[bytes | memoryview]) -> bytes:
+    """The bytes `offline._write_parts` leaves in a new file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        offline._write_parts(fd, parts)
+    finally:
+        os.close(fd)
+    return path.read_bytes()
+
+
 @pytest.mark.parametrize("count", [1, 96, 1025, 3000])
 def test_parts_are_written_whole_however_many(tmp_path: Path, count: int) -> None:
     """The encoded file reaches disk in one writev(2) of its parts, or joined where there
@@ -289,12 +299,7 @@ def test_parts_are_written_whole_however_many(tmp_path: Path, count: int) -> Non
     source = bytes(range(256)) * 2048
     view = memoryview(source)
     parts = [b"head", *(view[i * 64 : i * 64 + 64] for i in range(count)), b"tail"]
-    fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-    try:
-        offline._write_parts(fd, parts)
-    finally:
-        os.close(fd)
-    assert (tmp_path / "out").read_bytes() == b"".join(parts)
+    assert written_parts(tmp_path / "out", parts) == b"".join(parts)
 
 
 def test_a_short_writev_is_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -306,12 +311,7 @@ def test_a_short_writev_is_completed(tmp_path: Path, monkeypatch: pytest.MonkeyP
         os, "writev", lambda fd, parts: real_writev(fd, [bytes(b"".join(parts))[:1000]])
     )
     parts = [b"head", memoryview(bytes(range(256)) * 64), b"tail"]
-    fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-    try:
-        offline._write_parts(fd, parts)
-    finally:
-        os.close(fd)
-    assert (tmp_path / "out").read_bytes() == b"".join(parts)
+    assert written_parts(tmp_path / "out", parts) == b"".join(parts)
 
 
 def test_naming_falls_back_where_renameat2_is_refused(
