@@ -635,14 +635,26 @@ def _publish_all(
 
 def _release_cached_pages(path: str | Path) -> None:
     """Drop the page cache of a file that is on disk now (see `release_cached_pages`): the
-    run does not read it again, and the next files are written into the memory released.
-    A file that cannot be opened is skipped: its data is durable already."""
+    run does not read it again, and the next files are written into the memory released."""
+    _advise(path, release_cached_pages)
+
+
+def _read_ahead(fd: int) -> None:
+    os.posix_fadvise(fd, 0, 0, _FADV_WILLNEED)  # type: ignore[arg-type]
+
+
+def _advise(path: str | Path, advice: Callable[[int], None]) -> None:
+    """Give the kernel advice about a file, by path. Advice only: a file that cannot be
+    opened is skipped (its data is durable, or its read reports the problem); O_NONBLOCK,
+    so that a FIFO among the inputs cannot hang the run here."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return
     try:
-        release_cached_pages(fd)
+        advice(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
 
@@ -821,17 +833,7 @@ class _Worker:
         if _FADV_WILLNEED is None:
             return
         for name in names:
-            try:
-                # O_NONBLOCK: a FIFO among the inputs must not hang the run here.
-                fd = os.open(self.source_root / name, os.O_RDONLY | os.O_NONBLOCK)
-            except OSError:
-                continue  # reported when the file itself is read
-            try:
-                os.posix_fadvise(fd, 0, 0, _FADV_WILLNEED)
-            except OSError:
-                pass  # advice only
-            finally:
-                os.close(fd)
+            _advise(self.source_root / name, _read_ahead)
 
     def run(self, name: str) -> Done:
         outcome = self._process(name)
