@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 
 import pytest
@@ -39,6 +40,41 @@ def test_round_trip_at_every_chunk_size(chunk: int) -> None:
     parts = _read(b"preamble text\r\n" + body + b"epilogue", boundary, chunk)
     assert [data for _, data in parts] == PAYLOADS
     assert all(h["content-type"] == "application/dicom" for h, _ in parts)
+
+
+def test_delimiters_split_anywhere_between_chunks() -> None:
+    """Parts holding near-delimiters, cut into chunks of random sizes: a delimiter split
+    across chunks (or spread over several tiny ones) still ends its part, and only it."""
+    boundary = "bnd"
+    near = [b"\r", b"\r\n", b"\r\n-", b"\r\n--", b"\r\n--b", b"\r\n--bn", b"--bnd"]
+    rng = random.Random(20261129)
+    for _ in range(300):
+        payloads = [
+            b"".join(rng.choice([*near, b"x", bytes([rng.randrange(256)])]) for _ in range(n))
+            for n in (rng.randrange(0, 40) for _ in range(rng.randrange(1, 5)))
+        ]
+        if any(b"\r\n--bnd" in p for p in payloads):
+            continue  # a sender's part never holds the delimiter
+        body = b"".join(write_parts([({}, iter([p])) for p in payloads], boundary))
+        cuts = sorted(rng.sample(range(1, len(body)), min(len(body) - 1, rng.randrange(1, 30))))
+        chunks = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+
+        async def collect(chunks: list[bytes] = chunks) -> list[bytes]:
+            async def stream() -> AsyncIterator[bytes]:
+                for chunk in chunks:
+                    yield chunk
+
+            return [p.data async for p in read_parts(stream(), boundary, max_part_bytes=10**6)]
+
+        assert asyncio.run(collect()) == payloads
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 7, 4096])
+def test_a_part_of_exactly_the_limit_is_accepted(chunk: int) -> None:
+    body = b"".join(write_parts([({}, iter([b"x" * 1000])), ({}, iter([b"y" * 999]))], "b"))
+    assert [len(data) for _, data in _read(body, "b", chunk, limit=1000)] == [1000, 999]
+    with pytest.raises(PartTooLarge):
+        _read(body, "b", chunk, limit=999)
 
 
 def test_wrong_boundary_is_reported() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,7 @@ def build_api(services: Services) -> FastAPI:
         ),
     )
     app.state.services = services
+    app.router.on_startup.append(_settle_heap)
     # Dose columns of large projects are read into memory in the background after a start.
     app.router.on_startup.append(
         lambda: threading.Thread(
@@ -75,3 +77,12 @@ def build_api(services: Services) -> FastAPI:
     # Outermost but for Starlette's error handler: sees every answer, denials included.
     app.add_middleware(AccessLog, services=services)
     return app
+
+
+def _settle_heap() -> None:
+    """Move what the start made (modules, the app, its routes and models: most of the heap)
+    out of the cyclic garbage collector's way. Every full collection would walk all of it
+    again, and ingest allocates enough to trigger one every few hundred objects stored:
+    7 % of a worker's CPU went there."""
+    gc.collect()
+    gc.freeze()

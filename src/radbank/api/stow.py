@@ -149,7 +149,7 @@ async def _store(
                     )
                 )
                 continue
-            batch.append(Item(name, bytes(part.data)))
+            batch.append(Item(name, part.data))
             batch_bytes += len(part.data)
             if batch_bytes >= _BATCH_BYTES or len(batch) >= _BATCH_PARTS:
                 await flush()
