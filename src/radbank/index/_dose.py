@@ -153,6 +153,10 @@ def write_dose(connection: sa.Connection, project_id: int, offered: Sequence[Dos
     events: list[dict[str, Any]] = []
     sizes: list[dict[str, Any]] = []
     touched: set[int] = set()
+    # The first row of an event wins (the insert skips a key stored before); rows of an
+    # event already offered in this batch (every slice of a series repeats its CTDIvol)
+    # are skipped before they are built.
+    offered_keys: set[tuple[int, Any, str]] = set()
     for offer in offered:
         study_pk, rows, dw_cm = offer.study_pk, offer.rows, offer.dw_cm
         if dw_cm is not None:
@@ -167,6 +171,10 @@ def write_dose(connection: sa.Connection, project_id: int, offered: Sequence[Dos
             touched.add(study_pk)
         for row in rows:
             touched.add(study_pk)
+            key = (study_pk, row.get("source"), _event_key(row))
+            if key in offered_keys:
+                continue
+            offered_keys.add(key)
             events.append(
                 {
                     "project_id": project_id,
@@ -174,7 +182,7 @@ def write_dose(connection: sa.Connection, project_id: int, offered: Sequence[Dos
                     "pseudonym": offer.pseudonym,
                     "study_date": offer.study_date,
                     "device_key": _device_key(row),
-                    "event_key": _event_key(row),
+                    "event_key": key[2],
                     **{column.key: _stored_value(row.get(column.name)) for column in COLUMNS},
                 }
             )
