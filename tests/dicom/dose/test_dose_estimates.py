@@ -30,6 +30,7 @@ from radbank.dicom.dose import (
     water_equivalent_diameter_cm,
     water_equivalent_diameter_cm_of,
 )
+from radbank.dicom.dose.ssde import _largest_region
 
 
 def test_effective_dose_of_an_adult_chest_ct() -> None:
@@ -111,6 +112,43 @@ def test_lungs_count_with_their_low_weight_and_the_table_not_at_all() -> None:
         image[(x - centre) ** 2 + y**2 <= 30.0**2] = -800.0
     image[280:290, 20:300] = 200.0  # the table, below the patient, not touching
     assert water_equivalent_diameter_cm(image, (1.0, 1.0)) == approx(18.504, rel=5e-3)
+
+
+def _largest_region_by_flood_fill(mask: np.ndarray) -> np.ndarray:
+    """The largest 4-connected region of True pixels (the first found among equals), by a
+    plain breadth-first flood fill: the reference for the run-based labelling."""
+    seen = np.zeros_like(mask, dtype=bool)
+    best: list[tuple[int, int]] = []
+    for start in zip(*np.nonzero(mask), strict=True):
+        if seen[start]:
+            continue
+        seen[start] = True
+        region, queue = [], [start]
+        while queue:
+            y, x = queue.pop()
+            region.append((y, x))
+            for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                inside = 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1]
+                if inside and mask[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    queue.append((ny, nx))
+        if len(region) > len(best):
+            best = region
+    result = np.zeros_like(mask, dtype=bool)
+    for pixel in best:
+        result[pixel] = True
+    return result
+
+
+def test_the_outline_is_the_largest_4_connected_region() -> None:
+    rng = np.random.default_rng(20261129)
+    for _ in range(400):
+        mask = rng.random(tuple(rng.integers(1, 30, 2))) < rng.random()
+        found = _largest_region(mask)
+        assert found.sum() == _largest_region_by_flood_fill(mask).sum()
+        # Regions of equal size may tie: what is found must be one connected piece of mask.
+        assert (_largest_region_by_flood_fill(found) == found).all()
+        assert not (found & ~mask).any()
 
 
 def test_stored_values_are_rescaled_and_spacing_scales() -> None:
