@@ -79,7 +79,27 @@ def element_json(
     fast = _from_value(element)
     if fast is not None:
         return fast
+    if element.VR == "SQ" and codec is not None:
+        fast = _sequence_json(element, codec)
+        if fast is not None:
+            return fast
     return element.to_json_dict(None, _INLINE_LIMIT)
+
+
+def _sequence_json(element: DataElement, codec: str) -> dict[str, Any] | None:
+    """A sequence's JSON with its items' elements done as the top level's are (pydicom
+    converts every element of every item first); None for items in another character set."""
+    items = []
+    for item in element.value:
+        if 0x00080005 in item:
+            return None
+        items.append(
+            {
+                f"{tag:08X}": element_json(item, tag, item.get_item(tag), codec)
+                for tag in item.keys()
+            }
+        )
+    return {"vr": "SQ", "Value": items}
 
 
 def _codec(dataset: pydicom.Dataset) -> str | None:

@@ -2,14 +2,18 @@
 
 import copy
 import time
+import warnings
 
+import corpus
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, JPEGBaseline8Bit
 
 from radbank.dicom.quality import BURNED_IN_RISK_SOP_CLASSES, Finding, Severity, check
+from radbank.dicom.quality.rules import _plain_value
 
 
 def read(name: str, **kwargs: object) -> Dataset:
@@ -289,3 +293,25 @@ def constructed_ct(*, rows: int, columns: int, bits_allocated: int) -> Dataset:
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     return ds
+
+
+def test_values_read_without_pydicom_conversion_equal_pydicom_on_the_corpus() -> None:
+    """The checks read US numbers and CS/UI strings straight from the raw bytes; on every
+    readable file of the corpus the value is what pydicom's conversion gives, type included."""
+    compared = 0
+    readable, _ = corpus.classified()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for file in readable:
+            dataset = pydicom.dcmread(file, force=True)
+            for tag in list(dataset.keys()):
+                element = dataset.get_item(tag)
+                if not isinstance(element, RawDataElement):
+                    continue
+                fast = _plain_value(element)
+                if fast is None:
+                    continue
+                slow = convert_raw_data_element(element, encoding="iso8859", ds=dataset).value
+                assert (fast, type(fast)) == (slow, type(slow)), (file.name, tag)
+                compared += 1
+    assert compared > 1000

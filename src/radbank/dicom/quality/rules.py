@@ -158,6 +158,9 @@ def _value(ds: Dataset, tag: Tag) -> object:
         return None
     try:
         if isinstance(element, RawDataElement):
+            plain = _plain_value(element)
+            if plain is not None:
+                return plain
             if element.VR is None or " or " in element.VR or element.value is None:
                 # Implicit VR, ambiguous VR or deferred value: pydicom's own path resolves it.
                 return ds[tag].value
@@ -166,6 +169,21 @@ def _value(ds: Dataset, tag: Tag) -> object:
         return element.value
     except Exception:  # a malformed value is a finding, not a crash
         return _UNREADABLE
+
+
+def _plain_value(element: RawDataElement) -> object:
+    """The value pydicom would convert a raw element to, for the commonest forms read
+    here (one US number; one CS or UI string in ASCII), without its conversion
+    machinery; None for anything else."""
+    raw = element.value
+    if raw is None or not element.is_little_endian:
+        return None
+    if element.VR == "US":
+        return int.from_bytes(raw, "little") if len(raw) == 2 else None
+    if element.VR in ("CS", "UI") and raw.isascii() and b"\\" not in raw:
+        text = raw.decode("ascii").rstrip("\0 ")
+        return UID(text) if element.VR == "UI" and text else text
+    return None
 
 
 def _text(value: object) -> str:
