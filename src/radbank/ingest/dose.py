@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from radbank.dicom.dose import extract, extract_bytes, water_equivalent_diameter_cm
@@ -41,14 +42,15 @@ _UNCOMPRESSED = {
 # the rows of that event are copied instead of read again (with the slice's own SOP
 # Instance UID); what the index keeps is the same.
 _SERIES_EVENTS_KEPT = 10_000
-_CT_IMAGE_KEYWORDS = ("SeriesInstanceUID", "IrradiationEventUID", "CTDIvol", "KVP", "ProtocolName")
+# SeriesInstanceUID, IrradiationEventUID, CTDIvol, KVP, ProtocolName
+_CT_IMAGE_TAGS = (0x0020000E, 0x00083010, 0x00189345, 0x00180060, 0x00181030)
 
 
 class DoseReader:
     """The dose rows of de-identified objects, remembering the CT series already read."""
 
     def __init__(self) -> None:
-        self._series: dict[tuple[str, ...], tuple[dict[str, Any], ...]] = {}
+        self._series: dict[tuple[bytes | str | None, ...], tuple[dict[str, Any], ...]] = {}
 
     def rows(self, dataset: Dataset, blob: bytes | None = None) -> tuple[dict[str, Any], ...]:
         """The rows of the de-identified `dataset`, read from its Part 10 bytes `blob`
@@ -66,16 +68,31 @@ class DoseReader:
         return rows
 
 
-def _ct_series_key(dataset: Dataset) -> tuple[str, ...] | None:
+def _ct_series_key(dataset: Dataset) -> tuple[bytes | str | None, ...] | None:
     """For a CT image whose header holds a CTDIvol: the values that name its event."""
     try:
         if str(dataset.get("Modality", "")).upper() != "CT" or "CTDIvol" not in dataset:
             return None
         if "ExposureDoseSequence" in dataset or "PerFrameFunctionalGroupsSequence" in dataset:
             return None
-        return tuple(str(dataset.get(keyword, "") or "") for keyword in _CT_IMAGE_KEYWORDS)
+        key = tuple(_as_held(dataset, tag) for tag in _CT_IMAGE_TAGS)
     except Exception:  # noqa: BLE001 - read it the long way
         return None
+    return None if None in key else key
+
+
+def _as_held(dataset: Dataset, tag: int) -> bytes | str | None:
+    """An element's value as the data set holds it: the bytes read, with their byte order
+    (equal bytes mean an equal value, without converting them), or the value set since,
+    as text; None for a value not read yet."""
+    element = dataset.get_item(tag)
+    if element is None:
+        return ""
+    if isinstance(element, RawDataElement):
+        if element.value is None:
+            return None
+        return (b"<" if element.is_little_endian else b">") + element.value
+    return str(element.value or "")
 
 
 def dose_rows(dataset: Dataset, blob: bytes | None = None) -> tuple[dict[str, Any], ...]:
