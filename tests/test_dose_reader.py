@@ -8,8 +8,10 @@ import io
 
 import corpus
 import pydicom
+import pytest
 from pydicom.uid import generate_uid
 
+import radbank.ingest.dose
 from radbank.ingest.dose import DoseReader, dose_rows
 
 
@@ -32,10 +34,18 @@ def _slices(ctdivols: list[float]) -> list[tuple[pydicom.Dataset, bytes]]:
     return slices
 
 
-def test_copied_rows_equal_the_rows_read() -> None:
+def test_copied_rows_equal_the_rows_read(monkeypatch: pytest.MonkeyPatch) -> None:
     reader = DoseReader()
     slices = _slices([12.5, 12.5, 12.5, 7.25, 12.5])
+    read = []
+    monkeypatch.setattr(
+        radbank.ingest.dose,
+        "extract_bytes",
+        lambda blob, real=radbank.ingest.dose.extract_bytes: read.append(blob) or real(blob),
+    )
     got = [reader.rows(dataset, blob) for dataset, blob in slices]
+    assert len(read) == 2  # the first slice of each event is read, the others copied
+    monkeypatch.undo()
     assert got == [dose_rows(dataset, blob) for dataset, blob in slices]
     assert [row["ctdivol_mGy"] for rows in got for row in rows] == [12.5, 12.5, 12.5, 7.25, 12.5]
     assert [rows[0]["sop_instance_uid"] for rows in got] == [

@@ -238,3 +238,31 @@ def test_closing_the_node_after_an_import_compacts_the_store(
         services.pipeline.ingest(items, project, source="test", principal=ADMIN)
     services.close()
     assert path.with_name(path.name + ".compacted").exists()
+
+
+def test_a_query_in_another_process_ends_the_writers_wait_for_more_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer gathers batches before it writes (up to an hour here); a query in another
+    worker has it write at once instead of answering without the objects (after its 5 s)."""
+    monkeypatch.setattr(radbank.graphs, "_LINGER_S", 3600.0)
+    first, _ = build_services(Settings(data_dir=tmp_path / "data"))
+    recover(first)
+    second, _ = build_services(Settings(data_dir=tmp_path / "data"))
+    try:
+        project = _project(first)
+        first.graphs.describe_project(project)
+        items = _patients(1, seed=305)[0]
+        stored = first.pipeline.ingest(items, project, source="test", principal=ADMIN)
+        result = second.graphs.query(
+            f"SELECT (COUNT(?i) AS ?n) WHERE {{ ?i a <{INSTANCE}> }}",
+            [second.index.get_project("trial")],
+            "text/csv",
+            actor="test",
+            source="local",
+            timeout_s=30,
+        )
+        assert result.body.decode().splitlines()[1] == str(len(stored))
+    finally:
+        second.close()
+        first.close()

@@ -87,11 +87,14 @@ _BATCH = 2_000  # instances mapped per write while rebuilding
 _WRITE_AT_MOST = 4_096  # instances of recorded batches written together (~100 quads each)
 # A write waits up to _LINGER_S after the first batch came for _WRITE_AT_LEAST instances to
 # gather (an upload sends a batch every few ms; each write opens the database, ~10 ms of
-# CPU, and adds files to it), unless someone in this process waits for the writer; a
-# query in another process waits for the linger. With 0.25 s, a server ingesting with two
-# workers spent ~5 % of its CPU opening the database.
+# CPU, and adds files to it: with 0.25 s, a server ingesting with two workers spent ~5 %
+# of its CPU opening it), unless a query waits for the writer: in this process (`flush`)
+# or in another (which touches the file _QUERY_WAITING of the journal's directory; the
+# writer looks at it every _ASKED_EVERY_S while it lingers).
 _WRITE_AT_LEAST = 512
 _LINGER_S = 1.0
+_QUERY_WAITING = "query-waiting"
+_ASKED_EVERY_S = 0.02
 # A query waits (up to _AWAIT_OTHERS_S) for batches other processes of the node journalled
 # in the last _RECENT_S seconds and have not written yet; older entries are a crashed
 # process's or an unreachable store's, written at the next start.
@@ -173,9 +176,15 @@ class _Writer:
     while more than _WAIT_AT_MOST quads are waiting (a store slower than ingest), so memory
     stays bounded."""
 
-    def __init__(self, write: Callable[[list[_Recorded]], None], quiet: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[_Recorded]], None],
+        quiet: Callable[[], None],
+        asked: Callable[[float], bool] = lambda since: False,
+    ) -> None:
         self._write = write
         self._quiet = quiet  # called once after writes, when no batch came for _QUIET_S
+        self._asked = asked  # whether another process's query waits since (time.time())
         self._changed = threading.Condition()
         self._waiting: deque[_Recorded] = deque()
         self._waiting_quads = 0
@@ -213,6 +222,16 @@ class _Writer:
             finally:
                 self._hurry -= 1
 
+    def _linger(self) -> None:
+        """Under the condition: wait up to _LINGER_S for enough batches to gather, unless
+        a query waits for the writer."""
+        started, deadline = time.time(), time.monotonic() + _LINGER_S
+        while not self._enough():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._asked(started):
+                return
+            self._changed.wait_for(self._enough, min(left, _ASKED_EVERY_S))
+
     def _enough(self) -> bool:
         """Whether to write now rather than linger (the wait's timeout ends the linger)."""
         return self._hurry > 0 or sum(len(i.records) for i in self._waiting) >= _WRITE_AT_LEAST
@@ -234,7 +253,7 @@ class _Writer:
                 continue
             with self._changed:
                 self._changed.wait_for(lambda: bool(self._waiting))
-                self._changed.wait_for(self._enough, _LINGER_S)
+                self._linger()
                 taken: list[_Recorded] = []
                 count = 0
                 while self._waiting and (not taken or count < _WRITE_AT_MOST):
@@ -271,8 +290,11 @@ class Graphs:
         self.trail = trail
         self.journal = journal
         self._described: dict[str, bytes] = {}  # project -> digest of its node as written
+        self._query_waiting = journal.directory / _QUERY_WAITING
         self._writer = _Writer(
-            self._write_recorded, lambda: self.store.compact(if_grown_by=_COMPACT_GROWTH)
+            self._write_recorded,
+            lambda: self.store.compact(if_grown_by=_COMPACT_GROWTH),
+            self._query_waits_since,
         )
 
     # Population at ingest
@@ -310,6 +332,8 @@ class Graphs:
         import) had journalled when this was called are written, so that a query sees
         every object acknowledged before it; at most _AWAIT_OTHERS_S."""
         waiting = self.journal.entries(newer_than_s=_RECENT_S)
+        if waiting:
+            self._ask_writers()
         deadline = time.monotonic() + _AWAIT_OTHERS_S
         delay = 0.005
         while waiting and time.monotonic() < deadline:
@@ -322,6 +346,20 @@ class Graphs:
                 "written yet (a slow or unreachable RDF store)",
                 len(waiting),
             )
+
+    def _ask_writers(self) -> None:
+        """Have the writers of every process of the node stop lingering (a query waits)."""
+        try:
+            self._query_waiting.touch()
+        except OSError:  # they write when their linger ends
+            log.warning("RDF: cannot touch %s to hurry the writers", self._query_waiting)
+
+    def _query_waits_since(self, since: float) -> bool:
+        try:
+            # The file's time is the kernel's coarse clock: a few ms behind time.time().
+            return self._query_waiting.stat().st_mtime >= since - 0.05
+        except OSError:
+            return False
 
     def close(self) -> None:
         """Write what is pending, compact the store if it grew (a `radbank import` ends

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 
 import corpus
@@ -76,3 +77,46 @@ def test_index_attributes_of_non_latin_text() -> None:
     dataset.save_as(raw, enforce_file_format=True)
     again = pydicom.dcmread(io.BytesIO(raw.getvalue()))
     assert index_attributes(again) == _expected(pydicom.dcmread(io.BytesIO(raw.getvalue())))
+
+
+def _read_back(dataset: pydicom.Dataset) -> bytes:
+    dataset.file_meta = pydicom.dataset.FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    dataset.file_meta.MediaStorageSOPClassUID = dataset.SOPClassUID
+    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    raw = io.BytesIO()
+    dataset.save_as(raw, enforce_file_format=True)
+    return raw.getvalue()
+
+
+def test_index_attributes_of_sequence_items_pydicom_reads_its_own_way() -> None:
+    """Items holding what pydicom converts specially: text that is not valid in the data
+    set's character set (replaced), an empty UN element of a known tag (given its VR), a
+    signed LUT descriptor (its first value corrected), an item with its own character set."""
+    from pydicom.dataelem import DataElement, RawDataElement
+    from pydicom.dataset import Dataset
+    from pydicom.tag import BaseTag
+
+    dataset = Dataset()
+    dataset.SOPClassUID = pydicom.uid.CTImageStorage
+    dataset.SOPInstanceUID = pydicom.uid.generate_uid()
+    dataset.SpecificCharacterSet = "ISO_IR 192"
+    item = Dataset()
+    item.add(DataElement(0x00081030, "LO", b"bad \xff\xfe utf-8"))
+    item.add(DataElement(0x00080070, "UN", b""))
+    lut = Dataset()
+    descriptor = struct.pack("<3h", -32768, 0, 16)  # as written: pydicom writes US here
+    lut[0x00283002] = RawDataElement(BaseTag(0x00283002), "SS", 6, descriptor, 0, False, True)
+    lut.add(DataElement(0x00283006, "US", [0, 1, 2, 3]))
+    item.ModalityLUTSequence = [lut]
+    own = Dataset()
+    own.SpecificCharacterSet = "ISO_IR 100"
+    own.CodeMeaning = "Caf\xe9"
+    dataset.ReferencedStudySequence = [item, own]
+    data = _read_back(dataset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast = index_attributes(pydicom.dcmread(io.BytesIO(data)))
+        slow = _expected(pydicom.dcmread(io.BytesIO(data)))
+    assert fast == slow
+    assert "00081110" in fast  # the sequence is indexed

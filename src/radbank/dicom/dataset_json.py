@@ -17,7 +17,7 @@ from typing import Any
 import pydicom
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
-from pydicom.tag import BaseTag
+from pydicom.tag import _LUT_DESCRIPTOR_TAGS, BaseTag
 from pydicom.uid import UID
 
 BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
@@ -120,8 +120,17 @@ def _codec(dataset: pydicom.Dataset) -> str | None:
 def _from_raw(element: RawDataElement, codec: str) -> dict[str, Any] | None:
     vr = element.VR
     value = element.value
-    if vr is None or vr == "SQ" or value is None or element.length == 0xFFFFFFFF:
-        return None
+    if vr in (None, "SQ", "UN") or value is None or element.length == 0xFFFFFFFF:
+        return None  # UN: pydicom may know the real VR
+    if element.tag in _LUT_DESCRIPTOR_TAGS:
+        return None  # pydicom corrects the first value of these
+    try:
+        return _raw_json(vr, value, codec)
+    except UnicodeDecodeError:
+        return None  # pydicom decodes what it can and replaces the rest
+
+
+def _raw_json(vr: str, value: bytes, codec: str) -> dict[str, Any] | None:
     if not value:
         return {"vr": vr}
     if vr in _ASCII_VRS:

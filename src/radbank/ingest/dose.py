@@ -42,8 +42,9 @@ _UNCOMPRESSED = {
 # the rows of that event are copied instead of read again (with the slice's own SOP
 # Instance UID); what the index keeps is the same.
 _SERIES_EVENTS_KEPT = 10_000
-# SeriesInstanceUID, IrradiationEventUID, CTDIvol, KVP, ProtocolName
-_CT_IMAGE_TAGS = (0x0020000E, 0x00083010, 0x00189345, 0x00180060, 0x00181030)
+# SeriesInstanceUID, IrradiationEventUID, CTDIvol, KVP, ProtocolName, and the character
+# set the text is in
+_CT_IMAGE_TAGS = (0x0020000E, 0x00083010, 0x00189345, 0x00180060, 0x00181030, 0x00080005)
 
 
 class DoseReader:

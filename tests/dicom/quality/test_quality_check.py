@@ -10,6 +10,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.tag import Tag
 from pydicom.uid import UID, ExplicitVRLittleEndian, JPEGBaseline8Bit
 
 from radbank.dicom.quality import BURNED_IN_RISK_SOP_CLASSES, Finding, Severity, check
@@ -315,3 +316,32 @@ def test_values_read_without_pydicom_conversion_equal_pydicom_on_the_corpus() ->
                 assert (fast, type(fast)) == (slow, type(slow)), (file.name, tag)
                 compared += 1
     assert compared > 1000
+
+
+@pytest.mark.parametrize(
+    ("vr", "raw", "little_endian"),
+    [
+        ("UI", b"", True),
+        ("UI", b"\0", True),
+        ("UI", b" ", True),
+        ("UI", b"1.2.3\0", True),
+        ("UI", b"1.2\\1.3", True),
+        ("CS", b"", True),
+        ("CS", b" CT ", True),
+        ("CS", b"ORIGINAL\\PRIMARY", True),
+        ("CS", b"caf\xe9", True),
+        ("US", b"", True),
+        ("US", b"\x00\x02", True),
+        ("US", b"\x00\x02", False),
+        ("US", b"\x01\x00\x02\x00", True),
+    ],
+)
+def test_values_read_without_pydicom_conversion_in_unusual_forms(
+    vr: str, raw: bytes, little_endian: bool
+) -> None:
+    tag = {"UI": 0x00080018, "CS": 0x00080060, "US": 0x00280010}[vr]
+    element = RawDataElement(Tag(tag), vr, len(raw), raw, 0, False, little_endian)
+    fast = _plain_value(element)
+    if fast is not None:
+        slow = convert_raw_data_element(element, encoding="iso8859").value
+        assert (fast, type(fast)) == (slow, type(slow))

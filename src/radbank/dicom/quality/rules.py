@@ -182,7 +182,7 @@ def _plain_value(element: RawDataElement) -> object:
         return int.from_bytes(raw, "little") if len(raw) == 2 else None
     if element.VR in ("CS", "UI") and raw.isascii() and b"\\" not in raw:
         text = raw.decode("ascii").rstrip("\0 ")
-        return UID(text) if element.VR == "UI" and text else text
+        return UID(text) if element.VR == "UI" and raw else text
     return None
 
 
