@@ -1,5 +1,4 @@
-"""The `radbank` executable's process set-up: the C allocator settings it passes on, and
-the server worker's heap frozen after its start.
+"""The `radbank` executable's process set-up: the C allocator settings it passes on.
 
 `tune_allocator` is a speed measure (docs/benchmarks.md, issue 3); what an operator can
 notice, and what these tests check in real child processes, is that the settings reach the
@@ -168,29 +167,3 @@ def test_an_openblas_setting_in_the_environment_wins() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[1] == "2"
-
-
-# ------------------------------------------------ the server worker's heap after its start
-
-HEAP_AFTER_START = (
-    "import gc, sys; from fastapi.testclient import TestClient; "
-    "from radbank.app import create_app; from radbank.config import Settings; "
-    "app = create_app(Settings(data_dir=sys.argv[1], admin_token='t' * 40)); "
-    "before = gc.get_freeze_count(); "
-    "client = TestClient(app); client.__enter__(); "
-    "print(before, gc.get_freeze_count() > 10_000, client.get('/healthz').status_code); "
-    "client.__exit__(None, None, None)"
-)
-
-
-def test_a_started_worker_keeps_its_start_up_heap_out_of_the_collector(tmp_path) -> None:
-    """The objects made at start are frozen once the app has started (gc.freeze), so full
-    collections during ingest do not walk them again; the app serves as before."""
-    done = subprocess.run(
-        [sys.executable, "-c", HEAP_AFTER_START, str(tmp_path / "data")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["0", "True", "200"]
