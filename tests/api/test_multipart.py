@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from radbank.api import multipart
 from radbank.api.multipart import MultipartError, PartTooLarge, read_parts, write_parts
 
 
@@ -75,6 +76,32 @@ def test_a_part_of_exactly_the_limit_is_accepted(chunk: int) -> None:
     assert [len(data) for _, data in _read(body, "b", chunk, limit=1000)] == [1000, 999]
     with pytest.raises(PartTooLarge):
         _read(body, "b", chunk, limit=999)
+
+
+def test_the_c_librarys_search_finds_what_python_finds() -> None:
+    """The body is searched with memmem(3) where the C library has it: same answers as
+    bytes.find, first occurrence included, on data full of near-delimiters."""
+    rng = random.Random(7)
+    needle = b"\r\n--b0undary-1234abcd"
+    for _ in range(500):
+        data = b"".join(
+            rng.choice([needle, needle[:-1], needle[1:], b"\r\n", bytes([rng.randrange(256)])])
+            for _ in range(rng.randrange(0, 60))
+        )
+        assert multipart._find(data, needle) == data.find(needle)
+        assert multipart._find(data, b"\r") == data.find(b"\r")
+
+
+def test_chunks_of_other_buffer_types_are_read() -> None:
+    async def collect() -> list[bytes]:
+        async def stream() -> AsyncIterator[bytes]:
+            body = b"".join(write_parts([({}, iter([b"x" * 300]))], "b"))
+            for start in range(0, len(body), 64):
+                yield bytearray(body[start : start + 64])  # type: ignore[misc]
+
+        return [p.data async for p in read_parts(stream(), "b", max_part_bytes=1000)]
+
+    assert asyncio.run(collect()) == [b"x" * 300]
 
 
 def test_wrong_boundary_is_reported() -> None:
