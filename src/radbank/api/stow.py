@@ -17,7 +17,7 @@ from radbank.api.urls import instance_url, study_url
 from radbank.governance.policy import Principal
 from radbank.index import Project
 from radbank.ingest import Item, Outcome, Status
-from radbank.ingest.pipeline import FAILURE_CANNOT_UNDERSTAND
+from radbank.ingest.pipeline import FAILURE_CANNOT_UNDERSTAND, FAILURE_OUT_OF_RESOURCES
 
 router = APIRouter(prefix="/dicom-web/projects/{project}", tags=["DICOMweb STOW-RS"])
 
@@ -229,6 +229,8 @@ def _response(
         status = 202  # some stored, or held in quarantine for review
     elif all(o.failure_reason == FAILURE_CANNOT_UNDERSTAND for o in outcomes):
         status = 400
+    elif any(o.failure_reason == FAILURE_OUT_OF_RESOURCES for o in outcomes):
+        status = 503  # nothing stored, for want of space: the sender may try again later
     else:
         status = 409
     # Closing the connection after a store lets the sender's next request reach whichever

@@ -88,6 +88,7 @@ __all__ = [
     "DoseValues",
     "DuplicateInstance",
     "InvalidDoseFilter",
+    "out_of_space",
     "ReferenceDrl",
     "HierarchyConflict",
     "SubjectWithdrawn",
@@ -166,6 +167,20 @@ class InstanceRecord:
 
 class ProjectExists(Exception):
     """create_project with a name already taken."""
+
+
+_SQLITE_FULL = 13
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether a failed index write failed for want of space: SQLite's "database or disk
+    is full", PostgreSQL's insufficient resources (SQLSTATE class 53)."""
+    if not isinstance(exc, sa.exc.OperationalError):
+        return False
+    cause = exc.orig
+    return getattr(cause, "sqlite_errorcode", None) == _SQLITE_FULL or str(
+        getattr(cause, "sqlstate", "") or ""
+    ).startswith("53")
 
 
 class DuplicateInstance(ValueError):

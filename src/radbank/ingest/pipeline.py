@@ -15,7 +15,9 @@ once per settings version and key state, not per instance or per batch.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +49,7 @@ from radbank.index import (
     VaultEntry,
     VaultKeyChanged,
     VaultWrite,
+    out_of_space,
 )
 from radbank.ingest.dose import DoseReader, dose_rows, water_equivalent_diameter
 from radbank.ingest.journal import Journal
@@ -56,12 +59,15 @@ from radbank.store import BlobStore
 if TYPE_CHECKING:  # the graphs service imports the ingest package; only the type comes back
     from radbank.graphs import Graphs
 
+log = logging.getLogger(__name__)
+
 # DICOM status codes used as FailureReason (0008,1197) in STOW-RS responses (PS3.4 Annex B).
 FAILURE_PROCESSING = 0x0110
 FAILURE_DUPLICATE_CONFLICT = 0x0111
 FAILURE_CANNOT_UNDERSTAND = 0xC000
 FAILURE_SOP_CLASS_NOT_SUPPORTED = 0x0122
 FAILURE_STUDY_MISMATCH = 0xA900
+FAILURE_OUT_OF_RESOURCES = 0xA700
 WARNING_QUARANTINED = 0xB000
 
 
@@ -352,9 +358,23 @@ class Pipeline:
         # If anything below fails, the journal entry stays: recovery at the next start
         # removes what no row refers to, when no other ingest can be writing the same
         # content-addressed key.
-        entry = self.journal.begin(keys)
-        self.store.put_many([(p.record.blob_key, p.blob) for p in written])
-        indexed, project = self._index(to_store, project)
+        try:
+            entry = self.journal.begin(keys)
+        except OSError as exc:
+            return results + _not_written((*to_store, *to_quarantine), exc)
+        try:
+            self.store.put_many([(p.record.blob_key, p.blob) for p in written])
+        except OSError as exc:
+            # Nothing was indexed: what was written goes (or stays journalled for recovery).
+            self._discard_unreferenced(keys)
+            self.journal.end(entry)
+            return results + _not_written((*to_store, *to_quarantine), exc)
+        try:
+            indexed, project = self._index(to_store, project)
+        except Exception as exc:
+            if not out_of_space(exc):
+                raise
+            indexed = _not_written(to_store, exc)  # their blobs are discarded below
         not_held: list[str] = []
         for position, p in to_quarantine:
 
@@ -374,6 +394,12 @@ class Pipeline:
             except SubjectWithdrawn as exc:
                 not_held.append(p.record.blob_key)
                 results.append((position, _withdrawn(p, exc)))
+                continue
+            except Exception as exc:
+                if not out_of_space(exc):
+                    raise
+                not_held.append(p.record.blob_key)
+                results.extend(_not_written([(position, p)], exc))
                 continue
             results.append(
                 (
@@ -645,6 +671,36 @@ class _SubjectCheck:
                 "the subject's objects (radbank project release --subject)"
             )
         return None, None
+
+
+def _not_written(
+    items: Sequence[tuple[int, _Prepared]], exc: BaseException
+) -> list[tuple[int, Outcome]]:
+    """Outcomes of instances the node could not write (a full disk, a failing device):
+    refused, nothing of them kept; the sender may send them again later."""
+    log.error("ingest: %d object(s) could not be written: %s", len(items), exc)
+    if isinstance(exc, OSError):
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        cause = exc.strerror or type(exc).__name__  # the path stays in the server's log
+    else:
+        full, cause = True, "the index database has no space left"
+    failure = FAILURE_OUT_OF_RESOURCES if full else FAILURE_PROCESSING
+    return [
+        (
+            position,
+            _outcome(
+                p,
+                Status.REJECTED,
+                f"{p.name}: not stored: the node could not write it ({cause}); nothing of "
+                "it was kept, send it again once the node's operator has made room"
+                if full
+                else f"{p.name}: not stored: the node could not write it ({cause}); nothing "
+                "of it was kept",
+                failure,
+            ),
+        )
+        for position, p in items
+    ]
 
 
 def _withdrawn(p: _Prepared, exc: SubjectWithdrawn) -> Outcome:

@@ -1,0 +1,162 @@
+"""Ingest on a node whose disk is full: every object of the batch is refused with its name,
+the reason and DICOM's "out of resources" (A700), nothing of it is kept (no blob, no temp
+file, no row, no journal entry), and the same objects are stored once there is room.
+
+A full disk cannot be had on demand here: the tests make the blob store's writes (or the
+index's transaction) fail as a full disk makes them fail, and say so.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from radbank.api import build_api
+from radbank.app import Services, build_services, recover
+from radbank.config import Settings
+from radbank.governance.policy import ADMIN
+from radbank.ingest import Item, Status
+from radbank.ingest.pipeline import FAILURE_OUT_OF_RESOURCES
+from radbank.projects import create_project
+from radbank.synthetic import demo_studies
+
+TOKEN = "t" * 40
+
+
+def _items(count: int) -> list[Item]:
+    items = []
+    for number, dataset in enumerate(demo_studies(sites=1, patients_per_site=1, seed=77)):
+        if number == count:
+            break
+        buffer = io.BytesIO()
+        dataset.save_as(buffer, enforce_file_format=True)
+        items.append(Item(f"file{number}.dcm", buffer.getvalue()))
+    return items
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Any:
+    services, _ = build_services(Settings(data_dir=tmp_path / "data", admin_token=TOKEN))
+    recover(services)
+    create_project(services.index, "trial", keys=services.keys, trail=services.trail, actor="test")
+    yield services
+    services.close()
+
+
+def _disk_full_after(services: Services, monkeypatch: pytest.MonkeyPatch, files: int) -> None:
+    """Writes into the blob store fail with ENOSPC once `files` blobs were written (the
+    write of the next one fails part-way, as on a full disk)."""
+    real_write = os.write
+    root = str(services.store.root)
+    started: set[str] = set()
+
+    def write(fd: int, data: Any) -> int:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if path.startswith(root):
+            started.add(path)
+            if len(started) > files:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+
+
+def _left_behind(services: Services) -> list[str]:
+    """Every file under the blob store and the ingest journal."""
+    data_dir = services.settings.resolved_data_dir
+    return sorted(
+        str(path.relative_to(data_dir))
+        for directory in (services.store.root, data_dir / "journal")
+        for path in directory.rglob("*")
+        if path.is_file()
+    )
+
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="finds the written file through /proc"
+)
+
+
+@linux_only
+def test_a_full_blob_store_refuses_the_batch_and_keeps_nothing(
+    node: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = node.index.get_project("trial")
+    items = _items(4)
+    _disk_full_after(node, monkeypatch, files=2)
+    outcomes = node.pipeline.ingest(items, project, source="test", principal=ADMIN)
+    assert [o.status for o in outcomes] == [Status.REJECTED] * 4
+    assert {o.failure_reason for o in outcomes} == {FAILURE_OUT_OF_RESOURCES}
+    for item, outcome in zip(items, outcomes, strict=True):
+        assert outcome.reason.startswith(f"{item.name}: not stored")
+        assert "No space left on device" in outcome.reason
+    assert node.index.count_instances(project.id) == 0
+    assert _left_behind(node) == []
+
+    monkeypatch.undo()  # room again: the same objects are stored
+    again = node.pipeline.ingest(items, project, source="test", principal=ADMIN)
+    assert [o.status for o in again] == [Status.STORED] * 4
+
+
+def test_a_full_index_database_refuses_the_batch_and_keeps_nothing(
+    node: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = node.index.get_project("trial")
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorcode = 13  # SQLITE_FULL, as sqlite3 sets it
+
+    def add_instances(*args: object, **kwargs: object) -> None:
+        raise sa.exc.OperationalError("INSERT INTO instances ...", {}, full)
+
+    monkeypatch.setattr(node.index, "add_instances", add_instances)
+    outcomes = node.pipeline.ingest(_items(3), project, source="test", principal=ADMIN)
+    assert [o.status for o in outcomes] == [Status.REJECTED] * 3
+    assert {o.failure_reason for o in outcomes} == {FAILURE_OUT_OF_RESOURCES}
+    assert all("no space left" in o.reason for o in outcomes)
+    assert _left_behind(node) == []  # the blobs written before the index failed are gone
+
+
+@linux_only
+def test_stow_rs_answers_503_naming_each_instance(
+    node: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = _items(3)
+    boundary = "full-disk-test"
+    body = (
+        b"".join(
+            b"--"
+            + boundary.encode()
+            + b"\r\nContent-Type: application/dicom\r\n\r\n"
+            + item.data
+            + b"\r\n"
+            for item in items
+        )
+        + b"--"
+        + boundary.encode()
+        + b"--\r\n"
+    )
+    _disk_full_after(node, monkeypatch, files=0)
+    with TestClient(build_api(node)) as client:
+        response = client.post(
+            "/dicom-web/projects/trial/studies",
+            content=body,
+            headers={
+                "Authorization": f"Bearer {TOKEN}",
+                "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+            },
+        )
+    assert response.status_code == 503
+    failed = response.json()["00081198"]["Value"]
+    assert [f["00081197"]["Value"] for f in failed] == [[FAILURE_OUT_OF_RESOURCES]] * 3
+    reasons = [f["00091001"]["Value"][0] for f in failed]
+    assert [r.split(":")[0] for r in reasons] == ["part 1", "part 2", "part 3"]
+    assert all("No space left on device" in r for r in reasons)
