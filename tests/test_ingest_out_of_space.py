@@ -1,6 +1,7 @@
-"""Ingest on a node whose disk is full: every object of the batch is refused with its name,
+"""A node whose disk is full. Ingest: every object of the batch is refused with its name,
 the reason and DICOM's "out of resources" (A700), nothing of it is kept (no blob, no temp
 file, no row, no journal entry), and the same objects are stored once there is room.
+Any request whose access cannot be recorded in the audit trail gets 503, not its answer.
 
 A full disk cannot be had on demand here: the tests make the blob store's writes (or the
 index's transaction) fail as a full disk makes them fail, and say so.
@@ -160,3 +161,27 @@ def test_stow_rs_answers_503_naming_each_instance(
     reasons = [f["00091001"]["Value"][0] for f in failed]
     assert [r.split(":")[0] for r in reasons] == ["part 1", "part 2", "part 3"]
     assert all("No space left on device" in r for r in reasons)
+
+
+def test_an_answer_that_cannot_be_audited_is_withheld(
+    node: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the index database full the access cannot be recorded: the search's answer
+    does not leave the node, a 503 saying why does (simulated as above)."""
+    node.pipeline.ingest(_items(1), node.index.get_project("trial"), source="t", principal=ADMIN)
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorcode = 13
+
+    def record(*args: object, **kwargs: object) -> None:
+        raise sa.exc.OperationalError("INSERT INTO audit ...", {}, full)
+
+    with TestClient(build_api(node)) as client:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        assert client.get("/dicom-web/projects/trial/studies", headers=headers).status_code == 200
+        monkeypatch.setattr(node.trail, "record", record)
+        response = client.get("/dicom-web/projects/trial/studies", headers=headers)
+    assert response.status_code == 503
+    assert response.json()["error"].startswith(
+        "the node cannot record this request in its audit trail (no space left)"
+    )
+    assert "0020000D" not in response.text  # no study of the answer left

@@ -2,8 +2,9 @@
 
 A pure ASGI middleware: when the application starts its response, the record (who, which
 route, which project and object UIDs, the query, from where, with which token, the status
-as outcome) is appended to the hash-chained trail, and only then is the response sent. A
-request that crashes is recorded as a failure. Denied requests (401, 403) are recorded as
+as outcome) is appended to the hash-chained trail, and only then is the response sent;
+where the record cannot be written (a full disk), the answer is withheld and 503 sent
+instead. A request that crashes is recorded as a failure. Denied requests (401, 403) are recorded as
 denied: probing is visible to the auditor. Only /healthz, which touches no data, is left out.
 
 Secrets never reach the record: the Authorization header is not read here, and a personal
@@ -12,6 +13,8 @@ token appears by its public id only.
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -19,9 +22,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from radbank.governance.audit import Outcome
 from radbank.governance.policy import ANONYMOUS, Principal
+from radbank.index import out_of_space
 
 if TYPE_CHECKING:
     from radbank.app import Services
+
+log = logging.getLogger(__name__)
 
 _UNAUDITED = frozenset({"/healthz"})
 _MAX_QUERY_CHARS = 2000
@@ -42,12 +48,23 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         recorded = False
+        withheld = False
 
         async def audited_send(message: Message) -> None:
-            nonlocal recorded
+            nonlocal recorded, withheld
+            if withheld:
+                return  # the application's answer is not sent: nothing of it leaves
             if message["type"] == "http.response.start" and not recorded:
                 recorded = True
-                await run_in_threadpool(self._record, scope, message["status"])
+                try:
+                    await run_in_threadpool(self._record, scope, message["status"])
+                except Exception as exc:  # noqa: BLE001 - the answer is withheld, said why
+                    log.exception(
+                        "audit: %s %s could not be recorded", scope["method"], scope["path"]
+                    )
+                    withheld = True
+                    await _unrecorded(send, exc)
+                    return
             await send(message)
 
         try:
@@ -93,6 +110,31 @@ class AccessLog:
             source=client[0] if client else "",
             outcome=_outcome(status),
         )
+
+
+async def _unrecorded(send: Send, exc: Exception) -> None:
+    """Answer 503 instead of what the application answered: no answer leaves unrecorded."""
+    cause = "no space left" if out_of_space(exc) else type(exc).__name__
+    body = json.dumps(
+        {
+            "error": f"the node cannot record this request in its audit trail ({cause}), so "
+            "it withholds the answer; try again later (an upload sent again is "
+            "acknowledged without being stored twice)",
+            "status": 503,
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", b"60"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _outcome(status: int) -> str:
