@@ -61,6 +61,19 @@ def _project(services: Services) -> Any:
     )
 
 
+def _instances_in_answer(services: Services) -> str:
+    """How many instances of project "trial" a SPARQL query to these services counts."""
+    result = services.graphs.query(
+        f"SELECT (COUNT(?i) AS ?n) WHERE {{ ?i a <{INSTANCE}> }}",
+        [services.index.get_project("trial")],
+        "text/csv",
+        actor="test",
+        source="local",
+        timeout_s=30,
+    )
+    return result.body.decode().splitlines()[1]
+
+
 class _Gate:
     """Holds the store's first `add` until opened; counts the calls and what they wrote."""
 
@@ -171,15 +184,7 @@ def test_a_query_sees_what_another_process_acknowledged_before_it(
         answers: list[str] = []
 
         def ask() -> None:
-            result = second.graphs.query(
-                f"SELECT (COUNT(?i) AS ?n) WHERE {{ ?i a <{INSTANCE}> }}",
-                [second.index.get_project("trial")],
-                "text/csv",
-                actor="test",
-                source="local",
-                timeout_s=30,
-            )
-            answers.append(result.body.decode().splitlines()[1])
+            answers.append(_instances_in_answer(second))
 
         asking = threading.Thread(target=ask)
         asking.start()
@@ -254,15 +259,7 @@ def test_a_query_in_another_process_ends_the_writers_wait_for_more_batches(
         first.graphs.describe_project(project)
         items = _patients(1, seed=305)[0]
         stored = first.pipeline.ingest(items, project, source="test", principal=ADMIN)
-        result = second.graphs.query(
-            f"SELECT (COUNT(?i) AS ?n) WHERE {{ ?i a <{INSTANCE}> }}",
-            [second.index.get_project("trial")],
-            "text/csv",
-            actor="test",
-            source="local",
-            timeout_s=30,
-        )
-        assert result.body.decode().splitlines()[1] == str(len(stored))
+        assert _instances_in_answer(second) == str(len(stored))
     finally:
         second.close()
         first.close()
