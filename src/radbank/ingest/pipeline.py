@@ -358,6 +358,9 @@ class Pipeline:
         # If anything below fails, the journal entry stays: recovery at the next start
         # removes what no row refers to, when no other ingest can be writing the same
         # content-addressed key.
+        # Where the disk is full, what a batch wrote stays journalled, for the recovery at
+        # the next start: removed now, a blob could be that of a concurrent upload of the
+        # same object, written and about to be indexed.
         try:
             entry = self.journal.begin(keys)
         except OSError as exc:
@@ -365,16 +368,14 @@ class Pipeline:
         try:
             self.store.put_many([(p.record.blob_key, p.blob) for p in written])
         except OSError as exc:
-            # Nothing was indexed: what was written goes (or stays journalled for recovery).
-            self._discard_unreferenced(keys)
-            self.journal.end(entry)
             return results + _not_written((*to_store, *to_quarantine), exc)
+        unwritten = False
         try:
             indexed, project = self._index(to_store, project)
         except Exception as exc:
             if not out_of_space(exc):
                 raise
-            indexed = _not_written(to_store, exc)  # their blobs are discarded below
+            indexed, unwritten = _not_written(to_store, exc), True
         not_held: list[str] = []
         for position, p in to_quarantine:
 
@@ -398,8 +399,8 @@ class Pipeline:
             except Exception as exc:
                 if not out_of_space(exc):
                     raise
-                not_held.append(p.record.blob_key)
                 results.extend(_not_written([(position, p)], exc))
+                unwritten = True
                 continue
             results.append(
                 (
@@ -417,8 +418,9 @@ class Pipeline:
             for (_, p), (_, outcome) in zip(to_store, indexed, strict=True)
             if outcome.status != Status.STORED
         ]
-        self._discard_unreferenced(not_stored + not_held)
-        self.journal.end(entry)
+        if not unwritten:
+            self._discard_unreferenced(not_stored + not_held)
+            self.journal.end(entry)
         if self.graphs is not None:
             self.graphs.record(
                 project,
