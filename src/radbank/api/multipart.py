@@ -151,20 +151,27 @@ async def read_parts(
     async for chunk in chunks:
         if finished:
             continue  # epilogue is ignored
-        if state == "body":
-            # Most of a body arrives here: taken as it came, without passing the buffer.
-            assert part is not None and body is not None
-            end = body.feed(chunk)
-            if end is None:
-                continue
-            part.data = body.join()
-            yield part
-            part = body = None
-            buffer[:] = memoryview(chunk)[end:]
-            state = "after-delimiter"
-        else:
+        # Most of a body arrives while reading one: taken as it came, without the buffer.
+        data: bytes | None = chunk if state == "body" else None
+        if data is None:
             buffer += chunk
         while True:
+            if state == "body":
+                assert part is not None and body is not None
+                if data is None:
+                    if not buffer:
+                        break
+                    data = bytes(buffer)
+                    buffer.clear()
+                end = body.feed(data)
+                if end is None:
+                    break
+                part.data = body.join()
+                yield part
+                part = body = None
+                buffer[:] = memoryview(data)[end:]
+                data = None
+                state = "after-delimiter"
             if state == "preamble":
                 at = buffer.find(delimiter)
                 if at < 0:
@@ -205,21 +212,7 @@ async def read_parts(
                 index += 1
                 part = Part(index, headers)
                 body = _Body(delimiter, index, max_part_bytes)
-                state = "body"
-            if state == "body":
-                assert part is not None and body is not None
-                if not buffer:
-                    break
-                rest = bytes(buffer)
-                buffer.clear()
-                end = body.feed(rest)
-                if end is None:
-                    break
-                part.data = body.join()
-                yield part
-                part = body = None
-                buffer[:] = rest[end:]
-                state = "after-delimiter"
+                state = "body"  # read from the buffer at the top of the loop
     if not finished:
         if index == 0 and state == "preamble":
             raise MultipartError(
