@@ -50,6 +50,21 @@ def node(tmp_path: Path) -> Any:
     services.close()
 
 
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Any:
+    """Two server workers on one data directory (two sets of services, each with its own
+    writer), the project "trial" described in the graph."""
+    first, _ = build_services(Settings(data_dir=tmp_path / "data"))
+    recover(first)
+    second, _ = build_services(Settings(data_dir=tmp_path / "data"))
+    try:
+        first.graphs.describe_project(_project(first))
+        yield first, second
+    finally:
+        second.close()
+        first.close()
+
+
 def _project(services: Services) -> Any:
     return create_project(
         services.index,
@@ -166,36 +181,29 @@ def test_closing_the_node_writes_what_is_pending(tmp_path: Path) -> None:
 
 
 def test_a_query_sees_what_another_process_acknowledged_before_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    two_workers: tuple[Services, Services], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two server workers on one data directory (two sets of services here, each with its
     own writer): an upload to one is in the answer of a query to the other, even while the
     first's write is still under way."""
-    first, _ = build_services(Settings(data_dir=tmp_path / "data"))
-    recover(first)
-    second, _ = build_services(Settings(data_dir=tmp_path / "data"))
-    try:
-        project = _project(first)
-        first.graphs.describe_project(project)
-        gate = _Gate(first, monkeypatch)
-        items = _patients(1, seed=304)[0]
-        stored = first.pipeline.ingest(items, project, source="test", principal=ADMIN)
-        assert gate.entered.wait(60)
-        answers: list[str] = []
+    first, second = two_workers
+    project = first.index.get_project("trial")
+    gate = _Gate(first, monkeypatch)
+    items = _patients(1, seed=304)[0]
+    stored = first.pipeline.ingest(items, project, source="test", principal=ADMIN)
+    assert gate.entered.wait(60)
+    answers: list[str] = []
 
-        def ask() -> None:
-            answers.append(_instances_in_answer(second))
+    def ask() -> None:
+        answers.append(_instances_in_answer(second))
 
-        asking = threading.Thread(target=ask)
-        asking.start()
-        asking.join(0.5)
-        assert asking.is_alive()  # waiting for the other worker's write
-        gate.opened.set()
-        asking.join(30)
-        assert answers == [str(len(stored))]
-    finally:
-        second.close()
-        first.close()
+    asking = threading.Thread(target=ask)
+    asking.start()
+    asking.join(0.5)
+    assert asking.is_alive()  # waiting for the other worker's write
+    gate.opened.set()
+    asking.join(30)
+    assert answers == [str(len(stored))]
 
 
 def test_the_store_is_compacted_once_uploads_pause(
@@ -246,20 +254,13 @@ def test_closing_the_node_after_an_import_compacts_the_store(
 
 
 def test_a_query_in_another_process_ends_the_writers_wait_for_more_batches(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    two_workers: tuple[Services, Services], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A writer gathers batches before it writes (up to an hour here); a query in another
     worker has it write at once instead of answering without the objects (after its 5 s)."""
     monkeypatch.setattr(radbank.graphs, "_LINGER_S", 3600.0)
-    first, _ = build_services(Settings(data_dir=tmp_path / "data"))
-    recover(first)
-    second, _ = build_services(Settings(data_dir=tmp_path / "data"))
-    try:
-        project = _project(first)
-        first.graphs.describe_project(project)
-        items = _patients(1, seed=305)[0]
-        stored = first.pipeline.ingest(items, project, source="test", principal=ADMIN)
-        assert _instances_in_answer(second) == str(len(stored))
-    finally:
-        second.close()
-        first.close()
+    first, second = two_workers
+    items = _patients(1, seed=305)[0]
+    project = first.index.get_project("trial")
+    stored = first.pipeline.ingest(items, project, source="test", principal=ADMIN)
+    assert _instances_in_answer(second) == str(len(stored))
