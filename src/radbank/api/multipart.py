@@ -39,8 +39,8 @@ class Part:
 
 class _Body:
     """The body of the part being read: the received chunks as they came, joined once when
-    the delimiter that ends the part arrives (a 0.5 MB part arriving in 64 KB chunks was
-    copied four times over when appended to a buffer)."""
+    the delimiter that ends the part arrives (appended to a buffer, a part was copied four
+    times over)."""
 
     def __init__(self, delimiter: bytes, index: int, limit: int) -> None:
         self.delimiter = delimiter

@@ -353,22 +353,21 @@ class Pipeline:
             project = self._with_vault(project, known_copies, self._add_vault_entries)
         if not (to_store or to_quarantine):
             return results
-        written = [p for _, p in (*to_store, *to_quarantine)]
+        offered = [*to_store, *to_quarantine]
+        written = [p for _, p in offered]
         keys = [p.record.blob_key for p in written]
-        # If anything below fails, the journal entry stays: recovery at the next start
-        # removes what no row refers to, when no other ingest can be writing the same
-        # content-addressed key.
-        # Where the disk is full, what a batch wrote stays journalled, for the recovery at
-        # the next start: removed now, a blob could be that of a concurrent upload of the
-        # same object, written and about to be indexed.
+        # If anything below fails (a full disk included), the journal entry stays: recovery
+        # at the next start removes what no row refers to, when no other ingest can be
+        # writing the same content-addressed key (removed now, a blob could be that of a
+        # concurrent upload of the same object, written and about to be indexed).
         try:
             entry = self.journal.begin(keys)
         except OSError as exc:
-            return results + _not_written((*to_store, *to_quarantine), exc)
+            return results + _not_written(offered, exc)
         try:
             self.store.put_many([(p.record.blob_key, p.blob) for p in written])
         except OSError as exc:
-            return results + _not_written((*to_store, *to_quarantine), exc)
+            return results + _not_written(offered, exc)
         unwritten = False
         try:
             indexed, project = self._index(to_store, project)
