@@ -86,13 +86,15 @@ _SUBMISSION = "submission"
 _BATCH = 2_000  # instances mapped per write while rebuilding
 _WRITE_AT_MOST = 4_096  # instances of recorded batches written together (~100 quads each)
 # A write waits up to _LINGER_S after the first batch came for _WRITE_AT_LEAST instances to
-# gather (an upload sends a batch every few ms; each write opens the database, ~10 ms of
-# CPU, and adds files to it: with 0.25 s, a server ingesting with two workers spent ~5 %
-# of its CPU opening it), unless a query waits for the writer: in this process (`flush`)
-# or in another (which touches the file _QUERY_WAITING of the journal's directory; the
-# writer looks at it every _ASKED_EVERY_S while it lingers).
+# gather (an upload sends a batch every few ms; each write opens the database, 10-40 ms of
+# CPU, and starts RocksDB's background threads: with 1 s, a server ingesting with two
+# workers spent ~10 % of its CPU on the RDF store, with 5 s half that; docs/benchmarks.md,
+# STOW-RS run 44), unless a query waits for the writer: in this process (`flush`) or in
+# another (which touches the file _QUERY_WAITING of the journal's directory; the writer
+# looks at it every _ASKED_EVERY_S while it lingers). Well under _RECENT_S, so that a
+# query never takes a lingering batch for a dead process's.
 _WRITE_AT_LEAST = 512
-_LINGER_S = 1.0
+_LINGER_S = 5.0
 _QUERY_WAITING = "query-waiting"
 _ASKED_EVERY_S = 0.02
 # A query waits (up to _AWAIT_OTHERS_S) for batches other processes of the node journalled
