@@ -6,7 +6,10 @@ gets a freshly started server so neither pays for data a previous run left behin
 1. Ingest: N 512x512 CT instances (Part 10, ~0.5 MB each) in S studies, with planted
    patient identity, sent by STOW-RS with one request per study, by 1 and then 2 concurrent
    clients. Request bodies are built before timing. Prints instances/s, MB/s (10^6 bytes of
-   DICOM parts) and the ratio radbank/Orthanc (above 1: radbank is faster).
+   DICOM parts) and the ratio radbank/Orthanc (above 1: radbank is faster), and the CPU
+   time each server's processes and the clients used during the run (Linux): on a small
+   machine the two compete for the same cores, and a server's CPU per instance is steadier
+   from minute to minute than its throughput.
 2. QIDO-RS: loads Q small studies (one small CT or MR instance each) into each server, then
    times R sequential requests of four typical queries (PatientID, StudyDate range,
    ModalitiesInStudy, PatientName wildcard); prints median and p95 latency and the ratio
@@ -34,6 +37,7 @@ import io
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import statistics
@@ -178,12 +182,13 @@ class Server:
     dicomweb_url: str
     headers: dict[str, str]
     stop: Callable[[], None]
+    pid: int | None = None  # the server's main process (its CPU time is read with its children's)
 
 
 def start_server(name: str, workdir: Path, args: argparse.Namespace) -> Server:
     if name == "orthanc":
         orthanc = OrthancPeer(workdir).start()
-        return Server(name, orthanc.dicomweb_url, {}, orthanc.stop)
+        return Server(name, orthanc.dicomweb_url, {}, orthanc.stop, orthanc.pid)
     radbank = start_radbank(
         workdir / "data", token=uuid.uuid4().hex + uuid.uuid4().hex, workers=args.workers
     )
@@ -197,6 +202,7 @@ def start_server(name: str, workdir: Path, args: argparse.Namespace) -> Server:
         f"{radbank.base_url}/dicom-web/projects/{PROJECT}",
         {"Authorization": f"Bearer {radbank.token}"},
         radbank.stop,
+        radbank.process.pid,
     )
 
 
@@ -211,12 +217,57 @@ class IngestResult:
     megabytes: float
     seconds: float
     failed_instances: int
+    server_cpu_s: float | None = None  # user + system time of the server's processes
+    client_cpu_s: float | None = None  # of this process (the sending clients)
     instances_per_s: float = field(init=False)
     mb_per_s: float = field(init=False)
+    server_cpu_ms_per_instance: float | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.instances_per_s = self.instances / self.seconds if self.seconds else 0.0
         self.mb_per_s = self.megabytes / self.seconds if self.seconds else 0.0
+        self.server_cpu_ms_per_instance = (
+            1000 * self.server_cpu_s / self.instances
+            if self.server_cpu_s is not None and self.instances
+            else None
+        )
+
+
+def process_tree_cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process and its living descendants (Linux /proc),
+    or None where that cannot be read. Only differences are meaningful: read before and
+    after a run, while the server's processes (uvicorn's workers) all live."""
+    if pid is None:
+        return None
+    try:
+        parents: dict[int, int] = {}
+        times: dict[int, float] = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path("/proc", entry, "stat").read_text()
+            except OSError:  # exited meanwhile
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            parents[int(entry)] = int(fields[1])
+            times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    except (OSError, ValueError):
+        return None
+    if pid not in times:
+        return None
+    total, frontier = 0.0, [pid]
+    while frontier:
+        current = frontier.pop()
+        total += times.get(current, 0.0)
+        frontier.extend(child for child, parent in parents.items() if parent == current)
+    return total
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _failed_in_answer(response: httpx.Response, n_parts: int) -> int:
@@ -288,14 +339,31 @@ def run_ingest(
             deadline.check("ingest")
             server = start_server(name, workroot / f"ingest-{name}-{clients}", args)
             try:
+                server_before, client_before = process_tree_cpu_s(server.pid), _own_cpu_s()
                 seconds, failures = stow(server, bodies, clients, deadline)
+                server_after, client_cpu = process_tree_cpu_s(server.pid), _own_cpu_s()
             finally:
                 server.stop()
-            result = IngestResult(name, clients, n_instances, megabytes, seconds, failures)
+            server_cpu = (
+                server_after - server_before
+                if server_before is not None and server_after is not None
+                else None
+            )
+            result = IngestResult(
+                name,
+                clients,
+                n_instances,
+                megabytes,
+                seconds,
+                failures,
+                server_cpu,
+                client_cpu - client_before,
+            )
             results.append(result)
             print(
                 f"  {name:8} {clients} client(s): {result.instances_per_s:8.1f} instances/s "
-                f"{result.mb_per_s:8.1f} MB/s  ({seconds:.1f} s, {failures} failed)",
+                f"{result.mb_per_s:8.1f} MB/s  ({seconds:.1f} s, {failures} failed; CPU: "
+                f"server {_fmt_cpu(server_cpu)}, clients {_fmt_cpu(result.client_cpu_s)})",
                 flush=True,
             )
     return results
@@ -473,17 +541,26 @@ def _fmt_ratio(value: float | None) -> str:
     return "   -" if value is None else f"{value:6.2f}"
 
 
+def _fmt_cpu(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds:.1f} s"
+
+
 def report(ingest: list[IngestResult], qido: list[QidoResult]) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "ingest_ratio_radbank_over_orthanc": {},
         "qido_ratio_radbank_over_orthanc": {},
     }
     if ingest:
-        print("\nSTOW-RS ingest                 instances/s      MB/s   failed")
+        print(
+            "\nSTOW-RS ingest                 instances/s      MB/s   failed"
+            "  server CPU ms/instance"
+        )
         for r in ingest:
+            per_instance = r.server_cpu_ms_per_instance
             print(
                 f"  {r.server:8} {r.clients} client(s)      {r.instances_per_s:10.1f} "
                 f"{r.mb_per_s:9.1f} {r.failed_instances:8d}"
+                f"  {'n/a' if per_instance is None else f'{per_instance:10.2f}'}"
             )
         for clients in (1, 2):
             by_server = {r.server: r for r in ingest if r.clients == clients}
