@@ -88,8 +88,8 @@ _WRITE_AT_MOST = 4_096  # instances of recorded batches written together (~100 q
 # A write waits up to _LINGER_S after the first batch came for _WRITE_AT_LEAST instances to
 # gather (an upload sends a batch every few ms; each write opens the database, 10-40 ms of
 # CPU, and starts RocksDB's background threads: with 1 s, a server ingesting with two
-# workers spent ~10 % of its CPU on the RDF store, with 5 s half that; docs/benchmarks.md,
-# STOW-RS run 44), unless a query waits for the writer: in this process (`flush`) or in
+# workers spent ~10 % of its CPU on the RDF store, with 5 s ~6 %; docs/benchmarks.md,
+# STOW-RS runs 44-47), unless a query waits for the writer: in this process (`flush`) or in
 # another (which touches the file _QUERY_WAITING of the journal's directory; the writer
 # looks at it every _ASKED_EVERY_S while it lingers). Well under _RECENT_S, so that a
 # query never takes a lingering batch for a dead process's.
