@@ -219,6 +219,7 @@ class IngestResult:
     failed_instances: int
     server_cpu_s: float | None = None  # user + system time of the server's processes
     client_cpu_s: float | None = None  # of this process (the sending clients)
+    server_system_cpu_s: float | None = None  # the kernel's share of server_cpu_s
     instances_per_s: float = field(init=False)
     mb_per_s: float = field(init=False)
     server_cpu_ms_per_instance: float | None = field(init=False)
@@ -233,15 +234,15 @@ class IngestResult:
         )
 
 
-def process_tree_cpu_s(pid: int | None) -> float | None:
-    """User + system CPU seconds of a process and its living descendants (Linux /proc),
+def process_tree_cpu_s(pid: int | None) -> tuple[float, float] | None:
+    """(user, system) CPU seconds of a process and its living descendants (Linux /proc),
     or None where that cannot be read. Only differences are meaningful: read before and
     after a run, while the server's processes (uvicorn's workers) all live."""
     if pid is None:
         return None
     try:
         parents: dict[int, int] = {}
-        times: dict[int, float] = {}
+        times: dict[int, tuple[float, float]] = {}
         tick = os.sysconf("SC_CLK_TCK")
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -252,17 +253,19 @@ def process_tree_cpu_s(pid: int | None) -> float | None:
                 continue
             fields = stat.rsplit(")", 1)[1].split()
             parents[int(entry)] = int(fields[1])
-            times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+            times[int(entry)] = (int(fields[11]) / tick, int(fields[12]) / tick)
     except (OSError, ValueError):
         return None
     if pid not in times:
         return None
-    total, frontier = 0.0, [pid]
+    user = system = 0.0
+    frontier = [pid]
     while frontier:
         current = frontier.pop()
-        total += times.get(current, 0.0)
+        own_user, own_system = times.get(current, (0.0, 0.0))
+        user, system = user + own_user, system + own_system
         frontier.extend(child for child, parent in parents.items() if parent == current)
-    return total
+    return user, system
 
 
 def _own_cpu_s() -> float:
@@ -344,11 +347,10 @@ def run_ingest(
                 server_after, client_cpu = process_tree_cpu_s(server.pid), _own_cpu_s()
             finally:
                 server.stop()
-            server_cpu = (
-                server_after - server_before
-                if server_before is not None and server_after is not None
-                else None
-            )
+            server_cpu = server_system = None
+            if server_before is not None and server_after is not None:
+                server_system = server_after[1] - server_before[1]
+                server_cpu = server_after[0] - server_before[0] + server_system
             result = IngestResult(
                 name,
                 clients,
@@ -358,12 +360,14 @@ def run_ingest(
                 failures,
                 server_cpu,
                 client_cpu - client_before,
+                server_system,
             )
             results.append(result)
             print(
                 f"  {name:8} {clients} client(s): {result.instances_per_s:8.1f} instances/s "
                 f"{result.mb_per_s:8.1f} MB/s  ({seconds:.1f} s, {failures} failed; CPU: "
-                f"server {_fmt_cpu(server_cpu)}, clients {_fmt_cpu(result.client_cpu_s)})",
+                f"server {_fmt_cpu(server_cpu)} of which system {_fmt_cpu(server_system)}, "
+                f"clients {_fmt_cpu(result.client_cpu_s)})",
                 flush=True,
             )
     return results
@@ -553,7 +557,7 @@ def report(ingest: list[IngestResult], qido: list[QidoResult]) -> dict[str, Any]
     if ingest:
         print(
             "\nSTOW-RS ingest                 instances/s      MB/s   failed"
-            "  server CPU ms/instance"
+            "  server CPU ms/instance (of which system)"
         )
         for r in ingest:
             per_instance = r.server_cpu_ms_per_instance
@@ -561,6 +565,7 @@ def report(ingest: list[IngestResult], qido: list[QidoResult]) -> dict[str, Any]
                 f"  {r.server:8} {r.clients} client(s)      {r.instances_per_s:10.1f} "
                 f"{r.mb_per_s:9.1f} {r.failed_instances:8d}"
                 f"  {'n/a' if per_instance is None else f'{per_instance:10.2f}'}"
+                f"{'' if r.server_system_cpu_s is None else f' ({1000 * r.server_system_cpu_s / r.instances:.2f})'}"
             )
         for clients in (1, 2):
             by_server = {r.server: r for r in ingest if r.clients == clients}
