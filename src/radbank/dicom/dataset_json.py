@@ -20,10 +20,14 @@ from pydicom.multival import MultiValue
 from pydicom.tag import _LUT_DESCRIPTOR_TAGS, BaseTag
 from pydicom.uid import UID
 
+from radbank.dicom.elements import held, held_items
+
 BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 # Large SR content trees and waveform data belong to WADO-RS metadata, not to the index.
 _NOT_INDEXED = frozenset({0x0040A730, 0x54000100, 0x7FE00010, 0x7FE00008, 0x7FE00009})
 _INLINE_LIMIT = 1024
+# pydicom corrects the first value of these
+_LUT_DESCRIPTORS = frozenset(_LUT_DESCRIPTOR_TAGS)
 
 _CODECS = {
     None: "latin-1",
@@ -51,10 +55,9 @@ def index_attributes(dataset: pydicom.Dataset) -> dict[str, Any]:
     """The top-level attributes worth searching and returning from QIDO-RS, without bulk data."""
     codec = _codec(dataset)
     attributes: dict[str, Any] = {}
-    for tag in dataset.keys():
-        if tag.group == 0x0002 or tag in _NOT_INDEXED:
+    for tag, element in held_items(dataset):
+        if tag >> 16 == 0x0002 or tag in _NOT_INDEXED:
             continue
-        element = dataset.get_item(tag)
         try:
             if element.VR == "UN" or element.VR is None:
                 element = dataset[tag]  # pydicom may know the real VR (private dictionaries)
@@ -95,8 +98,8 @@ def _sequence_json(element: DataElement, codec: str) -> dict[str, Any] | None:
             return None
         items.append(
             {
-                f"{tag:08X}": element_json(item, tag, item.get_item(tag), codec)
-                for tag in item.keys()
+                f"{tag:08X}": element_json(item, tag, element, codec)
+                for tag, element in held_items(item)
             }
         )
     return {"vr": "SQ", "Value": items}
@@ -106,7 +109,7 @@ def _codec(dataset: pydicom.Dataset) -> str | None:
     """Python codec of the data set's text, or None where pydicom must decode it."""
     if dataset.original_encoding != (False, True):
         return None
-    raw = dataset.get_item(0x00080005)
+    raw = held(dataset, 0x00080005)
     if raw is None:
         return _CODECS[None]
     value = raw.value
@@ -122,8 +125,8 @@ def _from_raw(element: RawDataElement, codec: str) -> dict[str, Any] | None:
     value = element.value
     if vr in (None, "SQ", "UN") or value is None or element.length == 0xFFFFFFFF:
         return None  # UN: pydicom may know the real VR
-    if element.tag in _LUT_DESCRIPTOR_TAGS:
-        return None  # pydicom corrects the first value of these
+    if element.tag in _LUT_DESCRIPTORS:
+        return None
     try:
         return _raw_json(vr, value, codec)
     except UnicodeDecodeError:

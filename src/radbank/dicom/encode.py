@@ -23,6 +23,8 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, PersonName
 
+from radbank.dicom.elements import held, held_items
+
 _EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 # VRs with a 4-byte length after two reserved bytes (PS3.5 7.1.2), exactly as pydicom reads
 _LONG_LENGTH_VRS = EXPLICIT_VR_LENGTH_32
@@ -83,10 +85,10 @@ def _encode_data_set(
     codec = _SIMPLE_CODECS.get(encoding if isinstance(encoding, str) else None)
     # [run_start, run_end): bytes of source not yet written, untouched elements back to back
     run_start = run_end = -1
-    for tag in sorted(dataset.keys()):
-        if tag.element == 0 and tag.group > 6:
+    for tag in sorted(dataset.keys(), key=int):  # ints compare in C, BaseTags in Python
+        if tag & 0xFFFF == 0 and tag >> 16 > 6:
             continue  # retired group lengths are not written (PS3.5 7.2)
-        element = dataset.get_item(tag)
+        element = held(dataset, tag)
         untouched = (
             isinstance(element, RawDataElement)
             and element.VR
@@ -178,7 +180,7 @@ def _item_fast_path_applies(item: pydicom.Dataset) -> bool:
     # an item made in memory (a code the de-identification adds): only plain elements
     return all(
         isinstance(element, DataElement) and element.VR in _PLAIN_VRS
-        for element in (item.get_item(tag) for tag in item.keys())
+        for _, element in held_items(item)
     )
 
 

@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 
 from radbank.dicom.dose import extract, extract_bytes, water_equivalent_diameter_cm
 from radbank.dicom.dose.table import Patient, event_rows
+from radbank.dicom.elements import held
 
 __all__ = ["DW_EVERY", "DW_SAMPLE_PIXELS", "DoseReader", "dose_rows", "water_equivalent_diameter"]
 
@@ -86,7 +87,7 @@ def _as_held(dataset: Dataset, tag: int) -> bytes | str | None:
     """An element's value as the data set holds it: the bytes read, with their byte order
     (equal bytes mean an equal value, without converting them), or the value set since,
     as text; None for a value not read yet."""
-    element = dataset.get_item(tag)
+    element = held(dataset, tag)
     if element is None:
         return ""
     if isinstance(element, RawDataElement):

@@ -55,6 +55,7 @@ from radbank.dicom.deid.pseudonyms import (
     pseudonymise_uid,
 )
 from radbank.dicom.deid.records import record_deidentification, rewrite_file_meta
+from radbank.dicom.elements import held
 
 _TEXT_MAX_LENGTH = {
     "AE": 16, "CS": 16, "SH": 16, "LO": 64, "PN": 64, "ST": 1024, "LT": 10240,
@@ -237,7 +238,7 @@ def _deidentify_items(dataset: Dataset, compiled: CompiledProfile, context: _Con
 
 def _strings(dataset: Dataset, tag: int) -> object:
     """The value of an ASCII-only element (UI, DA, DT), from its raw bytes when undecoded."""
-    element = dataset.get_item(tag)
+    element = held(dataset, tag)
     value = element.value
     if isinstance(element, RawDataElement) and isinstance(value, bytes):
         parts = [part.strip(" \x00") for part in value.decode("latin-1").split("\\")]
@@ -248,13 +249,13 @@ def _strings(dataset: Dataset, tag: int) -> object:
 def _replace(dataset: Dataset, tag: int, replacement: DataElement | None) -> None:
     if replacement is None:
         del dataset[tag]
-    elif replacement is not dataset.get_item(tag):
+    elif replacement is not held(dataset, tag):
         dataset[tag] = replacement
 
 
 def _raw_vr(dataset: Dataset, tag: int) -> str | None:
     """The element's VR without decoding its value; None when only decoding can tell."""
-    vr = dataset.get_item(tag, keep_deferred=True).VR
+    vr = held(dataset, tag, keep_deferred=True).VR
     if vr is None:
         vr = dictionary_vr(tag)
     if vr is None or vr == "UN" or " or " in vr:

@@ -55,6 +55,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import UID, MediaStorageDirectoryStorage
 
+from radbank.dicom.elements import held
 from radbank.dicom.uids import is_valid_uid
 
 __all__ = ["BURNED_IN_RISK_SOP_CLASSES", "Finding", "Severity", "check"]
@@ -153,7 +154,7 @@ def _value(ds: Dataset, tag: Tag) -> object:
     would replace it by a converted element, which the Part 10 encoder then has to encode
     again instead of copying its bytes (a measurable share of ingest time).
     """
-    element = ds.get_item(tag)
+    element = held(ds, tag)
     if element is None:
         return None
     try:
