@@ -10,7 +10,7 @@ import pydicom
 import pytest
 from pydicom.dataelem import DataElement, RawDataElement
 
-from radbank.dicom.elements import held, held_items
+from radbank.dicom.elements import held, held_items, text
 
 
 def _read_all() -> list[tuple[str, pydicom.Dataset]]:
@@ -60,3 +60,13 @@ def test_a_deferred_value_is_read_unless_asked_to_keep_it(keep_deferred: bool) -
     else:
         assert element.value == expected
         assert dict(held_items(dataset))[0x7FE00010].value == expected
+
+
+def test_text_is_the_value_without_padding_read_from_the_bytes_or_as_decoded() -> None:
+    dataset = pydicom.dcmread(corpus.path("CT_small.dcm"))
+    assert isinstance(held(dataset, 0x00080060), RawDataElement)
+    assert text(dataset, 0x00080060) == "CT" == dataset.Modality  # raw "CT", as pydicom reads it
+    assert text(dataset, 0x00200013) == str(dataset.InstanceNumber)  # decoded first
+    dataset.StudyID = " 42 "
+    assert text(dataset, 0x00200010) == "42"
+    assert text(dataset, 0x00180015) == ""  # BodyPartExamined: absent

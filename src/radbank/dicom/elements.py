@@ -34,3 +34,15 @@ def held_items(dataset: Dataset) -> Iterator[tuple[BaseTag, Element]]:
         if type(element) is RawDataElement and element.value is None:
             element = dataset.get_item(tag)
         yield tag, element
+
+
+def text(dataset: Dataset, tag: int) -> str:
+    """An ASCII element's value as text without its padding, "" when absent or empty;
+    from the bytes read while undecoded (several values keep their backslashes)."""
+    element = held(dataset, tag)
+    if element is None:
+        return ""
+    value = element.value
+    if type(element) is RawDataElement and isinstance(value, bytes):
+        return value.decode("latin-1").strip(" \x00")
+    return "" if value is None else str(value).strip(" \x00")

@@ -12,10 +12,11 @@ from typing import Any
 
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.valuerep import IS
 
 from radbank.dicom.dose import extract, extract_bytes, water_equivalent_diameter_cm
 from radbank.dicom.dose.table import Patient, event_rows
-from radbank.dicom.elements import held
+from radbank.dicom.elements import held, text
 
 __all__ = ["DW_EVERY", "DW_SAMPLE_PIXELS", "DoseReader", "dose_rows", "water_equivalent_diameter"]
 
@@ -46,6 +47,12 @@ _SERIES_EVENTS_KEPT = 10_000
 # SeriesInstanceUID, IrradiationEventUID, CTDIvol, KVP, ProtocolName, and the character
 # set the text is in
 _CT_IMAGE_TAGS = (0x0020000E, 0x00083010, 0x00189345, 0x00180060, 0x00181030, 0x00080005)
+_MODALITY = 0x00080060
+_INSTANCE_NUMBER = 0x00200013
+_CTDIVOL = 0x00189345
+_EXPOSURE_DOSE_SEQUENCE = 0x0040030E
+_PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE = 0x52009230
+_PIXEL_DATA = 0x7FE00010
 
 
 class DoseReader:
@@ -73,14 +80,21 @@ class DoseReader:
 def _ct_series_key(dataset: Dataset) -> tuple[bytes | str | None, ...] | None:
     """For a CT image whose header holds a CTDIvol: the values that name its event."""
     try:
-        if str(dataset.get("Modality", "")).upper() != "CT" or "CTDIvol" not in dataset:
+        # By tag, from the bytes read: these run on every image.
+        if text(dataset, _MODALITY).upper() != "CT" or not _has(dataset, _CTDIVOL):
             return None
-        if "ExposureDoseSequence" in dataset or "PerFrameFunctionalGroupsSequence" in dataset:
+        if _has(dataset, _EXPOSURE_DOSE_SEQUENCE) or _has(
+            dataset, _PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE
+        ):
             return None
         key = tuple(_as_held(dataset, tag) for tag in _CT_IMAGE_TAGS)
     except Exception:  # noqa: BLE001 - read it the long way
         return None
     return None if None in key else key
+
+
+def _has(dataset: Dataset, tag: int) -> bool:
+    return held(dataset, tag, keep_deferred=True) is not None
 
 
 def _as_held(dataset: Dataset, tag: int) -> bytes | str | None:
@@ -112,11 +126,11 @@ def water_equivalent_diameter(dataset: Dataset) -> float | None:
     not one, is not among the sampled images (DW_EVERY), or the patient cannot be measured
     (truncated by the field of view, no body)."""
     try:
-        if str(dataset.get("Modality", "")).upper() != "CT" or "PixelData" not in dataset:
+        # The sampling first, by tag from the bytes read: it turns away most images.
+        if text(dataset, _MODALITY).upper() != "CT" or not _has(dataset, _PIXEL_DATA):
             return None
-        # The sampling first: it turns away most images before the other checks.
-        number = dataset.get("InstanceNumber")
-        if number not in (None, "") and (int(number) - 1) % DW_EVERY:
+        number = text(dataset, _INSTANCE_NUMBER)
+        if number and (int(IS(number)) - 1) % DW_EVERY:
             return None
         image_type = [str(value).upper() for value in dataset.get("ImageType", []) or []]
         if "AXIAL" not in image_type or "LOCALIZER" in image_type:
