@@ -44,6 +44,7 @@ from radbank.governance.policy import Action, Principal, Resource, Role, can
 from radbank.governance.vault import OpenedEntry, VaultError
 from radbank.index import DoseFilter, Project, ProjectExists, SubjectWithdrawn, UserExists
 from radbank.ingest import Item, Outcome, Status
+from radbank.launcher import settle_heap
 from radbank.offline import deid_command
 from radbank.projects import (
     DatasetChange,
@@ -1305,6 +1306,7 @@ def import_(
         except KeyFileError as exc:
             raise _fail(exc) from exc
         sources = list(_sources(path))
+        settle_heap()
         outcomes: list[Outcome] = []
         skipped: list[str] = []
         with _progress("importing") as progress:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import threading
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,7 @@ from radbank.api import (
 )
 from radbank.api.access_log import AccessLog
 from radbank.api.limits import BodyLimit
+from radbank.launcher import settle_heap
 
 if TYPE_CHECKING:  # radbank.app imports this package
     from radbank.app import Services
@@ -50,7 +50,7 @@ def build_api(services: Services) -> FastAPI:
         ),
     )
     app.state.services = services
-    app.router.on_startup.append(_settle_heap)
+    app.router.on_startup.append(settle_heap)
     # Dose columns of large projects are read into memory in the background after a start.
     app.router.on_startup.append(
         lambda: threading.Thread(
@@ -77,23 +77,3 @@ def build_api(services: Services) -> FastAPI:
     # Outermost but for Starlette's error handler: sees every answer, denials included.
     app.add_middleware(AccessLog, services=services)
     return app
-
-
-# Container objects allocated (less those freed) between two young collections: 700 by
-# default. Ingest makes many per instance (a data set's elements, SQL statements), nearly
-# all freed by reference counting: the cyclic garbage is ~5 small objects per instance
-# (SQL bind parameters), never a buffer. At 700 a young collection ran every 2-3
-# instances, each moving the live data sets of the batch in flight into the older
-# generations, to be walked again there (an older collection every 30 instances).
-# STOW-RS with 2 clients, 4 A/B pairs: 478 -> 521 instances/s, worker CPU -8 %.
-_GC_THRESHOLDS = (50_000, 10, 10)
-
-
-def _settle_heap() -> None:
-    """Move what the start made (modules, the app, its routes and models: most of the heap)
-    out of the cyclic garbage collector's way. Every full collection would walk all of it
-    again, and ingest allocates enough to trigger one every few hundred objects stored:
-    7 % of a worker's CPU went there."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*_GC_THRESHOLDS)
