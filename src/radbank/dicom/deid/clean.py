@@ -40,12 +40,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 
-from pydicom import Dataset, config
+from pydicom import Dataset
 from pydicom.datadict import DicomDictionary
-from pydicom.dataelem import RawDataElement
 
 from radbank.dicom.deid.profile import Option, dictionary_vr
 from radbank.dicom.deid.structured import TEXT_VALUE, identifying_text_item
+from radbank.dicom.elements import raw_text
 
 PLACEHOLDER = "[removed]"
 CODE_PLACEHOLDER = "REMOVED"  # CS and AE values allow neither brackets nor lower case
@@ -424,36 +424,6 @@ def _walk(
         for text in _texts(value):
             if text:
                 yield tag, vr or "", text
-
-
-# VRs whose single value pydicom decodes to the text of its bytes without trailing spaces
-# and NULs (convert_text, convert_single_string, convert_PN, multi_string), whatever the
-# character set when the bytes are plain ASCII without escape sequences.
-_PLAIN_TEXT_VRS = frozenset({"AS", "CS", "SH", "LO", "PN", "UC", "LT", "ST", "UT"})
-_DATE_VRS = frozenset({"DA", "DT", "TM"})
-
-
-def raw_text(dataset: Dataset, tag: int) -> str | None:
-    """The value of a single-valued ASCII text element, read from its raw bytes exactly as
-    pydicom would decode it; None when only pydicom can tell (already decoded, deferred,
-    several values, non-ASCII or escape sequences, implicit or unknown VR).
-
-    pydicom's decoding costs ~40 µs an element (hooks, validation, a DataElement); an object
-    reads a dozen values to collect identifiers and clean descriptors. An element read here
-    stays raw, so a kept one is written back byte for byte.
-    """
-    element = dataset.get_item(tag, keep_deferred=True)
-    if type(element) is not RawDataElement:
-        return None
-    value = element.value
-    vr = element.VR
-    if type(value) is not bytes or not (
-        vr in _PLAIN_TEXT_VRS or (vr in _DATE_VRS and not config.datetime_conversion)
-    ):
-        return None
-    if not value.isascii() or b"\\" in value or b"\x1b" in value:
-        return None
-    return value.decode("ascii").rstrip(" \x00")
 
 
 @functools.lru_cache(maxsize=4096)

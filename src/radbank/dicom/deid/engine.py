@@ -36,7 +36,6 @@ from radbank.dicom.deid.clean import (
     Cleaner,
     collect_identifiers,
     is_narrative,
-    raw_text,
 )
 from radbank.dicom.deid.dates import patient_age, shift_date, shift_datetime
 from radbank.dicom.deid.private import SAFE_PRIVATE_BY_CREATOR, SafePrivate, plausible
@@ -55,7 +54,7 @@ from radbank.dicom.deid.pseudonyms import (
     pseudonymise_uid,
 )
 from radbank.dicom.deid.records import record_deidentification, rewrite_file_meta
-from radbank.dicom.elements import held
+from radbank.dicom.elements import held, raw_text
 
 _TEXT_MAX_LENGTH = {
     "AE": 16, "CS": 16, "SH": 16, "LO": 64, "PN": 64, "ST": 1024, "LT": 10240,
