@@ -223,15 +223,19 @@ class IngestResult:
     instances_per_s: float = field(init=False)
     mb_per_s: float = field(init=False)
     server_cpu_ms_per_instance: float | None = field(init=False)
+    server_system_ms_per_instance: float | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.instances_per_s = self.instances / self.seconds if self.seconds else 0.0
         self.mb_per_s = self.megabytes / self.seconds if self.seconds else 0.0
-        self.server_cpu_ms_per_instance = (
-            1000 * self.server_cpu_s / self.instances
-            if self.server_cpu_s is not None and self.instances
-            else None
+        self.server_cpu_ms_per_instance = _per_instance_ms(self.server_cpu_s, self.instances)
+        self.server_system_ms_per_instance = _per_instance_ms(
+            self.server_system_cpu_s, self.instances
         )
+
+
+def _per_instance_ms(seconds: float | None, instances: int) -> float | None:
+    return 1000 * seconds / instances if seconds is not None and instances else None
 
 
 def process_tree_cpu_s(pid: int | None) -> tuple[float, float] | None:
@@ -560,12 +564,12 @@ def report(ingest: list[IngestResult], qido: list[QidoResult]) -> dict[str, Any]
             "  server CPU ms/instance (of which system)"
         )
         for r in ingest:
-            per_instance = r.server_cpu_ms_per_instance
+            per_instance, system = r.server_cpu_ms_per_instance, r.server_system_ms_per_instance
             print(
                 f"  {r.server:8} {r.clients} client(s)      {r.instances_per_s:10.1f} "
                 f"{r.mb_per_s:9.1f} {r.failed_instances:8d}"
                 f"  {'n/a' if per_instance is None else f'{per_instance:10.2f}'}"
-                f"{'' if r.server_system_cpu_s is None else f' ({1000 * r.server_system_cpu_s / r.instances:.2f})'}"
+                f"{'' if system is None else f' ({system:.2f})'}"
             )
         for clients in (1, 2):
             by_server = {r.server: r for r in ingest if r.clients == clients}
