@@ -146,3 +146,30 @@ def _services():  # noqa: ANN202
         )
         _STATE["services"] = services
     return _STATE["services"]
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    tag=st.sampled_from([0x00200013, 0x00200011, 0x00280008]),
+    value=st.one_of(
+        st.integers(-(10**30), 10**30).map(str),
+        st.sampled_from(["1e999", "-1e999", "nan", "2147483648", "-2147483649", "1e12"]),
+    ),
+)
+def test_integers_a_column_cannot_hold_are_stored_not_failed(tag: int, value: str) -> None:
+    """Instance Number, Series Number and Number of Frames are integer columns of the index;
+    a value no IS can hold is stored (kept in the attributes), not a server error."""
+    dataset = pydicom.dcmread(io.BytesIO(CT))
+    encoded = (value + " " * (len(value) % 2)).encode()
+    dataset[tag] = pydicom.dataelem.RawDataElement(
+        pydicom.tag.Tag(tag), "IS", len(encoded), encoded, 0, False, True
+    )
+    dataset.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{tag}.{abs(hash(value))}"
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    services = _services()
+    project = services.index.get_project("damage")
+    [outcome] = services.pipeline.ingest(
+        [Item("big.dcm", out.getvalue())], project, source="test", principal=ADMIN
+    )
+    assert outcome.status in (Status.STORED, Status.DUPLICATE, Status.QUARANTINED), outcome.reason

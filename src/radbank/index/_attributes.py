@@ -104,14 +104,21 @@ def text(attributes: Mapping[str, Any], keyword: str) -> str | None:
     return value or None
 
 
+# An IS value lies in -2**31 .. 2**31 - 1 (PS3.5 Table 6.2-1), as the integer columns do.
+_IS_RANGE = range(-(2**31), 2**31)
+
+
 def integer(attributes: Mapping[str, Any], keyword: str) -> int | None:
+    """The attribute as the integer of its column; None when it is none (or outside what an
+    IS can hold: such a value stays in the attributes, but matches no integer query)."""
     value = text(attributes, keyword)
     if value is None:
         return None
     try:
-        return int(float(value))
-    except ValueError:
+        number = int(float(value))
+    except (ValueError, OverflowError):
         return None
+    return number if number in _IS_RANGE else None
 
 
 def folded(value: str | None) -> str | None:
