@@ -78,9 +78,17 @@ def _encode_data_set(
     source: bytes | None,
     encoding: object,
     out: list[bytes | memoryview],
+    *,
+    nested: bool = False,
 ) -> bool:
     """Append the encoded elements of a data set (the file's, or a sequence item's) to
-    `out`; False when pydicom must write the whole file (an element it rewrites as UN)."""
+    `out`; False when pydicom must write the whole file (an element it rewrites as UN).
+
+    An element of the file's data set was read at its `value_tell` in `source`. One in a
+    sequence item (`nested`) may not have been: pydicom decodes a sequence of defined length
+    from its value's bytes, and the positions of the elements of its items are then counted
+    from the start of that value, not of the file. Such an element is copied from `source`
+    only where `source` holds its header and its very value there."""
     view = memoryview(source) if source is not None else None
     codec = _SIMPLE_CODECS.get(encoding if isinstance(encoding, str) else None)
     # [run_start, run_end): bytes of source not yet written, untouched elements back to back
@@ -104,16 +112,20 @@ def _encode_data_set(
                 return False  # pydicom rewrites such elements as UN
             if source is not None and len(element.value) == element.length:
                 start = element.value_tell - (12 if long_header else 8)
-                if start == run_end:
-                    run_end = element.value_tell + element.length
-                    continue
-                if (
-                    source[start : start + 6]
-                    == _HEADER_SHORT.pack(tag.group, tag.element, vr.encode(), 0)[:6]
+                end = element.value_tell + element.length
+                if nested and (
+                    start < 0
+                    or source[start : element.value_tell] != _header(tag, vr, element.length)
+                    or view[element.value_tell : end] != element.value  # type: ignore[index]
                 ):
+                    pass  # not where source holds it: written below from its value
+                elif start == run_end:
+                    run_end = end
+                    continue
+                elif source[start : element.value_tell] == _header(tag, vr, element.length):
                     if run_end > run_start:
                         out.append(view[run_start:run_end])  # type: ignore[index]
-                    run_start, run_end = start, element.value_tell + element.length
+                    run_start, run_end = start, end
                     continue
         if run_end > run_start:
             out.append(view[run_start:run_end])  # type: ignore[index]
@@ -153,7 +165,7 @@ def _encode_sequence(
         if not _item_fast_path_applies(item):
             return False
         item_parts: list[bytes | memoryview] = []
-        if not _encode_data_set(item, source, encoding, item_parts):
+        if not _encode_data_set(item, source, encoding, item_parts, nested=True):
             return False
         if getattr(item, "is_undefined_length_sequence_item", False):
             parts += (_ITEM_UNDEFINED, *item_parts, _ITEM_DELIMITER)
@@ -182,6 +194,13 @@ def _item_fast_path_applies(item: pydicom.Dataset) -> bool:
         isinstance(element, DataElement) and element.VR in _PLAIN_VRS
         for _, element in held_items(item)
     )
+
+
+def _header(tag: BaseTag, vr: str, length: int) -> bytes:
+    """An element's header in Explicit VR Little Endian."""
+    if vr in _LONG_LENGTH_VRS:
+        return _HEADER_LONG.pack(tag.group, tag.element, vr.encode(), 0, length)
+    return _HEADER_SHORT.pack(tag.group, tag.element, vr.encode(), length)
 
 
 def _write_element(out: list[bytes | memoryview], tag: BaseTag, vr: str, value: bytes) -> bool:
