@@ -183,6 +183,21 @@ def out_of_space(exc: BaseException) -> bool:
     ).startswith("53")
 
 
+def unstorable_value(exc: BaseException) -> bool:
+    """Whether a failed index write failed on a value the database cannot hold (a number out
+    of range, text it refuses, an index entry too large): the object's fault, not the
+    database's. The column values are bounded (`_attributes.column_text`, INTEGER_RANGE),
+    so this is what a value that slips through them raises."""
+    if isinstance(exc, OverflowError | sa.exc.DataError):
+        return True
+    if isinstance(exc, sa.exc.StatementError) and isinstance(exc.orig, OverflowError):
+        return True
+    # PostgreSQL's program limits (SQLSTATE class 54), such as an index row too large
+    return isinstance(exc, sa.exc.OperationalError) and str(
+        getattr(exc.orig, "sqlstate", "") or ""
+    ).startswith("54")
+
+
 class DuplicateInstance(ValueError):
     """add_instances with SOP Instance UIDs the project already holds (or twice in a batch)."""
 

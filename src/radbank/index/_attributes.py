@@ -90,8 +90,25 @@ def merge_missing(base: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) 
     return merged
 
 
+# What a text column holds of a value: PostgreSQL refuses NUL characters in text and index
+# entries of more than ~2.7 KB (512 characters are at most 2 KB of UTF-8). No valid DICOM
+# value comes near; the attributes (JSON) keep the value as it was sent.
+COLUMN_TEXT_MAX = 512
+# The integer columns hold what an IS can (PS3.5 Table 6.2-1): -2**31 .. 2**31 - 1.
+INTEGER_RANGE = range(-(2**31), 2**31)
+
+
+def column_text(value: str) -> str:
+    """`value` as a text column holds it: without NUL characters, at most COLUMN_TEXT_MAX
+    characters."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    return value[:COLUMN_TEXT_MAX]
+
+
 def text(attributes: Mapping[str, Any], keyword: str) -> str | None:
-    """The first value of an attribute as text (a PN's alphabetic group), None when empty."""
+    """The first value of an attribute as text (a PN's alphabetic group), None when empty;
+    as a column holds it (`column_text`)."""
     values = attributes.get(tag_of(keyword), {}).get("Value")
     if not values:
         return None
@@ -100,12 +117,8 @@ def text(attributes: Mapping[str, Any], keyword: str) -> str | None:
         value = value.get("Alphabetic")
     if value is None:
         return None
-    value = str(value).strip()
+    value = column_text(str(value)).strip()
     return value or None
-
-
-# An IS value lies in -2**31 .. 2**31 - 1 (PS3.5 Table 6.2-1), as the integer columns do.
-_IS_RANGE = range(-(2**31), 2**31)
 
 
 def integer(attributes: Mapping[str, Any], keyword: str) -> int | None:
@@ -118,7 +131,7 @@ def integer(attributes: Mapping[str, Any], keyword: str) -> int | None:
         number = int(float(value))
     except (ValueError, OverflowError):
         return None
-    return number if number in _IS_RANGE else None
+    return number if number in INTEGER_RANGE else None
 
 
 def folded(value: str | None) -> str | None:

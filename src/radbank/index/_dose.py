@@ -9,6 +9,7 @@ study and source: the first stored wins (`event_key`).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from radbank.dicom.dose import ssde_mgy
 from radbank.dicom.dose.table import COLUMNS
+from radbank.index import _attributes as attrs
 from radbank.index._dose_columns import CachedColumns, ColumnCache, TextColumn, bump_versions
 from radbank.index._engine import write_transaction
 from radbank.index._rows import CHUNK, stored_time
@@ -106,9 +108,19 @@ def _insert(connection: sa.Connection, table: sa.Table) -> Any:
 
 def _device_key(row: Mapping[str, Any]) -> str:
     if row.get("device_observer_uid"):
-        return str(row["device_observer_uid"])
+        return _bounded_key(str(row["device_observer_uid"]))
     parts = [row.get(name) or "" for name in ("manufacturer", "model_name", "station_name")]
-    return "|".join(parts) if any(parts) else "unknown"
+    return _bounded_key("|".join(parts)) if any(parts) else "unknown"
+
+
+def _bounded_key(key: str) -> str:
+    """A key as a column holds it (`column_text`); a longer one (no valid UID or device
+    name is) keeps its beginning and a digest of the whole, so that distinct keys stay
+    distinct."""
+    if len(key) <= attrs.COLUMN_TEXT_MAX and "\x00" not in key:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{attrs.column_text(key)[: attrs.COLUMN_TEXT_MAX - 65]}#{digest}"
 
 
 def device_label(row: Mapping[str, Any]) -> str:
@@ -120,18 +132,24 @@ def device_label(row: Mapping[str, Any]) -> str:
 
 def _event_key(row: Mapping[str, Any]) -> str:
     if row.get("irradiation_event_uid"):
-        return str(row["irradiation_event_uid"])
+        return _bounded_key(str(row["irradiation_event_uid"]))
     if row["source"] == "header" and row.get("kind") == "CT" and row.get("series_instance_uid"):
         values = "/".join(f"{row.get(name)}" for name in ("ctdivol_mGy", "kvp", "protocol"))
-        return f"series:{row['series_instance_uid']}:{values}"
-    return f"object:{row.get('sop_instance_uid')}:{row.get('radionuclide') or ''}"
+        return _bounded_key(f"series:{row['series_instance_uid']}:{values}")
+    return _bounded_key(f"object:{row.get('sop_instance_uid')}:{row.get('radionuclide') or ''}")
 
 
-def _stored_value(value: Any) -> Any:
+def _stored_value(value: Any, kind: str) -> Any:
+    """A dose row's value as its column (of `kind`) holds it: None for what it cannot hold
+    (a non-finite number, an integer no IS can be), text as `column_text` bounds it."""
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if kind == "integer" and isinstance(value, int) and value not in attrs.INTEGER_RANGE:
+        return None
+    if isinstance(value, str):
+        return attrs.column_text(value)
     return value
 
 
@@ -183,7 +201,10 @@ def write_dose(connection: sa.Connection, project_id: int, offered: Sequence[Dos
                     "study_date": offer.study_date,
                     "device_key": _device_key(row),
                     "event_key": key[2],
-                    **{column.key: _stored_value(row.get(column.name)) for column in COLUMNS},
+                    **{
+                        column.key: _stored_value(row.get(column.name), column.kind)
+                        for column in COLUMNS
+                    },
                 }
             )
     if events:

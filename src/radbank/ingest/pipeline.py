@@ -50,6 +50,7 @@ from radbank.index import (
     VaultKeyChanged,
     VaultWrite,
     out_of_space,
+    unstorable_value,
 )
 from radbank.ingest.dose import DoseReader, dose_rows, water_equivalent_diameter
 from radbank.ingest.journal import Journal
@@ -449,6 +450,9 @@ class Pipeline:
             return [(position, _outcome(p, Status.STORED)) for position, p in to_store], project
         except (DuplicateInstance, HierarchyConflict, SubjectWithdrawn):
             pass
+        except Exception as exc:
+            if not unstorable_value(exc):
+                raise  # the database's fault (unreachable, full): the whole batch fails
         results = []
         for position, p in to_store:
             uid = p.record.sop_instance_uid
@@ -472,6 +476,10 @@ class Pipeline:
                         _outcome(p, Status.REJECTED, f"{p.name}: {exc}", FAILURE_STUDY_MISMATCH),
                     )
                 )
+            except Exception as exc:
+                if not unstorable_value(exc):
+                    raise
+                results.append((position, _unindexable(p, exc)))
         return results, project
 
     def _with_vault(
@@ -702,6 +710,22 @@ def _not_written(
         )
         for position, p in items
     ]
+
+
+def _unindexable(p: _Prepared, exc: BaseException) -> Outcome:
+    """The outcome of an instance the index cannot hold a value of; the rest of its batch
+    is stored. The error is logged with its traceback: the bounds on column values should
+    have kept it out."""
+    log.exception("ingest: %s could not be indexed", p.record.sop_instance_uid)
+    cause = getattr(exc, "orig", None) or exc
+    detail = (str(cause).splitlines() or [""])[0][:200]
+    return _outcome(
+        p,
+        Status.REJECTED,
+        f"{p.name}: an attribute value cannot be stored in the index "
+        f"({type(cause).__name__}: {detail}); correct the object at its source and send it again",
+        FAILURE_PROCESSING,
+    )
 
 
 def _withdrawn(p: _Prepared, exc: SubjectWithdrawn) -> Outcome:

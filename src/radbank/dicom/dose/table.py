@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -273,7 +274,7 @@ def _report_values(report: DoseReport, patient: Patient, modality: str) -> dict[
         "device_observer_uid": device.device_observer_uid,
         "procedure": _meaning(report.procedure_reported),
         "dlp_total_mGycm": report.ct_dlp_total_mgycm,
-        "events_total": int(total_events.value) if total_events else None,
+        "events_total": _whole(total_events.value) if total_events else None,
         "dap_total_Gym2": report.dap_total_gym2,
         "fluoro_dap_total_Gym2": report.fluoro_dap_total_gym2,
         "acquisition_dap_total_Gym2": report.acquisition_dap_total_gym2,
@@ -402,3 +403,8 @@ def cell_text(value: Any) -> str:
     if isinstance(value, datetime.datetime):
         return value.isoformat()
     return str(value)
+
+
+def _whole(value: float) -> int | None:
+    """A count a report states, None where it is not a finite number."""
+    return int(value) if math.isfinite(value) else None
