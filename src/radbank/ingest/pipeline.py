@@ -724,7 +724,7 @@ def _unindexable(p: _Prepared, exc: BaseException) -> Outcome:
         Status.REJECTED,
         f"{p.name}: an attribute value cannot be stored in the index "
         f"({type(cause).__name__}: {detail}); correct the object at its source and send it again",
-        FAILURE_PROCESSING,
+        FAILURE_CANNOT_UNDERSTAND,  # a value no valid object has: malformed, as for the rules
     )
 
 
