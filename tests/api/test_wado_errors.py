@@ -100,3 +100,59 @@ def test_other_projects_do_not_see_the_instance(stored, server) -> None:  # noqa
     with node.client() as http:
         reply = http.get(f"{node.base_url}/dicom-web/projects/{other}{path}")
     assert reply.status_code == 404
+
+
+def _odd_ct(tag: int, vr: str, value: bytes):  # noqa: ANN202
+    """CT_small with one value no valid object has, as raw bytes pydicom does not check."""
+    import pydicom
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    dataset = pydicom.dcmread(corpus.path("CT_small.dcm"))
+    value += b" " * (len(value) % 2)
+    dataset[tag] = RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
+    dataset.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{tag}"
+    return dataset
+
+
+@pytest.mark.parametrize(
+    ("tag", "vr", "value", "expected"),
+    [
+        (0x00180050, "DS", b"nan", {"vr": "DS", "Value": [None]}),  # SliceThickness
+        (0x00200013, "IS", b"inf", {"vr": "IS"}),  # InstanceNumber: cannot be decoded
+        (0x00189345, "FD", b"\0\0\0\0", {"vr": "FD"}),  # CTDIvol of 4 bytes
+    ],
+    ids=["ds-nan", "is-inf", "fd-4-bytes"],
+)
+def test_stored_values_no_valid_object_has_are_read_back_without_server_errors(
+    live_node, tag: int, vr: str, value: bytes, expected: dict
+) -> None:  # noqa: ANN001
+    """Found by an audit of the read paths: such objects are stored, and their metadata then
+    failed with 500 (NaN is not JSON; "inf" is no integer), and their retrieval in another
+    transfer syntax was cut off after its 200. Now the metadata holds the value as null or
+    empty, and an instance that cannot be converted is sent as stored, its part saying so."""
+    client = DICOMwebClient(url=live_node.dicomweb_url, headers=live_node.headers)
+    client.store_instances([_odd_ct(tag, vr, value)])
+    [found] = client.search_for_instances()
+    study, series, sop = (found[t]["Value"][0] for t in ("0020000D", "0020000E", "00080018"))
+    [metadata] = client.retrieve_study_metadata(study)
+    assert metadata[f"{tag:08X}"] == expected
+    path = f"{live_node.dicomweb_url}/studies/{study}/series/{series}/instances/{sop}"
+    with live_node.client() as http:
+        stored = http.get(
+            path,
+            headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+        )
+        for syntax in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.2"):
+            reply = http.get(
+                path,
+                headers={
+                    "Accept": f'multipart/related; type="application/dicom"; transfer-syntax={syntax}'
+                },
+            )
+            assert reply.status_code == 200
+            if vr == "DS":  # converted
+                assert f"transfer-syntax={syntax}".encode() in reply.content
+            else:  # as stored, and said so
+                assert b"transfer-syntax=1.2.840.10008.1.2.1" in reply.content
+                assert len(reply.content) == len(stored.content)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -20,6 +21,8 @@ from radbank.dicom.dataset_json import metadata_json
 from radbank.dicom.frames import UNCOMPRESSED, FrameError, extract_frames, frame_media_type
 from radbank.index import InstanceRecord, Project
 from radbank.store import BlobStore
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/dicom-web/projects/{project}", tags=["DICOMweb WADO-RS"])
 
@@ -81,10 +84,7 @@ def _retrieve(
                     _file_chunks(store, record.blob_key),
                 )
             else:
-                yield (
-                    {"Content-Type": f"application/dicom; transfer-syntax={syntax}"},
-                    iter([_transcode(store.get(record.blob_key), syntax)]),
-                )
+                yield _transcoded(store, record, syntax)
 
     return _multipart(parts(), part_type)
 
@@ -104,6 +104,29 @@ def _file_chunks(store: BlobStore, key: str) -> Iterator[bytes]:
     with store.open(key) as handle:
         while chunk := handle.read(_CHUNK):
             yield chunk
+
+
+def _transcoded(
+    store: BlobStore, record: InstanceRecord, syntax: str
+) -> tuple[dict[str, str], Iterator[bytes]]:
+    """A part of the instance in `syntax`; as stored (its part saying so, as PS3.18 8.7.3.4
+    has each part name its transfer syntax) when a value of it cannot be converted (an IS
+    of "inf", an FD of 4 bytes): the answer's status is sent before the parts are made, so
+    failing here would cut it off."""
+    data = store.get(record.blob_key)
+    try:
+        converted = _transcode(data, syntax)
+    except Exception as exc:  # noqa: BLE001 - malformed stored values fail anywhere in pydicom
+        log.warning(
+            "WADO-RS: instance %s cannot be converted to %s (%s: %s); sent as stored",
+            record.sop_instance_uid,
+            syntax,
+            type(exc).__name__,
+            str(exc)[:200],
+        )
+        content_type = f"application/dicom; transfer-syntax={record.transfer_syntax_uid}"
+        return {"Content-Type": content_type}, iter([data])
+    return {"Content-Type": f"application/dicom; transfer-syntax={syntax}"}, iter([converted])
 
 
 def _transcode(data: bytes, syntax: str) -> bytes:

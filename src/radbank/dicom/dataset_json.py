@@ -10,6 +10,7 @@ unusual (other character sets, empty multi-value components, ambiguous VRs) goes
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -195,14 +196,33 @@ def _from_value(element: DataElement) -> dict[str, Any] | None:
 def metadata_json(
     dataset: pydicom.Dataset, bulk_data_uri: Callable[[BaseTag], str]
 ) -> dict[str, Any]:
-    """WADO-RS metadata of an instance: top-level bulk data as BulkDataURI, the rest inline."""
+    """WADO-RS metadata of an instance: top-level bulk data as BulkDataURI, the rest inline.
+
+    A value that cannot be decoded (an IS of "inf", an FD of 4 bytes) is returned empty, and
+    a number that JSON cannot hold (NaN, infinite) as null, rather than failing the answer."""
     result: dict[str, Any] = {}
-    for element in dataset:
-        tag = element.tag
-        if tag.group == 0x0002:
+    for tag in sorted(dataset.keys(), key=int):
+        if tag >> 16 == 0x0002:
+            continue
+        try:
+            element = dataset[tag]
+        except Exception:  # noqa: BLE001 - a malformed value: returned without it
+            raw = held(dataset, tag, keep_deferred=True)
+            result[f"{tag:08X}"] = {"vr": getattr(raw, "VR", None) or "UN"}
             continue
         result[f"{tag:08X}"] = _element_json(element, bulk_data_uri)
     return result
+
+
+def finite_json(value: Any) -> Any:
+    """`value` (DICOM JSON) with NaN and infinite numbers as null, which JSON can hold."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(item) for item in value]
+    return value
 
 
 def _element_json(element: DataElement, bulk_data_uri: Callable[[BaseTag], str]) -> dict[str, Any]:
@@ -210,7 +230,7 @@ def _element_json(element: DataElement, bulk_data_uri: Callable[[BaseTag], str])
     if vr in BULK_VRS and element.value is not None and _length(element) > _INLINE_LIMIT:
         return {"vr": vr, "BulkDataURI": bulk_data_uri(element.tag)}
     try:
-        return element.to_json_dict(None, 2**62)
+        return finite_json(element.to_json_dict(None, 2**62))
     except Exception:  # noqa: BLE001 - a malformed value is returned empty rather than failing all
         return {"vr": vr}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +14,8 @@ import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+
+from radbank.dicom.dataset_json import finite_json
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # SQLite waits this long for another writer (process or thread) before "database is locked".
@@ -51,18 +52,7 @@ def json_text(value: Any) -> str:
     try:
         return orjson.dumps(value, default=_plain_number).decode()
     except orjson.JSONEncodeError:
-        return json.dumps(_finite(value), separators=(",", ":"))
-
-
-def _finite(value: Any) -> Any:
-    """`value` with NaN and infinite floats as None, as orjson writes them."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
+        return json.dumps(finite_json(value), separators=(",", ":"))
 
 
 def _plain_number(value: Any) -> Any:
