@@ -36,6 +36,7 @@ from radbank.dicom.deid import Profile, deidentify
 from radbank.dicom.encode import part10_bytes
 from radbank.dicom.instance import read_instance
 from radbank.governance.sitekey import read_key_file, write_key_file
+from radbank.store.files import write_parts
 
 PROFILE = "basic-dates"
 CORPUS_FILES = {
@@ -283,10 +284,10 @@ def test_naming_an_output_never_replaces_a_file(
 
 
 def written_parts(path: Path, parts: list[bytes | memoryview]) -> bytes:
-    """The bytes `offline._write_parts` leaves in a new file."""
+    """The bytes `write_parts` leaves in a new file."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
-        offline._write_parts(fd, parts)
+        write_parts(fd, parts)
     finally:
         os.close(fd)
     return path.read_bytes()

@@ -56,20 +56,23 @@ def node(tmp_path: Path) -> Any:
 
 def _disk_full_after(services: Services, monkeypatch: pytest.MonkeyPatch, files: int) -> None:
     """Writes into the blob store fail with ENOSPC once `files` blobs were written (the
-    write of the next one fails part-way, as on a full disk)."""
-    real_write = os.write
+    write of the next one fails, as on a full disk), by write(2) or writev(2)."""
     root = str(services.store.root)
     started: set[str] = set()
 
-    def write(fd: int, data: Any) -> int:
-        path = os.readlink(f"/proc/self/fd/{fd}")
-        if path.startswith(root):
-            started.add(path)
-            if len(started) > files:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_write(fd, data)
+    def failing(real: Any) -> Any:
+        def write(fd: int, data: Any) -> int:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+            if path.startswith(root):
+                started.add(path)
+                if len(started) > files:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real(fd, data)
 
-    monkeypatch.setattr(os, "write", write)
+        return write
+
+    monkeypatch.setattr(os, "write", failing(os.write))
+    monkeypatch.setattr(os, "writev", failing(os.writev))
 
 
 def _left_behind(services: Services) -> list[str]:

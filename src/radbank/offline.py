@@ -64,7 +64,7 @@ from radbank.dicom.instance import (
     uids_as_read,
 )
 from radbank.governance.sitekey import KeyFileError, load_or_create_key_file
-from radbank.store.files import release_cached_pages
+from radbank.store.files import release_cached_pages, write_parts
 
 REPORT_NAME = "deid-report.csv"
 RUN_RECORD_NAME = "deid-run.json"
@@ -908,7 +908,7 @@ class _Worker:
                 self.folders.add(final.parent)
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             try:
-                _write_parts(fd, parts)
+                write_parts(fd, parts)
             finally:
                 os.close(fd)
         except OSError as exc:
@@ -919,24 +919,6 @@ class _Worker:
 
 
 _DICOMDIR_REASON = "a DICOMDIR indexes files on a medium; it is not an instance"
-# writev(2) takes at most this many buffers (IOV_MAX on Linux and the BSDs)
-_MAX_BUFFERS = 1024
-
-
-def _write_parts(fd: int, parts: list[bytes | memoryview]) -> None:
-    """Write the encoded file's parts in one writev(2): the kernel gathers them, so the
-    0.5 MB of a CT slice is not first copied into one buffer by joining them (~40 µs per
-    slice, ~3 % of a worker's time). A short write, or more parts than one call takes,
-    writes the rest joined."""
-    written, total = 0, sum(map(len, parts))
-    # writev's total is limited to 2 GiB on some systems (macOS); os.write splits.
-    if len(parts) <= _MAX_BUFFERS and total < 2**31 and hasattr(os, "writev"):
-        written = os.writev(fd, parts)
-        if written == total:
-            return
-    rest = memoryview(b"".join(parts))[written:]
-    while rest:
-        rest = rest[os.write(fd, rest) :]
 
 
 class _NotAFile(Exception):

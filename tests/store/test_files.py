@@ -29,6 +29,22 @@ def test_put_replaces_atomically_and_leaves_no_temporaries(tmp_path: Path) -> No
     assert [p.name for p in tmp_path.iterdir()] == ["k.dcm"]
 
 
+@pytest.mark.parametrize("count", [1, 3, 2000])
+def test_a_blob_given_in_pieces_is_stored_joined(tmp_path: Path, count: int) -> None:
+    """The pipeline hands the encoder's pieces (bytes and views of the received file)
+    over unjoined; the stored blob is the same bytes, however many pieces there are
+    (more than one writev(2) call takes are written joined)."""
+    source = bytes(range(256)) * 40
+    view = memoryview(source)
+    pieces: list[bytes | memoryview] = [
+        view[i * 5 : i * 5 + 5] if i % 2 else bytes([i % 256]) * 3 for i in range(count)
+    ]
+    store = FileStore(tmp_path)
+    store.put_many([("1/s/x.dcm", pieces), ("1/s/y.dcm", b"whole")])
+    assert store.get("1/s/x.dcm") == b"".join(pieces)
+    assert store.get("1/s/y.dcm") == b"whole"
+
+
 @pagecache.linux_only
 def test_stored_blobs_do_not_stay_in_memory(tmp_path: Path) -> None:
     """Once a blob is on disk its cached pages are released, so a bulk import reuses the

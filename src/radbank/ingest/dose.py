@@ -8,6 +8,7 @@ and a CT image whose patient cannot be measured simply has no diameter.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydicom.dataelem import RawDataElement
@@ -61,15 +62,18 @@ class DoseReader:
     def __init__(self) -> None:
         self._series: dict[tuple[bytes | str | None, ...], tuple[dict[str, Any], ...]] = {}
 
-    def rows(self, dataset: Dataset, blob: bytes | None = None) -> tuple[dict[str, Any], ...]:
-        """The rows of the de-identified `dataset`, read from its Part 10 bytes `blob`
-        when given (much faster than through pydicom)."""
+    def rows(
+        self, dataset: Dataset, blob: bytes | Callable[[], bytes] | None = None
+    ) -> tuple[dict[str, Any], ...]:
+        """The rows of the de-identified `dataset`, read from its Part 10 bytes `blob` when
+        given (much faster than through pydicom). `blob` may be a function that gives them,
+        called only where they are read: for the first image of a CT series and for reports."""
         key = _ct_series_key(dataset)
         known = self._series.get(key) if key else None
         if known is not None:
             uid = str(dataset.get("SOPInstanceUID", "") or "") or None
             return tuple({**row, "sop_instance_uid": uid} for row in known)
-        rows = dose_rows(dataset, blob)
+        rows = dose_rows(dataset, blob() if callable(blob) else blob)
         if key and rows:
             if len(self._series) >= _SERIES_EVENTS_KEPT:
                 self._series.clear()

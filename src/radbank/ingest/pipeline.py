@@ -111,8 +111,11 @@ _VAULT_ATTEMPTS = 3
 
 @dataclass
 class _Prepared:
-    name: str  # the identified input is not kept once it is de-identified
-    blob: bytes
+    name: str
+    # The encoded file in pieces, written without joining them (`write_parts`). Runs copied
+    # unchanged are views of the received bytes: the identified input stays in memory, and
+    # only there, until the batch is written.
+    parts: list[bytes | memoryview]
     sha256: str
     record: InstanceRecord
     quarantine_reason: str | None
@@ -275,7 +278,6 @@ class Pipeline:
                 )
             result = done.result
             deidentified = result.dataset
-            blob = done.blob
             attributes = index_attributes(deidentified)
         except DeidentificationError as exc:
             return Outcome(item.name, Status.REJECTED, f"{label}: {exc}", FAILURE_CANNOT_UNDERSTAND)
@@ -290,7 +292,10 @@ class Pipeline:
         if refusal:
             return Outcome(item.name, Status.REJECTED, f"{label}: {refusal}", FAILURE_PROCESSING)
         quarantines = [*done.quarantines, *([held] if held else [])]
-        sha256 = hashlib.sha256(blob).hexdigest()
+        checksum = hashlib.sha256()
+        for part in done.parts:
+            checksum.update(part)
+        sha256 = checksum.hexdigest()
         record = InstanceRecord(
             project_id=project.id,
             study_instance_uid=str(deidentified.StudyInstanceUID),
@@ -301,12 +306,12 @@ class Pipeline:
             blob_key=_blob_key(
                 project, str(deidentified.StudyInstanceUID), sha256, quarantined=bool(quarantines)
             ),
-            size_bytes=len(blob),
+            size_bytes=sum(map(len, done.parts)),
             sha256=sha256,
             attributes=attributes,
             received_at=received_at,
             source=source,
-            dose_rows=() if quarantines else self._dose.rows(deidentified, blob),
+            dose_rows=() if quarantines else self._dose.rows(deidentified, lambda: done.blob),
             dw_cm=None if quarantines else water_equivalent_diameter(deidentified),
         )
         # Only the findings are kept at rest: a sender's file name may carry identity.
@@ -314,7 +319,7 @@ class Pipeline:
         digest = setup.sealer.digest(identifiers) if setup.sealer and identifiers else None
         return _Prepared(
             item.name,
-            blob,
+            done.parts,
             sha256,
             record,
             reason,
@@ -366,7 +371,7 @@ class Pipeline:
         except OSError as exc:
             return results + _not_written(offered, exc)
         try:
-            self.store.put_many([(p.record.blob_key, p.blob) for p in written])
+            self.store.put_many([(p.record.blob_key, p.parts) for p in written])
         except OSError as exc:
             return results + _not_written(offered, exc)
         unwritten = False

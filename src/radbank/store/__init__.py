@@ -6,21 +6,22 @@ bytes are on disk (temp file, fsync, rename, fsync of the directory).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO, Protocol
 
-from radbank.store.files import FileStore, InvalidBlobKey
+from radbank.store.files import Blob, FileStore, InvalidBlobKey
 
-__all__ = ["BlobStore", "FileStore", "InvalidBlobKey"]
+__all__ = ["Blob", "BlobStore", "FileStore", "InvalidBlobKey"]
 
 
 class BlobStore(Protocol):
     """What the pipeline and the services need of a storage backend."""
 
-    def put(self, key: str, data: bytes) -> None:
-        """Store data under key atomically and durably; replaces an existing blob."""
+    def put(self, key: str, data: Blob) -> None:
+        """Store data (bytes, or pieces stored joined) under key atomically and durably;
+        replaces an existing blob."""
 
-    def put_many(self, items: list[tuple[str, bytes]]) -> None:
+    def put_many(self, items: Sequence[tuple[str, Blob]]) -> None:
         """Store several blobs; each is durable when this returns."""
 
     def get(self, key: str) -> bytes:

@@ -6,10 +6,13 @@ import contextlib
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
+
+Blob = bytes | Sequence[bytes | memoryview]
+"""A blob's bytes, or its pieces in order (an encoder's output, written without joining)."""
 
 _KEY = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 _TEMP_SUFFIX = ".part"
@@ -32,10 +35,10 @@ class FileStore:
             raise InvalidBlobKey(f"invalid blob key {key!r}")
         return self.root / key
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: Blob) -> None:
         self.put_many([(key, data)])
 
-    def put_many(self, items: list[tuple[str, bytes]]) -> None:
+    def put_many(self, items: Sequence[tuple[str, Blob]]) -> None:
         directories: set[Path] = set()
         staged: list[tuple[Path, Path, int]] = []
         try:
@@ -52,10 +55,7 @@ class FileStore:
                         if attempt == 2:
                             raise
                 staged.append((temp, path, fd))
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                write_parts(fd, [data] if isinstance(data, bytes) else data)
             # Flushing many files at once lets the device merge the writes.
             list(self._flushers.map(os.fsync, [fd for _, _, fd in staged]))
         except BaseException:
@@ -111,6 +111,26 @@ class FileStore:
                     Path(dirpath, name).unlink(missing_ok=True)
                     removed += 1
         return removed
+
+
+# writev(2) takes at most this many buffers (IOV_MAX on Linux and the BSDs)
+_MAX_BUFFERS = 1024
+
+
+def write_parts(fd: int, parts: Sequence[bytes | memoryview]) -> None:
+    """Write a file's parts in one writev(2): the kernel gathers them, so the 0.5 MB of an
+    encoded CT slice is not first copied into one buffer by joining them (a fresh 0.5 MB,
+    ~0.1-0.2 ms per slice with its page faults). A short write, or more parts than one call
+    takes, writes the rest joined."""
+    written, total = 0, sum(map(len, parts))
+    # writev's total is limited to 2 GiB on some systems (macOS); os.write splits.
+    if len(parts) <= _MAX_BUFFERS and total < 2**31 and hasattr(os, "writev"):
+        written = os.writev(fd, parts)
+        if written == total:
+            return
+    rest = memoryview(parts[0] if len(parts) == 1 else b"".join(parts))[written:]
+    while rest:
+        rest = rest[os.write(fd, rest) :]
 
 
 def release_cached_pages(fd: int) -> None:
