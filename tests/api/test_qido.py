@@ -7,6 +7,7 @@ import io
 import corpus  # noqa: E402
 import pydicom
 import pytest
+from liveserver import LiveNode, new_project, start_server
 
 from radbank.api.multipart import write_parts  # noqa: E402
 
@@ -26,20 +27,21 @@ def _store(node, datasets: list[pydicom.Dataset]) -> None:  # noqa: ANN001
     assert reply.status_code == 200, reply.text
 
 
+def _ct(number: int) -> pydicom.Dataset:
+    dataset = pydicom.dcmread(corpus.path("CT_small.dcm"))
+    dataset.PatientID = f"PAT-{number % 2}"
+    dataset.StudyInstanceUID = f"1.2.826.0.1.3680043.8.498.{number}"
+    dataset.SeriesInstanceUID = f"1.2.826.0.1.3680043.8.498.{number}.1"
+    dataset.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{number}.1.1"
+    dataset.StudyDescription = f"CHEST {number}"
+    dataset.AccessionNumber = f"ACC{number}"
+    return dataset
+
+
 @pytest.fixture
 def populated(live_node_any_index):  # noqa: ANN001, ANN201
     live_node = live_node_any_index
-    datasets = []
-    for number in range(5):
-        dataset = pydicom.dcmread(corpus.path("CT_small.dcm"))
-        dataset.PatientID = f"PAT-{number % 2}"
-        dataset.StudyInstanceUID = f"1.2.826.0.1.3680043.8.498.{number}"
-        dataset.SeriesInstanceUID = f"1.2.826.0.1.3680043.8.498.{number}.1"
-        dataset.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{number}.1.1"
-        dataset.StudyDescription = f"CHEST {number}"
-        dataset.AccessionNumber = f"ACC{number}"
-        datasets.append(dataset)
-    _store(live_node, datasets)
+    _store(live_node, [_ct(number) for number in range(5)])
     return live_node
 
 
@@ -148,3 +150,62 @@ def test_unknown_study_in_scoped_search_is_empty(populated) -> None:  # noqa: AN
     reply = _get(populated, "/studies/1.2.3/series")
     assert reply.status_code == 200
     assert reply.json() == []
+
+
+def test_a_repeated_uid_key_is_a_list_of_uids(populated) -> None:  # noqa: ANN001
+    """Each value of a UID key given more than once is an item of its UID list (PS3.18
+    8.3.4.1); other keys still may be given only once."""
+    first, second, *_ = [s["0020000D"]["Value"][0] for s in _get(populated, "/studies").json()]
+    with populated.client() as http:
+        reply = http.get(
+            f"{populated.dicomweb_url}/studies",
+            params=[("StudyInstanceUID", first), ("StudyInstanceUID", second)],
+        )
+        assert reply.status_code == 200
+        assert {s["0020000D"]["Value"][0] for s in reply.json()} == {first, second}
+        repeated = http.get(
+            f"{populated.dicomweb_url}/studies", params=[("PatientID", "a"), ("PatientID", "b")]
+        )
+    assert repeated.status_code == 400
+    assert "PatientID is given more than once" in repeated.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "accept",
+    ['multipart/related; type="application/dicom+xml"', "application/dicom+xml", "text/html"],
+)
+def test_results_in_a_form_not_served_are_406(populated, accept: str) -> None:  # noqa: ANN001
+    """Search results are served as DICOM JSON only: a client that accepts only another
+    form (by header or by the accept query parameter) is told so, not sent JSON anyway."""
+    with populated.client() as http:
+        by_header = http.get(f"{populated.dicomweb_url}/studies", headers={"Accept": accept})
+        by_parameter = http.get(f"{populated.dicomweb_url}/studies", params={"accept": accept})
+        browser = http.get(
+            f"{populated.dicomweb_url}/studies",
+            headers={"Accept": f"{accept}, application/dicom+json;q=0.5"},
+        )
+    for reply in (by_header, by_parameter):
+        assert reply.status_code == 406
+        assert "a search result is served as application/dicom+json" in reply.json()["error"]
+    assert browser.status_code == 200
+    assert len(browser.json()) == 5
+
+
+def test_both_warnings_are_given_when_both_apply(tmp_path) -> None:  # noqa: ANN001
+    """A result cut at the node's maximum and an unsupported fuzzymatching both warn, in
+    the one Warning header (PS3.18 8.3.4.4 and 8.3.4.5)."""
+    server = start_server(tmp_path / "data", extra_env={"RADBANK_QIDO_MAX_LIMIT": "2"})
+    try:
+        node = LiveNode(server.base_url, server.token, server.data_dir, new_project(server))
+        _store(node, [_ct(number) for number in range(3)])
+        capped = _get(node, "/studies")
+        both = _get(node, "/studies", {"fuzzymatching": "true"})
+        fuzzy_only = _get(node, "/studies", {"fuzzymatching": "true", "limit": "1"})
+    finally:
+        server.stop()
+    exceeded = "299 radbank: The number of results exceeded the maximum"
+    not_fuzzy = "299 radbank: The fuzzymatching parameter is not supported"
+    assert len(capped.json()) == 2 and capped.headers["warning"].startswith(exceeded)
+    assert both.headers["warning"].startswith(exceeded)
+    assert not_fuzzy in both.headers["warning"]
+    assert fuzzy_only.headers["warning"].startswith(not_fuzzy)

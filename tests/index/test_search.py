@@ -402,3 +402,61 @@ def test_instance_results(archive: Archive) -> None:
         series_instance_uid="1.1.1",
     )
     assert "00201209" not in scoped and "00100020" not in scoped
+
+
+def test_times_stored_with_fewer_digits_are_in_the_ranges_they_fall_in(
+    index: Index, record: Callable[..., InstanceRecord]
+) -> None:
+    """A TM may leave out its trailing parts ("1430" is 14:30:00) and a DT too ("2020" is
+    its first moment): a range or single time compares them at their lowest, as PS3.4
+    C.2.2.2.5 asks, not as the shorter text they are stored as."""
+    p = index.create_project("times", key_salt=b"t").id
+    times = {"2.1": "14", "2.2": "1430", "2.3": "143000.123456", "2.4": "2300", "2.5": "0959"}
+    index.add_instances(
+        [
+            record(p, uid, f"{uid}.1", f"{uid}.1.1", StudyDate="20240101", StudyTime=time)
+            for uid, time in times.items()
+        ]
+        + [
+            record(p, "3.1", "3.1.1", "3.1.1.1", AcquisitionDateTime="2020"),
+            record(p, "3.2", "3.2.1", "3.2.1.1", AcquisitionDateTime="202001011200"),
+            record(p, "3.3", "3.3.1", "3.3.1.1", AcquisitionDateTime="20191231235959.5"),
+        ]
+    )
+
+    def studies(value: str) -> set[str]:
+        query = parse_qido("study", [("StudyTime", value)])
+        return {r["0020000D"]["Value"][0] for r in index.search(p, query)}
+
+    def instances(value: str) -> set[str]:
+        query = parse_qido("instance", [("AcquisitionDateTime", value)])
+        return {r["00080018"]["Value"][0] for r in index.search(p, query)}
+
+    assert studies("140000-150000") == {"2.1", "2.2", "2.3"}
+    assert studies("1400-1500") == {"2.1", "2.2", "2.3"}
+    assert studies("143000-150000") == {"2.2", "2.3"}
+    assert studies("143000.1-") == {"2.3", "2.4"}
+    assert studies("230000") == {"2.4"}
+    assert studies("-1359") == {"2.5"}
+    assert studies("14") == {"2.1", "2.2", "2.3"}
+    assert instances("20200101-") == {"3.1.1.1", "3.2.1.1"}
+    assert instances("20200101120000-20200101120000") == {"3.2.1.1"}
+    assert instances("-20191231235959") == {"3.3.1.1"}
+
+
+def test_a_pattern_of_only_asterisks_matches_empty_values_too(
+    index: Index, record: Callable[..., InstanceRecord]
+) -> None:
+    """`*` matches any sequence of characters, a zero-length one included (PS3.4
+    C.2.2.2.4): "**" is the universal match "*" is, not a match of non-empty values."""
+    p = index.create_project("stars", key_salt=b"s").id
+    index.add_instances(
+        [
+            record(p, "4.1", "4.1.1", "4.1.1.1", StudyID="7", ReferringPhysicianName="Doe"),
+            record(p, "4.2", "4.2.1", "4.2.1.1"),
+        ]
+    )
+    for key in ("StudyID", "ReferringPhysicianName", "StudyDescription"):
+        for pattern in ("*", "**", "***"):
+            found = index.search(p, parse_qido("study", [(key, pattern)]))
+            assert {r["0020000D"]["Value"][0] for r in found} == {"4.1", "4.2"}, (key, pattern)

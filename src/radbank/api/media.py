@@ -78,8 +78,9 @@ def choose_multipart(
     )
 
 
-def require_json(accept: str | None) -> None:
+def require_json(accept: str | None, what: str = "metadata") -> None:
+    """406 unless `accept` admits DICOM JSON, the only form `what` is served in."""
     for r in parse_accept(accept):
         if r.media_type in ("*/*", "application/*", "application/json", "application/dicom+json"):
             return
-    raise HTTPException(406, f"metadata is served as application/dicom+json, not {accept!r}")
+    raise HTTPException(406, f"{what} is served as application/dicom+json, not {accept!r}")

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from radbank.api.deps import ReadableProject, check_uid, services, visible_studies
+from radbank.api.media import require_json
 from radbank.api.urls import instance_url, series_url, study_url
 from radbank.dicom.query import parse_qido
 from radbank.index import Project
@@ -32,6 +33,10 @@ async def _search(
     series: str | None = None,
 ) -> JSONResponse:
     node = services(request)
+    # The accept query parameter (PS3.18 8.3.3.1) takes precedence over the header.
+    require_json(
+        request.query_params.get("accept", request.headers.get("accept")), "a search result"
+    )
     query = parse_qido(
         level,
         list(request.query_params.multi_items()),
@@ -54,16 +59,19 @@ async def _search(
         else:
             url = instance_url(request, project.name, study_uid, series_uid, _first(result, _SOP))
         result["00081190"] = {"vr": "UR", "Value": [url]}
-    headers = {}
+    warnings = []
     if capped and len(results) == query.limit:
-        headers["Warning"] = (
+        warnings.append(
             "299 radbank: The number of results exceeded the maximum supported by the server. "
             "Additional results can be requested."
         )
     if query.fuzzy_matching:
-        headers["Warning"] = (
-            "299 radbank: The fuzzymatching parameter is not supported. Only literal matching has been performed."
+        warnings.append(
+            "299 radbank: The fuzzymatching parameter is not supported. Only literal matching "
+            "has been performed."
         )
+    # Both, when both apply, in one header (a field's values are a comma-separated list).
+    headers = {"Warning": ", ".join(warnings)} if warnings else {}
     return JSONResponse(results, media_type="application/dicom+json", headers=headers)
 
 

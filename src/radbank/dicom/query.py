@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
@@ -92,7 +92,7 @@ class AttributeFilter:
     """One matching key (PS3.4 C.2.2.2).
 
     kind and the parsed parts:
-    - universal: empty value or `*`; the attribute is only returned.
+    - universal: empty value or only `*`s; the attribute is only returned.
     - single: values = (the value,); DA/TM/DT single values also fill lower == upper.
     - wildcard: values = (the pattern with `*` and `?`,); string VRs only.
     - list: values = the alternatives (UID list matching, or a list of code strings).
@@ -181,12 +181,16 @@ def parse_qido(
             continue
         else:
             keyword, tag, vr = _matching_attribute(name, level)
+            parsed = _parse_filter(keyword, tag, vr, value)
             if keyword in filters:
-                raise QueryError(
-                    f"{keyword} is given more than once; give one value (a UID list may be "
-                    "separated by commas)"
-                )
-            filters[keyword] = _parse_filter(keyword, tag, vr, value)
+                # Each value of a repeated UID key is an item of the UID list (PS3.18 8.3.4.1).
+                if vr != "UI":
+                    raise QueryError(
+                        f"{keyword} is given more than once; give one value (several UIDs "
+                        "may be given as a list)"
+                    )
+                parsed = _joined_uid_lists(filters[keyword], parsed)
+            filters[keyword] = parsed
     return QidoQuery(
         level=level,
         study_instance_uid=study_instance_uid,
@@ -268,6 +272,21 @@ def _tag_of(name: str) -> int | None:
     return None
 
 
+def _joined_uid_lists(first: AttributeFilter, second: AttributeFilter) -> AttributeFilter:
+    """One UID list of two keys for the same attribute; an empty value adds nothing."""
+    if first.kind == "universal":
+        return second
+    if second.kind == "universal":
+        return first
+    uids = tuple(dict.fromkeys(first.values + second.values))
+    return replace(
+        first,
+        value=f"{first.value},{second.value}",
+        kind="list" if len(uids) > 1 else "single",
+        values=uids,
+    )
+
+
 def _parse_filter(keyword: str, tag: str, vr: str, value: str) -> AttributeFilter:
     def made(
         kind: MatchKind,
@@ -279,8 +298,8 @@ def _parse_filter(keyword: str, tag: str, vr: str, value: str) -> AttributeFilte
 
     if _CONTROL.search(value):
         raise QueryError(f"{keyword}: the value contains control characters")
-    if value in ("", "*"):
-        return made("universal")
+    if not value.strip("*"):
+        return made("universal")  # `*` matches any value, an empty one included
     wildcard = "*" in value or "?" in value
     if vr == "UI":
         if wildcard:

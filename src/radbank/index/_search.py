@@ -159,14 +159,18 @@ def _condition(
         case "universal":
             return None
         case "range":
-            return _range(column, kind, attribute_filter.lower, attribute_filter.upper)
+            return _range(
+                column, kind, attribute_filter.lower, attribute_filter.upper, attribute_filter.vr
+            )
         case "list":
             return column.in_(_values(attribute_filter.values, kind))
         case "wildcard":
             pattern = _values(attribute_filter.values, kind)[0]
             return _wildcard(column, pattern, dialect)
     if attribute_filter.vr in ("TM", "DT"):
-        return _range(column, kind, attribute_filter.lower, attribute_filter.upper)
+        return _range(
+            column, kind, attribute_filter.lower, attribute_filter.upper, attribute_filter.vr
+        )
     return column == _values(attribute_filter.values, kind)[0]
 
 
@@ -178,14 +182,31 @@ def _values(values: tuple[str, ...], kind: str) -> list[Any]:
     return [value.rstrip() for value in values]
 
 
-def _range(column: Any, kind: str, lower: str | None, upper: str | None) -> sa.ColumnElement:
+def _range(
+    column: Any, kind: str, lower: str | None, upper: str | None, vr: str
+) -> sa.ColumnElement:
     if kind == _DATETIME:
         lower, upper = attrs.without_offset(lower), attrs.without_offset(upper)
-    # The lower bound is always there: empty values ('' in the study order columns) never match.
-    conditions = [column >= (lower or _LOWEST)]
+    # Always there: empty values ('' in the study order columns) never match.
+    conditions = [column >= _LOWEST]
+    if lower is not None:
+        conditions.append(_completed(column, vr) >= lower)
     if upper is not None:
         conditions.append(column <= upper + _HIGH)
     return sa.and_(*conditions)
+
+
+def _completed(column: Any, vr: str) -> Any:
+    """A stored TM or DT with the parts it leaves out at their lowest: "1430" is 14:30:00
+    and "2020" the first moment of 2020 (PS3.5 6.2), so it is not before a lower bound of
+    "143000" or "20200101". A DA is always whole."""
+    lowest = _LOWEST_PARTS.get(vr)
+    if lowest is None:
+        return column
+    return column.concat(sa.func.substr(sa.literal(lowest), sa.func.length(column) + 1))
+
+
+_LOWEST_PARTS = {"TM": "000000.000000", "DT": "00000101000000.000000"}
 
 
 def _wildcard(column: Any, pattern: str, dialect: str) -> sa.ColumnElement:
