@@ -281,9 +281,10 @@ def test_instance_queries(archive: Archive) -> None:
     assert archive.uids("instance", [("PatientName", "smith*"), ("NumberOfFrames", "4")]) == [
         "1.3.1.1"
     ]
-    # Date-times compare as written, without their UTC offsets.
+    # 20231231235959.5+0100 is 22:59:59.5 UTC: date-times compare as the moments they name.
     assert archive.uids("instance", [("AcquisitionDateTime", "20231231-20240101")]) == ["1.3.1.1"]
-    assert archive.uids("instance", [("AcquisitionDateTime", "2023123123")]) == ["1.3.1.1"]
+    assert archive.uids("instance", [("AcquisitionDateTime", "2023123122")]) == ["1.3.1.1"]
+    assert archive.uids("instance", [("AcquisitionDateTime", "2023123123")]) == []
     assert archive.uids("instance", [("AcquisitionDateTime", "-20231230")]) == []
 
 
@@ -460,3 +461,56 @@ def test_a_pattern_of_only_asterisks_matches_empty_values_too(
         for pattern in ("*", "**", "***"):
             found = index.search(p, parse_qido("study", [(key, pattern)]))
             assert {r["0020000D"]["Value"][0] for r in found} == {"4.1", "4.2"}, (key, pattern)
+
+
+def test_names_match_by_character_and_without_trailing_empty_components(
+    index: Index, record: Callable[..., InstanceRecord]
+) -> None:
+    """`?` is one character of a name, a "ß" too; "Doe^John^^^" and "Doe^John" are the
+    same name (PS3.5 6.2); a name given with its ideographic and phonetic groups matches
+    on its alphabetic group, the one the index holds."""
+    p = index.create_project("names", key_salt=b"n").id
+    index.add_instances(
+        [
+            record(p, "5.1", "5.1.1", "5.1.1.1", ReferringPhysicianName="Straße^Ulf"),
+            record(p, "5.2", "5.2.1", "5.2.1.1", ReferringPhysicianName="Doe^John^^^"),
+            record(p, "5.3", "5.3.1", "5.3.1.1", ReferringPhysicianName="Yamada^Tarou=山田^太郎"),
+        ]
+    )
+
+    def studies(value: str) -> list[str]:
+        query = parse_qido("study", [("ReferringPhysicianName", value)])
+        return [r["0020000D"]["Value"][0] for r in index.search(p, query)]
+
+    assert studies("stra?e*") == ["5.1"]
+    assert studies("STRASSE*") == []
+    assert studies("Doe^John") == ["5.2"]
+    assert studies("doe^john^") == ["5.2"]
+    assert studies("Yamada^Tarou=山田^太郎=やまだ^たろう") == ["5.3"]
+    assert studies("yamada*=*") == ["5.3"]
+
+
+def test_date_times_with_a_utc_offset_match_the_moment_they_name(
+    index: Index, record: Callable[..., InstanceRecord]
+) -> None:
+    """PS3.4 C.2.2.2.5: the offset from UTC in a value is taken into account, in stored
+    values and query values alike; a value without one is compared as written."""
+    p = index.create_project("zones", key_salt=b"z").id
+    index.add_instances(
+        [
+            record(p, "6.1", "6.1.1", "6.1.1.1", AcquisitionDateTime="20200101120000+0200"),
+            record(p, "6.2", "6.2.1", "6.2.1.1", AcquisitionDateTime="20191231235959.5-0500"),
+            record(p, "6.3", "6.3.1", "6.3.1.1", AcquisitionDateTime="20200101120000"),
+        ]
+    )
+
+    def instances(value: str) -> list[str]:
+        query = parse_qido("instance", [("AcquisitionDateTime", value)])
+        return sorted(r["00080018"]["Value"][0] for r in index.search(p, query))
+
+    assert instances("20200101100000") == ["6.1.1.1"]
+    assert instances("20200101120000") == ["6.3.1.1"]
+    assert instances("20200101045959-20200101050000") == ["6.2.1.1"]
+    assert instances("20191231235959-20191231235959") == []
+    assert instances("20200101120000+0200") == ["6.1.1.1"]
+    assert instances("20200101-20200101") == ["6.1.1.1", "6.2.1.1", "6.3.1.1"]

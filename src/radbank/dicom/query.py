@@ -298,6 +298,8 @@ def _parse_filter(keyword: str, tag: str, vr: str, value: str) -> AttributeFilte
 
     if _CONTROL.search(value):
         raise QueryError(f"{keyword}: the value contains control characters")
+    if vr == "PN" and "=" in value:
+        value = _alphabetic_group(keyword, value)
     if not value.strip("*"):
         return made("universal")  # `*` matches any value, an empty one included
     wildcard = "*" in value or "?" in value
@@ -340,6 +342,20 @@ def _parse_filter(keyword: str, tag: str, vr: str, value: str) -> AttributeFilte
             raise QueryError(f"{keyword}: wildcards are not allowed in {vr} values")
         return made("wildcard", (value,))
     return made("single", (value,))
+
+
+def _alphabetic_group(keyword: str, value: str) -> str:
+    """The alphabetic group of a person name given with its ideographic and phonetic
+    groups ("Yamada^Tarou=山田^太郎=やまだ^たろう"): names are matched on that group, as
+    the index holds it; the other groups are not matched (PS3.4 C.2.2.2.1 leaves their
+    matching to the implementation)."""
+    alphabetic, _, others = value.partition("=")
+    if not alphabetic.strip() and others.strip("=* "):
+        raise QueryError(
+            f"{keyword}: person names are matched on their alphabetic group (before the "
+            "first '='), and this value gives none; give it, or a pattern such as *"
+        )
+    return alphabetic
 
 
 def _split_list(value: str) -> tuple[str, ...]:

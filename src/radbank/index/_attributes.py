@@ -4,6 +4,7 @@ study and series levels, the matching-column values taken from them, and QIDO-RS
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -135,15 +136,38 @@ def integer(attributes: Mapping[str, Any], keyword: str) -> int | None:
 
 
 def folded(value: str | None) -> str | None:
-    """Case folding of person names, identical for stored values and query values."""
-    return value.casefold() if value is not None else None
+    """A person name as names are matched, the same for stored and query values: in lower
+    case (one character stays one, so `?` matches a "ß" as it matches an "s"), without the
+    empty components a name may leave out at its end ("Doe^John^^^" is "Doe^John", PS3.5
+    6.2)."""
+    return value.lower().rstrip("^") if value is not None else None
 
 
-def without_offset(value: str | None) -> str | None:
-    """A DT value without its UTC offset: date-times compare as written (offsets ignored)."""
-    if value and len(value) > 5 and value[-5] in "+-":
-        return value[:-5]
-    return value
+def comparable_datetime(value: str | None) -> str | None:
+    """A DT value as date-times are compared, the same for stored and query values. One
+    with a UTC offset is the UTC moment it names, at the precision it was given
+    ("20200101120000+0200" is "20200101100000"; PS3.4 C.2.2.2.5: the offset is taken into
+    account); one given to the day or less keeps its date. One without an offset is taken
+    as written: in the time zone of whoever made it, which the node cannot know."""
+    if not value or len(value) <= 5 or value[-5] not in "+-":
+        return value
+    moment, offset = value[:-5], value[-5:]
+    digits, dot, fraction = moment.partition(".")
+    if len(digits) not in (10, 12, 14) or not (digits + offset[1:]).isdigit():
+        return moment
+    try:
+        when = datetime(
+            int(digits[:4]), int(digits[4:6]), int(digits[6:8]), int(digits[8:10]),
+            int(digits[10:12] or 0), int(digits[12:14] or 0),
+        )  # fmt: skip
+    except ValueError:
+        return moment  # no such moment (a leap second, a 25th hour): compared as written
+    minutes = int(offset[1:3]) * 60 + int(offset[3:])
+    utc = when - timedelta(minutes=minutes if offset[0] == "+" else -minutes)
+    text = (
+        f"{utc.year:04d}{utc.month:02d}{utc.day:02d}{utc.hour:02d}{utc.minute:02d}{utc.second:02d}"
+    )
+    return text[: len(digits)] + dot + fraction
 
 
 def study_columns(attributes: Mapping[str, Any]) -> dict[str, Any]:
@@ -184,7 +208,7 @@ def instance_columns(attributes: Mapping[str, Any]) -> dict[str, Any]:
         "columns": integer(attributes, "Columns"),
         "bits_allocated": integer(attributes, "BitsAllocated"),
         "number_of_frames": integer(attributes, "NumberOfFrames"),
-        "acquisition_date_time": without_offset(text(attributes, "AcquisitionDateTime")),
+        "acquisition_date_time": comparable_datetime(text(attributes, "AcquisitionDateTime")),
     }
 
 

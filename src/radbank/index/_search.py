@@ -186,7 +186,7 @@ def _range(
     column: Any, kind: str, lower: str | None, upper: str | None, vr: str
 ) -> sa.ColumnElement:
     if kind == _DATETIME:
-        lower, upper = attrs.without_offset(lower), attrs.without_offset(upper)
+        lower, upper = attrs.comparable_datetime(lower), attrs.comparable_datetime(upper)
     # Always there: empty values ('' in the study order columns) never match.
     conditions = [column >= _LOWEST]
     if lower is not None:
