@@ -432,3 +432,195 @@ def test_vault_init_open_lookup_rotate_and_audit_verify(tmp_path: Path) -> None:
     broken = radbank(data, "audit", "verify")
     assert broken.returncode == 1
     assert f"audit record {opening} removed" in broken.stdout
+
+
+def _ct(name: str = "CT_small.dcm") -> bytes:
+    return Path(corpus.path(name)).read_bytes()
+
+
+def test_import_reads_every_member_of_a_zip_even_of_the_same_name(tmp_path: Path) -> None:
+    """Two members called a.dcm are two files: both are imported (each read by its own
+    entry), not the last one twice; a DICOMDIR anywhere in the archive is skipped."""
+    data = tmp_path / "data"
+    radbank(data, "project", "create", "z")
+    archive = tmp_path / "same-names.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("a.dcm", _ct())
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            zf.writestr("a.dcm", _ct("MR_small.dcm"))
+        zf.writestr("DICOMDIR", Path(corpus.path("DICOMDIR")).read_bytes())
+        zf.writestr("inner.zip", b"PK\x05\x06" + b"\0" * 18)
+    result = radbank(data, "import", str(archive), "--project", "z")
+    assert "2 stored, 0 duplicate, 0 quarantined, 1 rejected, 1 DICOMDIR skipped" in result.stdout
+    assert "inner.zip: a zip archive inside the archive is not opened" in result.stdout
+    assert result.returncode == 1
+
+
+def test_a_dicom_file_ending_like_a_zip_is_imported_as_dicom(tmp_path: Path) -> None:
+    """A file's last bytes may hold a zip's end record by chance (compressed pixel data):
+    a DICOM file is read as DICOM, not opened as an archive and lost."""
+    data = tmp_path / "data"
+    radbank(data, "project", "create", "e")
+    ct = _ct()
+    lookalike = tmp_path / "ct.dcm"
+    lookalike.write_bytes(ct[:-22] + b"PK\x05\x06" + b"\xff" * 18)
+    result = radbank(data, "import", str(lookalike), "--project", "e")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 stored" in result.stdout
+
+
+def test_a_damaged_archive_is_a_rejection_not_a_crash(tmp_path: Path) -> None:
+    """An archive whose central directory is damaged, or whose member's name does not
+    decode, is named with its reason; the files around it are still imported and the
+    summary is printed."""
+    data = tmp_path / "data"
+    radbank(data, "project", "create", "d")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "ct.dcm").write_bytes(_ct())
+    archive = folder / "broken.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("x.dcm", _ct("MR_small.dcm"))
+    raw = bytearray(archive.read_bytes())
+    directory = raw.rfind(b"PK\x01\x02")
+    raw[directory : directory + 4] = b"XXXX"
+    archive.write_bytes(bytes(raw))
+    result = radbank(data, "import", str(folder), "--project", "d")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "1 stored, 0 duplicate, 0 quarantined, 1 rejected" in result.stdout
+    assert "broken.zip: not a readable zip archive (BadZipFile" in result.stdout
+
+
+# Root reads folders whatever their mode: as root, the import runs without the
+# capabilities that let it (setpriv, util-linux), as an ordinary user would.
+_AS_A_USER = (
+    ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+     "--inh-caps=-dac_override,-dac_read_search", "--"]
+    if os.geteuid() == 0 else []
+)  # fmt: skip
+
+
+@pytest.mark.skipif(
+    bool(_AS_A_USER) and shutil.which("setpriv") is None, reason="root, and no setpriv"
+)
+def test_an_unreadable_folder_is_named_and_fails_the_import(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    radbank(data, "project", "create", "u")
+    folder = tmp_path / "in"
+    (folder / "locked").mkdir(parents=True)
+    (folder / "ct.dcm").write_bytes(_ct())
+    (folder / "locked" / "mr.dcm").write_bytes(_ct("MR_small.dcm"))
+    (folder / "locked").chmod(0)
+    try:
+        result = subprocess.run(
+            [*_AS_A_USER, sys.executable, "-m", "radbank", "import", str(folder),
+             "--project", "u", "--data-dir", str(data)],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    finally:
+        (folder / "locked").chmod(0o700)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 stored, 0 duplicate, 0 quarantined, 1 rejected" in result.stdout
+    assert "locked: cannot read the folder (Permission denied)" in result.stdout
+
+
+def test_links_to_folders_pipes_and_deep_folders_are_named_not_lost(tmp_path: Path) -> None:
+    """Nothing under the folder is passed over without a word: a link to a folder (not
+    followed) and a named pipe (not read, so nothing blocks) are rejected with their
+    reasons; a folder nested 1,200 deep is read like any other."""
+    data = tmp_path / "data"
+    radbank(data, "project", "create", "l")
+    folder = tmp_path / "in"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "mr.dcm").write_bytes(_ct("MR_small.dcm"))
+    folder.mkdir()
+    levels = [str(folder)]
+    for _ in range(1200):  # deeper than Python's recursion limit; made and removed by hand
+        levels.append(levels[-1] + "/d")
+        os.mkdir(levels[-1])
+    Path(levels[-1], "ct.dcm").write_bytes(_ct())
+    (folder / "link").symlink_to(elsewhere, target_is_directory=True)
+    os.mkfifo(folder / "pipe")
+    try:
+        result = radbank(data, "import", str(folder), "--project", "l")
+    finally:
+        os.unlink(levels[-1] + "/ct.dcm")
+        for level in reversed(levels[1:]):
+            os.rmdir(level)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "1 stored, 0 duplicate, 0 quarantined, 2 rejected" in result.stdout
+    assert "link: a link to a folder, not followed" in result.stdout
+    assert "pipe: not a file but a named pipe (FIFO)" in result.stdout
+
+
+def test_file_names_cannot_drive_the_terminal_or_fake_the_summary(tmp_path: Path) -> None:
+    """Control characters in a name are printed as escapes, and brackets as brackets (not
+    as the markup of the terminal library), so the report names the files as they are."""
+    data = tmp_path / "data"
+    radbank(data, "project", "create", "n")
+    folder = tmp_path / "in [arterial phase]"
+    folder.mkdir()
+    (folder / "esc\x1b[2J\x1b[31mRED.txt").write_bytes(b"x" * 200)
+    (folder / "nl\n9 stored, 0 duplicate, 0 quarantined, 0 rejected\nx.txt").write_bytes(b"y" * 200)
+    (folder / "a[" / "b]").mkdir(parents=True)  # shown as .../a[/b]/notes.txt
+    (folder / "a[" / "b]" / "notes.txt").write_bytes(b"z" * 200)
+    result = radbank(data, "import", str(folder), "--project", "n")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "\x1b" not in result.stdout
+    assert "esc\\x1b[2J\\x1b[31mRED.txt" in result.stdout
+    assert "nl\\x0a9 stored" in result.stdout
+    assert [line for line in result.stdout.splitlines() if " stored, " in line and not
+            line.startswith("  ")] == ["0 stored, 0 duplicate, 0 quarantined, 3 rejected"]  # fmt: skip
+    assert "in [arterial phase]/a[/b]/notes.txt" in result.stdout
+    missing = radbank(data, "import", str(tmp_path / "gone[/]"), "--project", "n")
+    assert missing.returncode == 2 and "gone[/] does not exist" in missing.stderr
+
+
+def test_zeros_are_refused_at_once_and_a_truncated_image_is_not_stored(tmp_path: Path) -> None:
+    """Bytes that do not start as DICOM (a disk image's zeros) are refused without a
+    forced parse; a CT cut short after a whole element (no Pixel Data left) is refused
+    too, so the complete file can be imported afterwards instead of conflicting."""
+    data = tmp_path / "data"
+    radbank(data, "project", "create", "t")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "zeros.img").write_bytes(b"\0" * 20_000_000)
+    (folder / "cut.dcm").write_bytes(_ct()[:3000])
+    first = radbank(data, "import", str(folder), "--project", "t")
+    assert first.returncode == 1
+    assert "zeros.img: not a DICOM file (no 'DICM' prefix" in first.stdout
+    assert "without Pixel Data (7FE0,0010)" in first.stdout
+    (folder / "cut.dcm").write_bytes(_ct())
+    (folder / "zeros.img").unlink()
+    second = radbank(data, "import", str(folder), "--project", "t")
+    assert second.returncode == 0, second.stdout
+    assert "1 stored" in second.stdout
+
+
+def test_verify_says_which_orphans_an_unfinished_ingest_left_and_what_clears_them(
+    tmp_path: Path,
+) -> None:
+    """An import killed between writing its blobs and indexing them leaves blobs that its
+    journal entry names: verify still reports them, and says where they come from and
+    what removes them (the next `serve`) or adopts them (importing the files again)."""
+    data = tmp_path / "data"
+    radbank(data, "project", "create", "j")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "ct.dcm").write_bytes(_ct())
+    assert radbank(data, "import", str(folder), "--project", "j").returncode == 0
+    stored = next((data / "blobs").rglob("*.dcm"))
+    left = stored.parent / "left-behind.dcm"
+    left.write_bytes(b"written, never indexed")
+    key = left.relative_to(data / "blobs").as_posix()
+    (data / "journal" / "killed-import.json").write_text(f'["{key}"]')
+    result = radbank(data, "verify")
+    assert result.returncode == 1
+    assert f"orphan blob (no index row): {key} - written by an ingest that did not finish" in (
+        result.stdout
+    )
+    assert "`radbank serve` removes it when it starts" in result.stdout

@@ -9,16 +9,14 @@ import json
 import os
 import socket
 import sys
-import zipfile
-import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -44,6 +42,7 @@ from radbank.governance.policy import Action, Principal, Resource, Role, can
 from radbank.governance.vault import OpenedEntry, VaultError
 from radbank.index import DoseFilter, Project, ProjectExists, SubjectWithdrawn, UserExists
 from radbank.ingest import Item, Outcome, Status
+from radbank.inputs import DICOMDIR_REASON, Input, Inputs, NotAFile, Unread, is_dicomdir, shown_name
 from radbank.launcher import settle_heap
 from radbank.offline import deid_command
 from radbank.projects import (
@@ -112,7 +111,7 @@ def _settings(data_dir: Path | None, **overrides: object) -> Settings:
 
 
 def _fail(message: object, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(str(message))}", highlight=False)
     return typer.Exit(code)
 
 
@@ -151,7 +150,7 @@ def _open(settings: Settings) -> Services:
     try:
         services, token = build_services(settings)
     except KeyFileError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     if token:
         console.print(
@@ -1293,99 +1292,110 @@ def import_(
     project: Annotated[str, typer.Option("--project", "-p", help="Target project")],
     data_dir: DataDir = None,
 ) -> None:
-    """De-identify and store every DICOM file of a folder or zip into a project."""
+    """De-identify and store every DICOM file of a folder or zip into a project.
+
+    Exits 1 when anything was rejected or could not be read (each is listed with its
+    reason), 0 when everything was stored, found stored already, or quarantined."""
     if not path.exists():
-        err.print(f"[red]error:[/red] {path} does not exist")
-        raise typer.Exit(2)
+        raise _fail(f"{shown_name(str(path))} does not exist")
     settings = _settings(data_dir)
     services = _open(settings)
+    outcomes: list[Outcome] = []
+    skipped: list[Unread] = []
     try:
         target = _project(services, project, Action.WRITE)
         try:
             services.keys.project_key(target)
         except KeyFileError as exc:
             raise _fail(exc) from exc
-        sources = list(_sources(path))
-        settle_heap()
-        outcomes: list[Outcome] = []
-        skipped: list[str] = []
-        with _progress("importing") as progress:
-            task = progress.add_task("import", total=len(sources))
-            batch: list[Item] = []
-            size = 0
-            for name, file_size, read in sources:
-                if Path(name).name.upper() == "DICOMDIR":
-                    skipped.append(name)
-                    progress.advance(task)
-                    continue
-                if file_size > settings.max_instance_bytes:
-                    outcomes.append(
-                        Outcome(
-                            name,
-                            Status.REJECTED,
-                            f"{name}: {file_size} bytes, larger than the limit of "
-                            f"{settings.max_instance_bytes} (RADBANK_MAX_INSTANCE_BYTES)",
+        with Inputs(path) as inputs:
+            sources = list(inputs)
+            settle_heap()
+            with _progress("importing") as progress:
+                task = progress.add_task("import", total=len(sources))
+                batch: list[Item] = []
+                size = 0
+                for source in sources:
+                    item = _item(source, settings.max_instance_bytes, outcomes, skipped)
+                    if item is None:
+                        progress.advance(task)
+                        continue
+                    batch.append(item)
+                    size += len(item.data)
+                    if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
+                        outcomes += services.pipeline.ingest(
+                            batch, target, source="cli-import", principal=_operator()
                         )
-                    )
-                    progress.advance(task)
-                    continue
-                try:
-                    data = read()
-                except (OSError, zipfile.BadZipFile, zlib.error, RuntimeError) as exc:
-                    outcomes.append(Outcome(name, Status.REJECTED, f"{name}: cannot read ({exc})"))
-                    progress.advance(task)
-                    continue
-                batch.append(Item(name, data))
-                size += len(data)
-                if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
+                        progress.advance(task, len(batch))
+                        batch, size = [], 0
+                if batch:
                     outcomes += services.pipeline.ingest(
                         batch, target, source="cli-import", principal=_operator()
                     )
                     progress.advance(task, len(batch))
-                    batch, size = [], 0
-            if batch:
-                outcomes += services.pipeline.ingest(
-                    batch, target, source="cli-import", principal=_operator()
-                )
-                progress.advance(task, len(batch))
     finally:
         services.close()
     counts = Counter(o.status for o in outcomes)
+    dicomdirs = sum(1 for unread in skipped if unread.harmless)
     console.print(
         f"{counts[Status.STORED]} stored, {counts[Status.DUPLICATE]} duplicate, "
         f"{counts[Status.QUARANTINED]} quarantined, "
         f"{counts[Status.REJECTED] + counts[Status.CONFLICT]} rejected"
-        + (f", {len(skipped)} DICOMDIR skipped" if skipped else "")
+        + (f", {dicomdirs} DICOMDIR skipped" if dicomdirs else ""),
+        highlight=False,
+        markup=False,
     )
     for outcome in outcomes:
         if outcome.status in (Status.REJECTED, Status.CONFLICT, Status.QUARANTINED):
             console.print(
-                f"  {outcome.status.value}: {outcome.reason}", highlight=False, soft_wrap=True
+                f"  {outcome.status.value}: {outcome.reason}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
             )
     if counts[Status.REJECTED] or counts[Status.CONFLICT]:
         raise typer.Exit(1)
 
 
-def _sources(path: Path) -> Iterator[tuple[str, int, Callable[[], bytes]]]:
-    """(name, size, reader) of every file under path, looking inside .zip archives."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for file in files:
-        if zipfile.is_zipfile(file):
-            with zipfile.ZipFile(file) as archive:
-                for info in archive.infolist():
-                    if not info.is_dir():
-                        yield (
-                            f"{file}!{info.filename}",
-                            info.file_size,
-                            (lambda file=file, member=info.filename: _read_member(file, member)),
-                        )
+def _item(
+    source: Input | Unread, limit: int, outcomes: list[Outcome], skipped: list[Unread]
+) -> Item | None:
+    """The item to ingest of `source`, or None with what became of it recorded: an input
+    that cannot be read, or is too large, is rejected with its reason; a DICOMDIR skipped."""
+    if isinstance(source, Unread):
+        if source.harmless:
+            skipped.append(source)
         else:
-            yield str(file), file.stat().st_size, file.read_bytes
+            outcomes.append(
+                Outcome(source.name, Status.REJECTED, f"{source.name}: {source.reason}")
+            )
+        return None
+    if source.size > limit:
+        reason = (
+            f"{source.size} bytes, larger than the limit of {limit} (RADBANK_MAX_INSTANCE_BYTES)"
+        )
+        outcomes.append(Outcome(source.name, Status.REJECTED, f"{source.name}: {reason}"))
+        return None
+    try:
+        data = source.read()
+    except NotAFile as exc:
+        reason = f"not a file but {exc}; nothing was read from it"
+        outcomes.append(Outcome(source.name, Status.REJECTED, f"{source.name}: {reason}"))
+        return None
+    except OSError as exc:
+        reason = f"cannot read it ({exc.strerror or exc})"
+        outcomes.append(Outcome(source.name, Status.REJECTED, f"{source.name}: {reason}"))
+        return None
+    if is_dicomdir(data):
+        skipped.append(Unread(source.name, DICOMDIR_REASON, harmless=True))
+        return None
+    return Item(source.name, data)
 
 
-def _read_member(file: Path, member: str) -> bytes:
-    with zipfile.ZipFile(file) as archive:
-        return archive.read(member)
+_UNFINISHED = (
+    " - written by an ingest that did not finish (an import or server stopped midway); "
+    "`radbank serve` removes it when it starts, and importing the same files again adopts it"
+)
 
 
 @app.command()
@@ -1427,10 +1437,16 @@ def verify(data_dir: DataDir = None) -> None:
                 if hashlib.sha256(data).hexdigest() != part.sha256:
                     problems += 1
                     console.print(f"checksum mismatch: submission part {part.blob_key}")
+        unfinished = {key for _, keys in services.journal.pending() for key in keys}
         for key in services.store.keys():
             if key not in referenced:
                 problems += 1
-                console.print(f"orphan blob (no index row): {key}")
+                console.print(
+                    f"orphan blob (no index row): {key}"
+                    + (_UNFINISHED if key in unfinished else ""),
+                    markup=False,
+                    highlight=False,
+                )
     finally:
         services.close()
     console.print(f"verified {checked} instance(s): {problems} problem(s)")

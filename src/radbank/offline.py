@@ -28,7 +28,6 @@ import operator
 import os
 import secrets
 import signal
-import stat
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -64,6 +63,7 @@ from radbank.dicom.instance import (
     uids_as_read,
 )
 from radbank.governance.sitekey import KeyFileError, load_or_create_key_file
+from radbank.inputs import DICOMDIR_REASON, NotAFile, read_input
 from radbank.store.files import release_cached_pages, write_parts
 
 REPORT_NAME = "deid-report.csv"
@@ -841,10 +841,10 @@ class _Worker:
 
     def _process(self, name: str) -> Done | ReportRow:
         if PurePosixPath(name).name.upper() == "DICOMDIR":
-            return ReportRow(name, Status.SKIPPED_DICOMDIR, reason=_DICOMDIR_REASON)
+            return ReportRow(name, Status.SKIPPED_DICOMDIR, reason=DICOMDIR_REASON)
         try:
-            data = _read_input(self.source_root / name)
-        except _NotAFile as exc:
+            data = read_input(self.source_root / name)
+        except NotAFile as exc:
             return _rejected(name, f"not a file but {exc}; nothing was read from it")
         except OSError as exc:
             return _rejected(name, f"cannot read the file ({exc.strerror})")
@@ -853,7 +853,7 @@ class _Worker:
         except Unreadable as exc:
             return _rejected(name, str(exc).removeprefix(f"{name}: "))
         if dataset.file_meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
-            return ReportRow(name, Status.SKIPPED_DICOMDIR, reason=_DICOMDIR_REASON)
+            return ReportRow(name, Status.SKIPPED_DICOMDIR, reason=DICOMDIR_REASON)
         originals = _original_uids(dataset)
         try:
             done = deidentify_instance(dataset, self.settings, data)
@@ -918,41 +918,6 @@ class _Worker:
         return Done(row, str(temp))
 
 
-_DICOMDIR_REASON = "a DICOMDIR indexes files on a medium; it is not an instance"
-
-
-class _NotAFile(Exception):
-    """An input that is not a regular file (its kind is the message)."""
-
-
-_KINDS = {
-    stat.S_IFIFO: "a named pipe (FIFO)",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-}
-
-
-def _read_input(path: Path) -> bytes:
-    """The bytes of an input file, never opened for writing. Anything but a regular file
-    (a FIFO would block the run forever, a device could be read without end) raises
-    _NotAFile: opened without blocking, checked, closed unread."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        if exc.errno == errno.ENXIO and stat.S_ISSOCK(os.stat(path).st_mode):
-            raise _NotAFile(_KINDS[stat.S_IFSOCK]) from None
-        raise
-    try:
-        handle = open(fd, "rb")  # noqa: SIM115 - closed by the with below
-    except BaseException:
-        os.close(fd)  # open() leaves a descriptor it was given open when it fails
-        raise
-    with handle:
-        kind = stat.S_IFMT(os.fstat(fd).st_mode)
-        if kind != stat.S_IFREG:
-            raise _NotAFile(_KINDS.get(kind, "a special file"))
-        return handle.read()
 
 
 def _write_failed(row: ReportRow, exc: OSError) -> ReportRow:
