@@ -918,8 +918,6 @@ class _Worker:
         return Done(row, str(temp))
 
 
-
-
 def _write_failed(row: ReportRow, exc: OSError) -> ReportRow:
     return replace(
         row,
