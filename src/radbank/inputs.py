@@ -29,6 +29,8 @@ from pathlib import Path, PurePosixPath
 from pydicom.filereader import read_file_meta_info
 from pydicom.uid import MediaStorageDirectoryStorage
 
+from radbank.dicom.instance import failure
+
 __all__ = ["Input", "Inputs", "NotAFile", "Unread", "is_dicomdir", "read_input", "shown_name"]
 
 DICOMDIR_REASON = "a DICOMDIR indexes files on a medium; it is not an instance"
@@ -185,7 +187,7 @@ class Inputs:
         try:
             archive = zipfile.ZipFile(path)
         except Exception as exc:  # noqa: BLE001 - a damaged archive fails in many ways
-            yield Unread(name, f"not a readable zip archive ({_reason(exc)})")
+            yield Unread(name, f"not a readable zip archive ({failure(exc)})")
             return
         self._archives.append(archive)
         for info in archive.infolist():
@@ -225,8 +227,4 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
         with archive.open(info) as member:
             return member.read()
     except Exception as exc:  # noqa: BLE001
-        raise OSError(_reason(exc)) from exc
-
-
-def _reason(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise OSError(failure(exc)) from exc

@@ -59,6 +59,7 @@ from radbank.dicom.instance import (
     InstanceSettings,
     Unreadable,
     deidentify_instance,
+    failure,
     read_instance,
     uids_as_read,
 )
@@ -882,8 +883,7 @@ class _Worker:
         except Exception as exc:  # noqa: BLE001 - hostile input can fail anywhere in pydicom
             return _rejected(
                 name,
-                "cannot be read as a DICOM data set "
-                f"({type(exc).__name__}: {_withhold(str(exc), originals)})",
+                f"cannot be read as a DICOM data set ({_withhold(failure(exc), originals)})",
             )
         row = ReportRow(
             name,

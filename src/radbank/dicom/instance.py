@@ -106,9 +106,7 @@ def read_instance(name: str, data: bytes) -> pydicom.Dataset:
     except Unreadable:
         raise
     except Exception as exc:  # noqa: BLE001 - hostile input can fail anywhere in pydicom
-        raise Unreadable(
-            f"{name}: not a readable DICOM file ({type(exc).__name__}: {exc})"
-        ) from exc
+        raise Unreadable(f"{name}: not a readable DICOM file ({failure(exc)})") from exc
     return dataset
 
 
@@ -126,6 +124,13 @@ def _starts_as_a_data_set(data: bytes) -> bool:
         int.from_bytes(data[:2], "little") in _FIRST_GROUPS
         or int.from_bytes(data[:2], "big") in _FIRST_GROUPS
     )
+
+
+def failure(exc: BaseException) -> str:
+    """What went wrong, for a message: the exception's type and the first line of its
+    text (pydicom puts a whole traceback into some of its messages)."""
+    text = str(exc).strip().split("\n", 1)[0]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def uids_as_read(dataset: pydicom.Dataset, tag: int) -> list[str]:

@@ -31,6 +31,7 @@ from radbank.dicom.instance import (
     InstanceSettings,
     Unreadable,
     deidentify_instance,
+    failure,
     read_instance,
     uids_as_read,
 )
@@ -285,7 +286,7 @@ class Pipeline:
             return Outcome(
                 item.name,
                 Status.REJECTED,
-                f"{label}: cannot be read as a DICOM dataset ({type(exc).__name__}: {exc})",
+                f"{label}: cannot be read as a DICOM dataset ({failure(exc)})",
                 FAILURE_CANNOT_UNDERSTAND,
             )
         refusal, held = subjects.verdict(result.patient_pseudonym)
