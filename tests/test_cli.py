@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -624,3 +626,39 @@ def test_verify_says_which_orphans_an_unfinished_ingest_left_and_what_clears_the
         result.stdout
     )
     assert "`radbank serve` removes it when it starts" in result.stdout
+
+
+def test_an_interrupted_import_says_what_it_stored_and_a_second_run_finishes(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C (SIGINT) in the middle: the summary of what is stored, how many inputs
+    were not imported, exit code 130; the same import again stores the rest."""
+    data = tmp_path / "data"
+    radbank(data, "project", "create", "c")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    dataset = pydicom.dcmread(corpus.path("CT_small.dcm"))
+    for number in range(400):
+        dataset.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.77.{number + 1}"
+        dataset.save_as(folder / f"{number:03d}.dcm")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "radbank", "import", str(folder), "--project", "c",
+         "--data-dir", str(data)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    blobs = data / "blobs"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if blobs.is_dir() and sum(1 for _ in blobs.rglob("*.dcm")) >= 64:
+            process.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.02)
+    out, errors = process.communicate(timeout=120)
+    assert process.returncode == 130, out + errors
+    assert "Traceback" not in errors
+    stored = int(out.split(" stored,")[0].split()[-1])
+    assert 64 <= stored < 400
+    assert "of 400 input(s) not imported; what is counted above is stored" in errors
+    again = radbank(data, "import", str(folder), "--project", "c")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"{400 - stored} stored, {stored} duplicate" in again.stdout

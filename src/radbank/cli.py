@@ -3,13 +3,17 @@ keys, vault, audit, user)."""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import io
 import json
 import os
+import signal
 import socket
 import sys
+import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -1302,37 +1306,45 @@ def import_(
     services = _open(settings)
     outcomes: list[Outcome] = []
     skipped: list[Unread] = []
+    sources: list[Input | Unread] = []
+    done = 0  # inputs whose outcome is known
+    interrupted = False
     try:
         target = _project(services, project, Action.WRITE)
         try:
             services.keys.project_key(target)
         except KeyFileError as exc:
             raise _fail(exc) from exc
-        with Inputs(path) as inputs:
+        with Inputs(path) as inputs, _progress("importing") as progress, _deferred_sigint() as stop:
             sources = list(inputs)
             settle_heap()
-            with _progress("importing") as progress:
-                task = progress.add_task("import", total=len(sources))
-                batch: list[Item] = []
-                size = 0
-                for source in sources:
-                    item = _item(source, settings.max_instance_bytes, outcomes, skipped)
-                    if item is None:
-                        progress.advance(task)
-                        continue
+            task = progress.add_task("import", total=len(sources))
+            batch: list[Item] = []
+            size = 0
+            for position, source in enumerate(sources, 1):
+                item = _item(source, settings.max_instance_bytes, outcomes, skipped)
+                if item is not None:
                     batch.append(item)
                     size += len(item.data)
-                    if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
+                elif not batch:
+                    progress.update(task, completed=position)
+                    done = position
+                if (
+                    position == len(sources)
+                    or len(batch) >= _BATCH_FILES
+                    or stop.is_set()
+                    or (size >= _BATCH_BYTES)
+                ):
+                    if batch:
                         outcomes += services.pipeline.ingest(
                             batch, target, source="cli-import", principal=_operator()
                         )
-                        progress.advance(task, len(batch))
-                        batch, size = [], 0
-                if batch:
-                    outcomes += services.pipeline.ingest(
-                        batch, target, source="cli-import", principal=_operator()
-                    )
-                    progress.advance(task, len(batch))
+                    batch, size = [], 0
+                    progress.update(task, completed=position)
+                    done = position
+                    if stop.is_set():
+                        interrupted = True
+                        break
     finally:
         services.close()
     counts = Counter(o.status for o in outcomes)
@@ -1353,8 +1365,44 @@ def import_(
                 markup=False,
                 soft_wrap=True,
             )
+    if interrupted:
+        err.print(
+            f"interrupted: {len(sources) - done} of {len(sources)} input(s) not imported; what "
+            "is counted above is stored. Run the same import again to finish it (what is "
+            "stored already counts as duplicate).",
+            highlight=False,
+            markup=False,
+        )
+        raise typer.Exit(130)
     if counts[Status.REJECTED] or counts[Status.CONFLICT]:
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _deferred_sigint() -> Iterator[threading.Event]:
+    """Ctrl-C sets the event instead of stopping at once, so the batch being stored
+    finishes and the summary counts everything stored; a second Ctrl-C stops at once."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        err.print(
+            "stopping after the files being stored now (Ctrl-C again to stop at once)",
+            highlight=False,
+            markup=False,
+        )
+
+    try:
+        previous = signal.signal(signal.SIGINT, handle)
+    except ValueError:  # not the main thread: Ctrl-C stays as it is
+        yield stop
+        return
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _item(
