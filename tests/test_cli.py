@@ -580,6 +580,9 @@ def test_file_names_cannot_drive_the_terminal_or_fake_the_summary(tmp_path: Path
     assert "in [arterial phase]/a[/b]/notes.txt" in result.stdout
     missing = radbank(data, "import", str(tmp_path / "gone[/]"), "--project", "n")
     assert missing.returncode == 2 and "gone[/] does not exist" in missing.stderr
+    (tmp_path / "empty").mkdir()
+    empty = radbank(data, "import", str(tmp_path / "empty"), "--project", "n")
+    assert empty.returncode == 0 and "no files found under" in empty.stderr
 
 
 def test_zeros_are_refused_at_once_and_a_truncated_image_is_not_stored(tmp_path: Path) -> None:

@@ -1365,6 +1365,8 @@ def import_(
                 markup=False,
                 soft_wrap=True,
             )
+    if not sources:
+        err.print(f"no files found under {shown_name(str(path))}", highlight=False, markup=False)
     if interrupted:
         err.print(
             f"interrupted: {len(sources) - done} of {len(sources)} input(s) not imported; what "
