@@ -15,10 +15,6 @@ REJECT: the object cannot be archived.
   in a component, at most 64 characters, a single value).
 - `uid-reused`: SOPInstanceUID equals the StudyInstanceUID or the SeriesInstanceUID;
   the object would collide with its own study or series.
-- `pixel-data-missing`: an image of a class whose every instance has Pixel Data
-  (`IMAGE_SOP_CLASSES`: CT, MR, PET, NM, CR, DX, MG, intra-oral, XA, RF, US, secondary
-  capture, RT Image) has none: a file cut short after a whole element reads as one
-  without it, and stored it would stand in the way of the complete file (a conflict).
 
 QUARANTINE: the object may show identity in its pixels; it waits for a human.
 - `burned-in-annotation`: BurnedInAnnotation (0028,0301) is YES.
@@ -119,22 +115,6 @@ BURNED_IN_RISK_SOP_CLASSES: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.104.1": "Encapsulated PDF Storage",
     "1.2.840.10008.5.1.4.1.1.104.2": "Encapsulated CDA Storage",
 }
-
-# Image storage classes whose IOD requires the Image Pixel module's Pixel Data (7FE0,0010)
-# (PS3.3 A.3-A.8, A.14, A.16-A.17, A.26-A.28, A.32; the enhanced and multi-frame ones too).
-IMAGE_SOP_CLASSES = frozenset(
-    "1.2.840.10008.5.1.4.1.1." + suffix
-    for suffix in (
-        "1", "1.1", "1.1.1", "1.2", "1.2.1", "1.3", "1.3.1",  # CR, DX, MG, intra-oral
-        "2", "2.1", "2.2",  # CT, Enhanced CT, Legacy Converted Enhanced CT
-        "4", "4.1", "4.4",  # MR, Enhanced MR, Legacy Converted Enhanced MR
-        "6.1", "6.2", "3.1",  # US, Enhanced US Volume, US Multi-frame
-        "7", "7.1", "7.2", "7.3", "7.4",  # secondary capture
-        "12.1", "12.1.1", "12.2", "12.2.1",  # XA, Enhanced XA, RF, Enhanced RF
-        "20", "128", "130", "128.1",  # NM, PET, Enhanced PET, Legacy Converted Enhanced PET
-        "481.1",  # RT Image
-    )
-)  # fmt: skip
 
 _MEDIA_STORAGE_SOP_CLASS_UID = Tag(0x0002, 0x0002)
 _TRANSFER_SYNTAX_UID = Tag(0x0002, 0x0010)
@@ -253,16 +233,6 @@ def check(dataset: Dataset) -> list[Finding]:
             )
         )
     pixel_data = dataset.get_item(_PIXEL_DATA, keep_deferred=True)
-    if pixel_data is None and _text(sop_class_uid) in IMAGE_SOP_CLASSES:
-        findings.append(
-            Finding(
-                Severity.REJECT,
-                "pixel-data-missing",
-                f"{where} is a {UID(_text(sop_class_uid)).name} without Pixel Data "
-                "(7FE0,0010), which every such image has: the file may have been cut short. "
-                "Send the complete file from the source system.",
-            )
-        )
     if pixel_data is not None:
         transfer_syntax = _text(_value(file_meta, _TRANSFER_SYNTAX_UID))
         findings.extend(_check_pixel_data(dataset, pixel_data, transfer_syntax, where))
