@@ -660,3 +660,24 @@ def test_an_interrupted_import_says_what_it_stored_and_a_second_run_finishes(
     again = radbank(data, "import", str(folder), "--project", "c")
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"{400 - stored} stored, {stored} duplicate" in again.stdout
+
+
+def test_files_the_operating_system_leaves_are_skipped_and_counted(tmp_path: Path) -> None:
+    """Media copied on a Mac or shown in Windows Explorer carry .DS_Store, AppleDouble
+    "._" files, Thumbs.db and, in Finder's zips, a __MACOSX folder: skipped and counted,
+    so such a folder imports with exit code 0."""
+    data = tmp_path / "data"
+    radbank(data, "project", "create", "m")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "ct.dcm").write_bytes(_ct())
+    for name in (".DS_Store", "._ct.dcm", "Thumbs.db"):
+        (folder / name).write_bytes(b"\0\5\26\7 system data")
+    with zipfile.ZipFile(folder / "mr.zip", "w") as zf:
+        zf.writestr("mr/mr.dcm", _ct("MR_small.dcm"))
+        zf.writestr("__MACOSX/mr/._mr.dcm", b"\0\5\26\7 resource fork")
+    result = radbank(data, "import", str(folder), "--project", "m")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 stored, 0 duplicate, 0 quarantined, 0 rejected, 4 system files skipped" in (
+        result.stdout
+    )

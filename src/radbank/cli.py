@@ -1348,12 +1348,15 @@ def import_(
     finally:
         services.close()
     counts = Counter(o.status for o in outcomes)
-    dicomdirs = sum(1 for unread in skipped if unread.harmless)
+    kinds = Counter(unread.skipped for unread in skipped)
     console.print(
         f"{counts[Status.STORED]} stored, {counts[Status.DUPLICATE]} duplicate, "
         f"{counts[Status.QUARANTINED]} quarantined, "
         f"{counts[Status.REJECTED] + counts[Status.CONFLICT]} rejected"
-        + (f", {dicomdirs} DICOMDIR skipped" if dicomdirs else ""),
+        + "".join(
+            f", {count} {kind}{'s' if count > 1 and kind != 'DICOMDIR' else ''} skipped"
+            for kind, count in sorted(kinds.items())
+        ),
         highlight=False,
         markup=False,
     )
@@ -1413,7 +1416,7 @@ def _item(
     """The item to ingest of `source`, or None with what became of it recorded: an input
     that cannot be read, or is too large, is rejected with its reason; a DICOMDIR skipped."""
     if isinstance(source, Unread):
-        if source.harmless:
+        if source.skipped:
             skipped.append(source)
         else:
             outcomes.append(
@@ -1437,7 +1440,7 @@ def _item(
         outcomes.append(Outcome(source.name, Status.REJECTED, f"{source.name}: {reason}"))
         return None
     if is_dicomdir(data):
-        skipped.append(Unread(source.name, DICOMDIR_REASON, harmless=True))
+        skipped.append(Unread(source.name, DICOMDIR_REASON, skipped="DICOMDIR"))
         return None
     return Item(source.name, data)
 

@@ -31,9 +31,25 @@ from pydicom.uid import MediaStorageDirectoryStorage
 
 from radbank.dicom.instance import failure
 
-__all__ = ["Input", "Inputs", "NotAFile", "Unread", "is_dicomdir", "read_input", "shown_name"]
+__all__ = [
+    "Input", "Inputs", "NotAFile", "Unread", "is_dicomdir", "is_system_file", "read_input",
+    "shown_name",
+]  # fmt: skip
 
 DICOMDIR_REASON = "a DICOMDIR indexes files on a medium; it is not an instance"
+SYSTEM_FILE_REASON = "a file the operating system keeps about a folder, not data"
+# What macOS and Windows leave on media they have shown a folder of: Finder's .DS_Store,
+# AppleDouble "._" files (a file's resource fork), Thumbs.db, desktop.ini, and the
+# __MACOSX folder of zips made by the Finder.
+_SYSTEM_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
+
+
+def is_system_file(path: str) -> bool:
+    """Whether a file (a path within a folder or an archive) is one of those."""
+    parts = PurePosixPath(path).parts
+    name = parts[-1] if parts else ""
+    return name.lower() in _SYSTEM_NAMES or name.startswith("._") or "__MACOSX" in parts[:-1]
+
 
 # C0 and C1 controls, DEL, bidirectional overrides and isolates (which reorder what a
 # terminal shows), and the lone surrogates that stand for undecodable bytes of a name.
@@ -56,12 +72,13 @@ class Input:
 
 @dataclass(frozen=True)
 class Unread:
-    """Something not read, and why. `harmless`: nothing of the import is missing for it
-    (a DICOMDIR); otherwise data may be, and the import says so."""
+    """Something not read, and why. `skipped`: what kind of file it is when nothing of the
+    import is missing for it ("DICOMDIR", "system file"); None when data may be, and the
+    import says so."""
 
     name: str
     reason: str
-    harmless: bool = False
+    skipped: str | None = None
 
 
 def shown_name(name: str) -> str:
@@ -179,7 +196,9 @@ class Inputs:
         if stat.S_ISREG(info.st_mode) and _is_archive(path):
             yield from self._members(path, name)
         elif PurePosixPath(path).name.upper() == "DICOMDIR":
-            yield Unread(name, DICOMDIR_REASON, harmless=True)
+            yield Unread(name, DICOMDIR_REASON, skipped="DICOMDIR")
+        elif is_system_file(path.name):
+            yield Unread(name, SYSTEM_FILE_REASON, skipped="system file")
         else:
             yield Input(name, info.st_size, lambda: read_input(path))
 
@@ -196,7 +215,9 @@ class Inputs:
             member = f"{name}!{shown_name(info.filename)}"
             base = PurePosixPath(info.filename).name
             if base.upper() == "DICOMDIR":
-                yield Unread(member, DICOMDIR_REASON, harmless=True)
+                yield Unread(member, DICOMDIR_REASON, skipped="DICOMDIR")
+            elif is_system_file(info.filename):
+                yield Unread(member, SYSTEM_FILE_REASON, skipped="system file")
             elif base.lower().endswith(".zip"):
                 yield Unread(
                     member,
