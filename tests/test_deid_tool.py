@@ -264,6 +264,44 @@ def test_named_pipe_among_inputs_is_rejected_not_waited_on(
     assert [rows[f"{n:04d}.dcm"]["status"] for n in range(3)] == ["written"] * 3
 
 
+def test_folders_not_read_are_in_the_report_and_names_print_as_they_are(
+    tmp_path: Path, planted
+) -> None:
+    """A link to a folder (not followed) and a folder that cannot be read are report rows
+    with their reasons, not silently missing; on screen, a file name's control characters
+    are escapes and its brackets are brackets."""
+    source, target, key_file = tmp_path / "in", tmp_path / "out", tmp_path / "site.key"
+    write_planted(source, planted[:2])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (source / "link").symlink_to(elsewhere, target_is_directory=True)
+    (source / "a[" / "b]").mkdir(parents=True)
+    (source / "a[" / "b]" / "esc\x1b[2Jx.txt").write_bytes(b"not dicom" * 50)
+    (source / "locked").mkdir()
+    (source / "locked").chmod(0)
+    as_user = (
+        ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+         "--inh-caps=-dac_override,-dac_read_search", "--"]
+        if os.geteuid() == 0 and shutil.which("setpriv") else []
+    )  # fmt: skip
+    try:
+        result = subprocess.run(
+            [*as_user, sys.executable, "-m", "radbank", "deid", str(source), str(target),
+             "--profile", PROFILE, "--key-file", str(key_file)],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    finally:
+        (source / "locked").chmod(0o700)
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = report(target)
+    assert rows["link"]["status"] == "rejected"
+    assert rows["link"]["reason"].startswith("a link to a folder, not followed")
+    if as_user or os.geteuid() != 0:
+        assert rows["locked"]["reason"] == "cannot read the folder (Permission denied)"
+    assert "\x1b" not in result.stdout
+    assert "a[/b]/esc\\x1b[2Jx.txt" in result.stdout
+
+
 @pytest.mark.parametrize("rename_noreplace", [True, False], ids=["renameat2", "hard-link"])
 def test_naming_an_output_never_replaces_a_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rename_noreplace: bool

@@ -33,7 +33,7 @@ from radbank.dicom.instance import failure
 
 __all__ = [
     "Input", "Inputs", "NotAFile", "Unread", "is_dicomdir", "is_system_file", "read_input",
-    "shown_name",
+    "shown_name", "walk",
 ]  # fmt: skip
 
 DICOMDIR_REASON = "a DICOMDIR indexes files on a medium; it is not an instance"
@@ -155,36 +155,11 @@ class Inputs:
             yield from self._file(self.path)
 
     def _folder(self) -> Iterator[Input | Unread]:
-        """The folder's files (each as `_file` gives it) and what is not read, depth first
-        in name order, without recursion."""
-        stack = [self.path]
-        while stack:
-            folder = stack.pop()
-            try:
-                with os.scandir(folder) as listing:
-                    entries = sorted(listing, key=lambda entry: entry.name)
-            except OSError as exc:
-                yield Unread(shown_name(str(folder)), f"cannot read the folder ({exc.strerror})")
-                continue
-            folders = []
-            for entry in entries:
-                path = Path(entry.path)
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        folders.append(path)
-                        continue
-                    if entry.is_symlink() and entry.is_dir():
-                        yield Unread(
-                            shown_name(str(path)),
-                            "a link to a folder, not followed (links can loop); import the "
-                            "folder it points to",
-                        )
-                        continue
-                except OSError as exc:
-                    yield Unread(shown_name(str(path)), f"cannot read it ({exc.strerror})")
-                    continue
+        for path, problem in walk(self.path):
+            if problem is None:
                 yield from self._file(path)
-            stack.extend(reversed(folders))
+            else:
+                yield Unread(shown_name(str(path)), problem)
 
     def _file(self, path: Path) -> Iterator[Input | Unread]:
         name = shown_name(str(path))
@@ -225,6 +200,40 @@ class Inputs:
                 )
             else:
                 yield Input(member, info.file_size, lambda info=info: _read_member(archive, info))
+
+
+def walk(folder: Path) -> Iterator[tuple[Path, str | None]]:
+    """Every file under `folder` as (path, None), depth first in name order, without
+    recursion (no depth of nesting fails); a folder that cannot be read and a link to a
+    folder (not followed: links can loop) as (path, the reason)."""
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as exc:
+            yield current, f"cannot read the folder ({exc.strerror})"
+            continue
+        folders = []
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(path)
+                elif entry.is_symlink() and entry.is_dir():
+                    yield (
+                        path,
+                        (
+                            "a link to a folder, not followed (links can loop); import the "
+                            "folder it points to"
+                        ),
+                    )
+                else:
+                    yield path, None
+            except OSError as exc:
+                yield path, f"cannot read it ({exc.strerror})"
+        stack.extend(reversed(folders))
 
 
 def _is_archive(path: Path) -> bool:

@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import closing
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Annotated, TextIO
@@ -64,7 +64,7 @@ from radbank.dicom.instance import (
     uids_as_read,
 )
 from radbank.governance.sitekey import KeyFileError, load_or_create_key_file
-from radbank.inputs import DICOMDIR_REASON, NotAFile, read_input
+from radbank.inputs import DICOMDIR_REASON, NotAFile, read_input, shown_name, walk
 from radbank.store.files import release_cached_pages, write_parts
 
 REPORT_NAME = "deid-report.csv"
@@ -192,13 +192,14 @@ def deid_command(
     Writes OUT/<study>/<series>/<instance>.dcm and OUT/deid-report.csv; the same command
     again resumes. Exit code 0: nothing rejected, 1: files rejected, 2: run refused.
     """
-    out = Console(soft_wrap=True, highlight=False)
-    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    # No markup: file names and reasons are printed as they are (brackets included).
+    out = Console(soft_wrap=True, highlight=False, markup=False)
+    err = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
     try:
         settings = load_settings(settings_file, profile)
         run = prepare_run(source, target, settings, key_file)
     except (Refused, KeyFileError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(Text.assemble(("error:", "red"), f" {shown_name(str(exc))}"))
         raise typer.Exit(2) from exc
     if run.key_created:
         err.print(
@@ -236,7 +237,7 @@ def _print_summary(out: Console, summary: RunSummary, target: Path, *, quiet: bo
         return
     for row in summary.rows:
         if row.status in (Status.REJECTED, Status.QUARANTINED):
-            out.print(f"  {row.status.value}: {row.input}: {row.reason}")
+            out.print(f"  {row.status.value}: {shown_name(row.input)}: {shown_name(row.reason)}")
 
 
 class _RateColumn(ProgressColumn):
@@ -295,6 +296,7 @@ class Run:
     previous: dict[str, ReportRow]
     removed_partials: int
     lock: TextIO
+    unread: dict[str, str] = field(default_factory=dict)  # inputs not read, and why
 
     def close(self) -> None:
         self.lock.close()  # releases the lock
@@ -306,7 +308,9 @@ class Run:
         todo: list[str] = []
         for name in self.inputs:
             carried = _carried_over(self.previous.get(name), self.target)
-            if carried is not None:
+            if name in self.unread:
+                rows[name] = _rejected(name, self.unread[name])
+            elif carried is not None:
                 rows[name] = carried
             else:
                 todo.append(name)
@@ -429,13 +433,14 @@ def prepare_run(source: Path, target: Path, settings: SiteSettings, key_file: Pa
         _check_run_record(lock.read(), record, target, key_file)
         removed = _remove_partials(resolved_target)
         previous = _read_report(resolved_target / REPORT_NAME)
-        root, inputs = _list_inputs(source)
+        root, inputs, unread = _list_inputs(source)
     except BaseException:
         lock.close()
         raise
     return Run(
-        root, inputs, resolved_target, settings, profile, key, created, previous, removed, lock
-    )
+        root, inputs, resolved_target, settings, profile, key, created, previous, removed, lock,
+        unread,
+    )  # fmt: skip
 
 
 def _check_paths(source: Path, target: Path, key_file: Path) -> None:
@@ -690,17 +695,20 @@ def _remove_partials(target: Path) -> int:
     return removed
 
 
-def _list_inputs(source: Path) -> tuple[Path, list[str]]:
-    """(root, paths relative to root): every file under a folder, or the single file."""
+def _list_inputs(source: Path) -> tuple[Path, list[str], dict[str, str]]:
+    """(root, paths relative to root, the reasons of those not read): every file under a
+    folder, or the single file. A folder that cannot be read and a link to a folder are
+    listed too, each with its reason, so the report names them."""
     if not source.is_dir():
-        return source.parent, [source.name]
+        return source.parent, [source.name], {}
     found: list[str] = []
-    # os.walk does not follow symbolic links to folders, so a link cannot loop.
-    for folder, folders, files in os.walk(source):
-        folders.sort()
-        relative = PurePosixPath(Path(folder).relative_to(source).as_posix())
-        found.extend(str(relative / name) for name in sorted(files))
-    return source, found
+    unread: dict[str, str] = {}
+    for path, problem in walk(source):
+        name = path.relative_to(source).as_posix()
+        found.append(name)
+        if problem is not None:
+            unread[name] = problem
+    return source, found, unread
 
 
 def _carried_over(previous: ReportRow | None, target: Path) -> ReportRow | None:
