@@ -170,12 +170,9 @@ class Inputs:
             return
         if stat.S_ISREG(info.st_mode) and _is_archive(path):
             yield from self._members(path, name)
-        elif PurePosixPath(path).name.upper() == "DICOMDIR":
-            yield Unread(name, DICOMDIR_REASON, skipped="DICOMDIR")
-        elif is_system_file(path.name):
-            yield Unread(name, SYSTEM_FILE_REASON, skipped="system file")
         else:
-            yield Input(name, info.st_size, lambda: read_input(path))
+            skipped = _not_data(name, path.name)
+            yield skipped or Input(name, info.st_size, lambda: read_input(path))
 
     def _members(self, path: Path, name: str) -> Iterator[Input | Unread]:
         try:
@@ -188,18 +185,26 @@ class Inputs:
             if info.is_dir():
                 continue
             member = f"{name}!{shown_name(info.filename)}"
-            base = PurePosixPath(info.filename).name
-            if base.upper() == "DICOMDIR":
-                yield Unread(member, DICOMDIR_REASON, skipped="DICOMDIR")
-            elif is_system_file(info.filename):
-                yield Unread(member, SYSTEM_FILE_REASON, skipped="system file")
-            elif base.lower().endswith(".zip"):
+            skipped = _not_data(member, info.filename)
+            if skipped is not None:
+                yield skipped
+            elif info.filename.lower().endswith(".zip"):
                 yield Unread(
                     member,
                     "a zip archive inside the archive is not opened; extract it and import it",
                 )
             else:
                 yield Input(member, info.file_size, lambda info=info: _read_member(archive, info))
+
+
+def _not_data(shown: str, name: str) -> Unread | None:
+    """The skip of a file that holds no instance, by its name (`name`: a file's, or a
+    member's path in its archive): a DICOMDIR, or a file an operating system leaves."""
+    if PurePosixPath(name).name.upper() == "DICOMDIR":
+        return Unread(shown, DICOMDIR_REASON, skipped="DICOMDIR")
+    if is_system_file(name):
+        return Unread(shown, SYSTEM_FILE_REASON, skipped="system file")
+    return None
 
 
 def walk(folder: Path) -> Iterator[tuple[Path, str | None]]:
