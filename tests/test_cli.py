@@ -86,7 +86,11 @@ def test_verify_reports_missing_orphan_and_corrupt_blobs(tmp_path: Path) -> None
         shutil.copy(corpus.path(name), folder / name)
     assert radbank(data, "import", str(folder), "--project", "v").returncode == 0
     clean = radbank(data, "verify")
-    assert clean.returncode == 0 and "verified 3 instance(s): 0 problem(s)" in clean.stdout
+    assert clean.returncode == 0
+    assert (
+        "verified 3 instance(s), 0 quarantined object(s) and 0 submission part(s): "
+        "0 problem(s)" in clean.stdout
+    )
 
     blobs = sorted((data / "blobs").rglob("*.dcm"))
     blobs[0].unlink()
@@ -98,6 +102,40 @@ def test_verify_reports_missing_orphan_and_corrupt_blobs(tmp_path: Path) -> None
     assert "checksum mismatch" in broken.stdout
     assert "orphan blob" in broken.stdout and "stray.dcm" in broken.stdout
     assert "3 problem(s)" in broken.stdout
+
+
+def test_verify_checks_quarantined_objects_and_release_refuses_a_damaged_one(
+    tmp_path: Path,
+) -> None:
+    """A quarantined object's file is checked like an instance's: verify reports it changed
+    or missing, and releasing it refuses with the reason instead of storing damaged bytes
+    or failing with a traceback."""
+    data = tmp_path / "data"
+    radbank(data, "project", "create", "q")
+    screen = tmp_path / "screen.dcm"
+    shutil.copy(corpus.path("SC_rgb.dcm"), screen)
+    assert "1 quarantined" in radbank(data, "import", str(screen), "--project", "q").stdout
+    clean = radbank(data, "verify")
+    assert clean.returncode == 0, clean.stdout
+    assert "1 quarantined object(s)" in clean.stdout
+    (blob,) = (data / "blobs").rglob("quarantine/*/*.dcm")
+
+    blob.write_bytes(blob.read_bytes() + b"appended")
+    changed = radbank(data, "verify")
+    assert changed.returncode == 1
+    assert "checksum mismatch: quarantined object 1 of project q" in changed.stdout
+    release = radbank(data, "project", "release", "q", "1")
+    assert release.returncode == 1
+    assert "does not match its checksum" in release.stdout and "Traceback" not in release.stderr
+
+    blob.unlink()
+    missing = radbank(data, "verify")
+    assert missing.returncode == 1
+    assert "missing blob: quarantined object 1 of project q" in missing.stdout
+    release = radbank(data, "project", "release", "q", "1")
+    assert release.returncode == 1
+    assert "is missing from the blob store" in release.stdout
+    assert "Traceback" not in release.stderr
 
 
 def test_demo_loads_identified_data_de_identified(tmp_path: Path) -> None:
@@ -681,3 +719,19 @@ def test_files_the_operating_system_leaves_are_skipped_and_counted(tmp_path: Pat
     assert "2 stored, 0 duplicate, 0 quarantined, 0 rejected, 4 system files skipped" in (
         result.stdout
     )
+
+
+def test_import_skips_a_dicomdir_whatever_its_file_name(tmp_path: Path) -> None:
+    """A DICOMDIR is told by its SOP class, not only by its name: copies named
+    DICOMDIR-implicit or DICOMDIR-empty.dcm are skipped, not rejected as objects without a
+    SOP Instance UID, and the import succeeds."""
+    data = tmp_path / "data"
+    radbank(data, "project", "create", "d")
+    folder = tmp_path / "medium"
+    folder.mkdir()
+    for name in ("DICOMDIR-implicit", "DICOMDIR-empty.dcm", "DICOMDIR-bigEnd"):
+        (folder / name).write_bytes(Path(corpus.path(name)).read_bytes())
+    (folder / "ct.dcm").write_bytes(_ct())
+    result = radbank(data, "import", str(folder), "--project", "d")
+    assert "1 stored, 0 duplicate, 0 quarantined, 0 rejected, 3 DICOMDIR skipped" in result.stdout
+    assert result.returncode == 0, result.stdout

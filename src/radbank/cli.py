@@ -46,6 +46,7 @@ from radbank.governance.policy import Action, Principal, Resource, Role, can
 from radbank.governance.vault import OpenedEntry, VaultError
 from radbank.index import DoseFilter, Project, ProjectExists, SubjectWithdrawn, UserExists
 from radbank.ingest import Item, Outcome, Status
+from radbank.ingest.pipeline import content_sha256
 from radbank.inputs import DICOMDIR_REASON, Input, Inputs, NotAFile, Unread, is_dicomdir, shown_name
 from radbank.launcher import settle_heap
 from radbank.offline import deid_command
@@ -1460,7 +1461,7 @@ def verify(data_dir: DataDir = None) -> None:
     problems = 0
     try:
         referenced: set[str] = set()
-        checked = 0
+        checked = checked_quarantine = checked_parts = 0
         for record in services.index.iter_instances():
             referenced.add(record.blob_key)
             checked += 1
@@ -1477,10 +1478,23 @@ def verify(data_dir: DataDir = None) -> None:
                 console.print(
                     f"checksum mismatch: instance {record.sop_instance_uid} ({record.blob_key})"
                 )
-        referenced.update(services.index.iter_quarantine_blob_keys())
         for project in services.index.list_projects():
+            for row in services.index.list_quarantine(project.id):
+                referenced.add(row["blob_key"])
+                checked_quarantine += 1
+                what = f"quarantined object {row['id']} of project {project.name}"
+                try:
+                    data = services.store.get(row["blob_key"])
+                except FileNotFoundError:
+                    problems += 1
+                    console.print(f"missing blob: {what} -> {row['blob_key']}", markup=False)
+                    continue
+                if hashlib.sha256(data).hexdigest() != content_sha256(row["blob_key"]):
+                    problems += 1
+                    console.print(f"checksum mismatch: {what} ({row['blob_key']})", markup=False)
             for part in services.index.iter_submission_parts(project.id):
                 referenced.add(part.blob_key)
+                checked_parts += 1
                 try:
                     data = services.store.get(part.blob_key)
                 except FileNotFoundError:
@@ -1502,7 +1516,10 @@ def verify(data_dir: DataDir = None) -> None:
                 )
     finally:
         services.close()
-    console.print(f"verified {checked} instance(s): {problems} problem(s)")
+    console.print(
+        f"verified {checked} instance(s), {checked_quarantine} quarantined object(s) and "
+        f"{checked_parts} submission part(s): {problems} problem(s)"
+    )
     if problems:
         raise typer.Exit(1)
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pydicom.filereader import read_file_meta_info
+from pydicom.filereader import _read_file_meta_info
 from pydicom.uid import MediaStorageDirectoryStorage
 
 from radbank.dicom.instance import failure
@@ -92,8 +92,10 @@ def is_dicomdir(data: bytes) -> bool:
     it is called; read from its file meta information only."""
     if data[128:132] != b"DICM":
         return False
+    buffer = io.BytesIO(data)
+    buffer.seek(132)  # after the preamble and "DICM", where pydicom's reader starts
     try:
-        meta = read_file_meta_info(io.BytesIO(data))  # type: ignore[arg-type]
+        meta = _read_file_meta_info(buffer)
     except Exception:  # noqa: BLE001 - damaged meta information: the pipeline says what
         return False
     return meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage

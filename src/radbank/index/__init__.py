@@ -706,11 +706,6 @@ class Index(IdentityMethods, ConsentMethods, DoseMethods, SubmissionMethods):
                     return True
         return False
 
-    def iter_quarantine_blob_keys(self) -> Iterator[str]:
-        select = sa.select(quarantine.c.blob_key).order_by(quarantine.c.id)
-        with self._engine.connect() as connection:
-            yield from connection.execution_options(yield_per=1000).scalars(select)
-
 
 class _Writer:
     """The statements of add_instances for one project, inside the caller's transaction."""

@@ -556,7 +556,22 @@ class Pipeline:
         name = f"quarantined object {quarantine_id}"
         if row is None:
             return Outcome(name, Status.REJECTED, f"{name}: not in the project's quarantine")
-        blob = self.store.get(row["blob_key"])
+        try:
+            blob = self.store.get(row["blob_key"])
+        except FileNotFoundError:
+            return Outcome(
+                name,
+                Status.REJECTED,
+                f"{name}: not released: its file {row['blob_key']} is missing from the blob "
+                "store (`radbank verify` lists what else is)",
+            )
+        if hashlib.sha256(blob).hexdigest() != content_sha256(row["blob_key"]):
+            return Outcome(
+                name,
+                Status.REJECTED,
+                f"{name}: not released: its file {row['blob_key']} does not match its checksum "
+                "(changed on disk since it was stored; `radbank verify` lists what else is)",
+            )
         dataset = read_instance(name, blob)
         pseudonym = str(dataset.get("PatientID", "") or "")
         refusal, held = _SubjectCheck(self.index, project).verdict(pseudonym)
@@ -743,6 +758,12 @@ def _blob_key(project: Project, study_instance_uid: str, sha256: str, *, quarant
     needs one directory flush, and re-sent identical content maps to the same key."""
     area = "quarantine" if quarantined else "studies"
     return f"{project.id}/{area}/{study_instance_uid}/{sha256}.dcm"
+
+
+def content_sha256(blob_key: str) -> str:
+    """The SHA-256 a blob's content must have, from its content-addressed key (`_blob_key`);
+    what quarantined objects are checked against, as they have no checksum column."""
+    return blob_key.rsplit("/", 1)[-1].removesuffix(".dcm")
 
 
 def read_file(path: Path) -> Item:
