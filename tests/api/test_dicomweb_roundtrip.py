@@ -168,3 +168,61 @@ def test_compressed_frames_for_an_ohif_style_accept(live_node) -> None:  # noqa:
     assert "Content-Type: image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90" in reply.text[:300]
     expected = next(generate_frames(original.PixelData, number_of_frames=1))
     assert expected in reply.content
+
+
+@pytest.mark.parametrize("name", ["emri_small_big_endian.dcm", "MR_small_implicit.dcm"])
+def test_instances_stored_big_endian_or_implicit_are_sent_as_explicit_little_endian(
+    live_node, name: str
+) -> None:  # noqa: ANN001
+    """Found by the WADO-RS audit against Orthanc: dicomweb-client's default request
+    (transfer-syntax=*) got these objects in the syntaxes web services must not use (PS3.18
+    8.7.3), an Explicit VR Little Endian request got a Big Endian image with every pixel's
+    bytes reversed, and its frames were refused even with transfer-syntax=*."""
+    import numpy as np
+
+    client = _client(live_node)
+    original = pydicom.dcmread(corpus.path(name))
+    sop = client.store_instances([original]).ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+    found = pydicom.Dataset.from_json(client.search_for_instances()[0])
+    study, series = found.StudyInstanceUID, found.SeriesInstanceUID
+
+    instance = client.retrieve_instance(study, series, sop)
+    assert instance.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert np.array_equal(instance.pixel_array, original.pixel_array)
+    explicit = client.retrieve_instance(
+        study, series, sop, media_types=(("application/dicom", "1.2.840.10008.1.2.1"),)
+    )
+    assert np.array_equal(explicit.pixel_array, original.pixel_array)
+
+    pixels = original.pixel_array
+    little_endian = pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
+    size = len(little_endian) // int(original.get("NumberOfFrames", 1) or 1)
+    assert client.retrieve_instance_frames(study, series, sop, [1]) == [little_endian[:size]]
+    metadata = client.retrieve_instance_metadata(study, series, sop)
+    assert client.retrieve_bulkdata(metadata["7FE00010"]["BulkDataURI"]) == [little_endian]
+
+
+def test_accept_falls_back_to_the_next_transfer_syntax_it_admits(live_node) -> None:  # noqa: ANN001
+    """Found by the WADO-RS audit: an Accept header naming several transfer syntaxes was
+    refused with 406 when radbank could not send its first choice (Orthanc sends the next);
+    now each instance goes in the most preferred one it can be sent in (PS3.18 8.7.8)."""
+    client = _client(live_node)
+    client.store_instances([_ct("CT_small.dcm"), _ct("MR_small_RLE.dcm")])
+    any_syntax = 'multipart/related; type="application/dicom"; transfer-syntax=*; q=0.5'
+    with live_node.client() as http:
+        for found in client.search_for_instances():
+            instance = pydicom.Dataset.from_json(found)
+            url = (
+                f"{live_node.dicomweb_url}/studies/{instance.StudyInstanceUID}/series/"
+                f"{instance.SeriesInstanceUID}/instances/{instance.SOPInstanceUID}"
+            )
+            for first in ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.1"):
+                accept = (
+                    f'multipart/related; type="application/dicom"; transfer-syntax={first}, '
+                    + any_syntax
+                )
+                reply = http.get(url, headers={"Accept": accept})
+                assert reply.status_code == 200, (instance.Modality, accept, reply.text)
+                # The RLE image cannot be converted: sent as stored, as * allows.
+                sent = "1.2.840.10008.1.2.5" if instance.Modality == "MR" else "1.2.840.10008.1.2.1"
+                assert f"transfer-syntax={sent}\r\n".encode() in reply.content[:400]

@@ -63,19 +63,34 @@ def choose_multipart(
 
     Raises 406 naming what can be served when nothing in Accept fits.
     """
+    return acceptable_multipart(accept, part_types)[0]
+
+
+def acceptable_multipart(
+    accept: str | None, part_types: tuple[str, ...]
+) -> list[tuple[str, str | None]]:
+    """Every (part media type, transfer syntax asked for) in Accept that names one of
+    `part_types`, the most preferred first: a server that cannot send the first (an instance
+    it cannot convert) sends the next (PS3.18 8.7.8).
+
+    Raises 406 naming what can be served when nothing in Accept fits.
+    """
+    acceptable = []
     for r in parse_accept(accept):
         if r.media_type in ("*/*", "multipart/*", "multipart/related"):
             part = r.part_type or part_types[0]
             if part in part_types or part == "*/*":
-                return (part_types[0] if part == "*/*" else part), r.transfer_syntax
-        if r.media_type in part_types:
+                acceptable.append(((part_types[0] if part == "*/*" else part), r.transfer_syntax))
+        elif r.media_type in part_types:
             # A bare single-part type is accepted as the part type of the multipart answer.
-            return r.media_type, r.transfer_syntax
-    raise HTTPException(
-        406,
-        f"cannot answer with any media type in Accept {accept!r}; this resource is served as "
-        f'multipart/related; type="{part_types[0]}"',
-    )
+            acceptable.append((r.media_type, r.transfer_syntax))
+    if not acceptable:
+        raise HTTPException(
+            406,
+            f"cannot answer with any media type in Accept {accept!r}; this resource is served "
+            f'as multipart/related; type="{part_types[0]}"',
+        )
+    return acceptable
 
 
 def require_json(accept: str | None, what: str = "metadata") -> None:

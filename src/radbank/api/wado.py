@@ -14,9 +14,10 @@ from pydicom.tag import BaseTag, Tag
 from starlette.concurrency import run_in_threadpool
 
 from radbank.api.deps import ReadableProject, check_uid, services, visible_studies
-from radbank.api.media import choose_multipart, require_json
+from radbank.api.media import acceptable_multipart, choose_multipart, require_json
 from radbank.api.multipart import new_boundary, write_parts
 from radbank.api.urls import instance_url
+from radbank.dicom.byteorder import swap_byte_order
 from radbank.dicom.dataset_json import metadata_json
 from radbank.dicom.frames import UNCOMPRESSED, FrameError, extract_frames, frame_media_type
 from radbank.index import InstanceRecord, Project
@@ -26,9 +27,9 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/dicom-web/projects/{project}", tags=["DICOMweb WADO-RS"])
 
+_IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
-_LITTLE_ENDIAN_NATIVE = UNCOMPRESSED - {_BIG_ENDIAN}
 _CHUNK = 1024 * 1024
 
 
@@ -56,31 +57,60 @@ def _instances(
 
 
 def _read(request: Request, record: InstanceRecord) -> pydicom.Dataset:
+    """The stored instance with its binary values in Little Endian byte order, the only
+    one of web services (PS3.18 8.7.3): frames, bulk data and InlineBinary of an instance
+    stored as Big Endian are sent swapped."""
     data = services(request).store.get(record.blob_key)
-    return pydicom.dcmread(io.BytesIO(data))
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    if record.transfer_syntax_uid == _BIG_ENDIAN:
+        swap_byte_order(dataset, is_little_endian=False)
+    return dataset
+
+
+def _syntax_to_send(stored: str, asked: str | None) -> str | None:
+    """The transfer syntax to send an instance stored in `stored` in, for a media range
+    asking for `asked` (None: no transfer-syntax parameter), or None if it cannot be.
+
+    Without a parameter the default is Explicit VR Little Endian (PS3.18 Table 8.7.3-2),
+    and '*' leaves the choice to the server; Implicit VR Little Endian and Big Endian are
+    not for web services (PS3.18 8.7.3), so both send those two converted. Compressed
+    instances, which radbank cannot decompress, are sent as stored unless another syntax
+    was named."""
+    if asked in (None, "*"):
+        if stored in (_IMPLICIT_LE, _BIG_ENDIAN) or (asked is None and stored in UNCOMPRESSED):
+            return _EXPLICIT_LE
+        return stored
+    if asked == stored or (asked in UNCOMPRESSED and stored in UNCOMPRESSED):
+        return asked
+    return None
 
 
 def _retrieve(
     request: Request, project: Project, records: list[InstanceRecord]
 ) -> StreamingResponse:
-    part_type, syntax = choose_multipart(request.headers.get("accept"), ("application/dicom",))
-    if syntax not in (None, "*"):
-        unsupported = {r.transfer_syntax_uid for r in records if r.transfer_syntax_uid != syntax}
-        if unsupported and not (syntax in UNCOMPRESSED and unsupported <= UNCOMPRESSED):
+    ranges = acceptable_multipart(request.headers.get("accept"), ("application/dicom",))
+    part_type = ranges[0][0]
+    chosen: list[str] = []
+    for record in records:
+        stored = record.transfer_syntax_uid
+        syntax = next(
+            (s for s in (_syntax_to_send(stored, asked) for _, asked in ranges) if s), None
+        )
+        if syntax is None:
+            asked = ", ".join(sorted({str(asked) for _, asked in ranges}))
             raise HTTPException(
                 406,
-                f"cannot convert instances stored as {', '.join(sorted(unsupported))} to transfer "
-                f"syntax {syntax}; ask for transfer-syntax=* to receive them as stored",
+                f"cannot convert instance {record.sop_instance_uid} stored as {stored} to "
+                f"transfer syntax {asked}; ask for transfer-syntax=* to receive it as stored",
             )
+        chosen.append(syntax)
     store = services(request).store
 
     def parts() -> Iterator[tuple[dict[str, str], Iterator[bytes]]]:
-        for record in records:
-            if syntax in (None, "*") or syntax == record.transfer_syntax_uid:
+        for record, syntax in zip(records, chosen, strict=True):
+            if syntax == record.transfer_syntax_uid:
                 yield (
-                    {
-                        "Content-Type": f"application/dicom; transfer-syntax={record.transfer_syntax_uid}"
-                    },
+                    {"Content-Type": f"application/dicom; transfer-syntax={syntax}"},
                     _file_chunks(store, record.blob_key),
                 )
             else:
@@ -131,6 +161,9 @@ def _transcoded(
 
 def _transcode(data: bytes, syntax: str) -> bytes:
     dataset = pydicom.dcmread(io.BytesIO(data))
+    stored_big_endian = dataset.file_meta.TransferSyntaxUID == _BIG_ENDIAN
+    if stored_big_endian != (syntax == _BIG_ENDIAN):
+        swap_byte_order(dataset, is_little_endian=not stored_big_endian)
     dataset.file_meta.TransferSyntaxUID = syntax
     out = io.BytesIO()
     pydicom.dcmwrite(out, dataset, enforce_file_format=True)
@@ -214,21 +247,28 @@ def retrieve_frames(
 ) -> StreamingResponse:
     numbers = _frame_numbers(frames)
     record = _instances(request, project, study, series, sop)[0]
-    native = frame_media_type(record.transfer_syntax_uid)
-    part_type, syntax = choose_multipart(
+    stored = record.transfer_syntax_uid
+    native = frame_media_type(stored)
+    ranges = acceptable_multipart(
         request.headers.get("accept"), tuple(dict.fromkeys((native, "application/octet-stream")))
     )
-    stored = record.transfer_syntax_uid
     # transfer-syntax=* means "as stored", whatever part type was named: OHIF asks for
-    # application/octet-stream with * and decodes the compressed frames it gets.
-    as_stored = syntax == "*" or (part_type == native and syntax in (None, stored))
-    native_frames = stored in _LITTLE_ENDIAN_NATIVE and syntax in (None, "*", _EXPLICIT_LE, stored)
-    if stored == _BIG_ENDIAN or not (as_stored or native_frames):
+    # application/octet-stream with * and decodes the compressed frames it gets. Native
+    # frames are sent as Explicit VR Little Endian, those stored as Big Endian swapped.
+    servable = [
+        part_type
+        for part_type, syntax in ranges
+        if syntax == "*"
+        or (part_type == native and syntax in (None, stored))
+        or (stored in UNCOMPRESSED and syntax == _EXPLICIT_LE)
+    ]
+    if not servable:
         raise HTTPException(
             406,
             f"frames of instance {sop} are stored as {stored} ({native}); ask for "
             f'multipart/related; type="{native}"; transfer-syntax=*',
         )
+    part_type = servable[0]
     try:
         payload = extract_frames(_read(request, record), numbers)
     except FrameError as exc:

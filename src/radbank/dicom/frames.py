@@ -100,4 +100,7 @@ def extract_frames(dataset: pydicom.Dataset, numbers: list[int]) -> list[bytes]:
         raise FrameError(
             f"pixel data of {len(pixel_data)} bytes is shorter than {total} frame(s) of {size} bytes"
         )
-    return [bytes(pixel_data[(n - 1) * size : n * size]) for n in numbers]
+    # Each distinct frame is cut once: a list naming one large frame thousands of times
+    # holds it once, not thousands of times over.
+    cut = {n: bytes(pixel_data[(n - 1) * size : n * size]) for n in dict.fromkeys(numbers)}
+    return [cut[n] for n in numbers]
