@@ -735,3 +735,21 @@ def test_import_skips_a_dicomdir_whatever_its_file_name(tmp_path: Path) -> None:
     result = radbank(data, "import", str(folder), "--project", "d")
     assert "1 stored, 0 duplicate, 0 quarantined, 0 rejected, 3 DICOMDIR skipped" in result.stdout
     assert result.returncode == 0, result.stdout
+
+
+def test_help_texts_read_as_sentences_and_name_the_environment(tmp_path: Path) -> None:
+    """A command's help is wrapped by paragraph, not cut where its docstring's lines end,
+    and serve names the environment variables that set what its flags set."""
+    wide = {"COLUMNS": "250", "TERM": "dumb"}
+    import_help = radbank(tmp_path, "import", "--help", env=wide)
+    assert "(each is listed with its reason), 0 when everything was stored" in import_help.stdout
+    serve_help = radbank(tmp_path, "serve", "--help", env=wide).stdout
+    for variable in ("RADBANK_DATA_DIR", "RADBANK_HOST", "RADBANK_PORT", "RADBANK_WORKERS"):
+        assert f"env var: {variable}" in serve_help
+    deid_help = subprocess.run(
+        [sys.executable, "-m", "radbank", "deid", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **wide},
+    ).stdout
+    assert "the same command again resumes" in deid_help

@@ -48,7 +48,7 @@ from radbank.index import DoseFilter, Project, ProjectExists, SubjectWithdrawn, 
 from radbank.ingest import Item, Outcome, Status
 from radbank.ingest.pipeline import content_sha256
 from radbank.inputs import DICOMDIR_REASON, Input, Inputs, NotAFile, Unread, is_dicomdir, shown_name
-from radbank.launcher import settle_heap
+from radbank.launcher import reflow_help, settle_heap
 from radbank.offline import deid_command
 from radbank.projects import (
     DatasetChange,
@@ -169,11 +169,17 @@ def _open(settings: Settings) -> Services:
 def serve(
     data_dir: DataDir = None,
     host: Annotated[
-        str | None, typer.Option(help="Address to listen on (default 127.0.0.1)")
+        str | None,
+        typer.Option(envvar="RADBANK_HOST", help="Address to listen on (default 127.0.0.1)"),
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default 8043)")] = None,
+    port: Annotated[
+        int | None, typer.Option(envvar="RADBANK_PORT", help="Port (default 8043)")
+    ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Worker processes (default: one per core, at most 4)")
+        int | None,
+        typer.Option(
+            envvar="RADBANK_WORKERS", help="Worker processes (default: one per core, at most 4)"
+        ),
     ] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Load the demo project first")] = False,
 ) -> None:
@@ -1525,6 +1531,7 @@ def verify(data_dir: DataDir = None) -> None:
 
 
 def main() -> None:
+    reflow_help(app)
     try:
         app()
     except KeyboardInterrupt:

@@ -43,7 +43,6 @@ class Settings(BaseSettings):
         default=2 * 1024**3, description="Largest single DICOM part accepted (bytes)"
     )
     qido_max_limit: int = Field(default=1000, ge=1, description="Upper bound of QIDO-RS limit")
-    default_profile: str = "basic"
     trusted_proxies: str = Field(
         default="127.0.0.1",
         description="Comma-separated addresses of reverse proxies whose X-Forwarded-For "

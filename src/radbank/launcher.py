@@ -20,7 +20,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin, get_type_hints
+
+if TYPE_CHECKING:
+    import typer
 
 # glibc mallopt(3) parameters, and the values radbank sets (bytes)
 _M_TRIM_THRESHOLD = -1
@@ -219,6 +222,7 @@ def main() -> None:
             return
         command = typer.Typer(add_completion=False)
         command.command()(deid_command)
+        reflow_help(command)
         sys.argv = [f"{sys.argv[0]} deid", *sys.argv[2:]]
         try:
             command()
@@ -228,3 +232,17 @@ def main() -> None:
     from radbank.cli import main as node_main
 
     node_main()
+
+
+def reflow_help(app: typer.Typer) -> None:
+    """Join the lines of every paragraph of the commands' help texts (their docstrings).
+
+    typer (0.29) keeps the source's line breaks in the paragraphs after the first, and rich
+    wraps those lines again, so the help showed sentences cut in the middle."""
+    for info in app.registered_commands:
+        text = info.help or (inspect.getdoc(info.callback) if info.callback else None)
+        if text:
+            info.help = "\n\n".join(" ".join(p.split()) for p in text.split("\n\n"))
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            reflow_help(group.typer_instance)

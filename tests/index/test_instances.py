@@ -122,7 +122,9 @@ def test_series_cannot_move_to_another_study(index: Index, record: Record) -> No
 def test_a_study_cannot_hold_two_patients(index: Index, record: Record) -> None:
     project = index.create_project("p", key_salt=b"s")
     index.add_instances([record(project.id, "1.2", "1.2.3", "1.2.3.1", PatientID="RB-A")])
-    with pytest.raises(HierarchyConflict, match=r"study 1\.2 already belongs to patient RB-A"):
+    with pytest.raises(
+        HierarchyConflict, match=r"study 1\.2 already belongs to patient RB-A in this project"
+    ):
         index.add_instances([record(project.id, "1.2", "1.2.4", "1.2.4.1", PatientID="RB-B")])
     with pytest.raises(HierarchyConflict, match="two patients"):
         index.add_instances(

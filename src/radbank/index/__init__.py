@@ -805,8 +805,8 @@ class _Writer:
             for uid, patient in held:
                 if patient and patient != patient_of[uid]:
                     raise HierarchyConflict(
-                        f"study {uid} already belongs to patient {patient} in project "
-                        f"{self.project_id}, not to {patient_of[uid]}; a study belongs to one "
+                        f"study {uid} already belongs to patient {patient} in this project, "
+                        f"not to {patient_of[uid]}; a study belongs to one "
                         "patient (the sender reused a Study Instance UID, or gave the "
                         "patient another ID or issuer)"
                     )
@@ -840,7 +840,7 @@ class _Writer:
             if study_pk != study_pks[study_of[uid]]:
                 raise HierarchyConflict(
                     f"series {uid} already belongs to another study than {study_of[uid]} in "
-                    f"project {self.project_id}; a series belongs to one study"
+                    "this project; a series belongs to one study"
                 )
         return {uid: pk for uid, (pk, _) in rows.items()}
 
