@@ -9,6 +9,7 @@ import csv
 import io
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -97,6 +98,31 @@ def test_files_without_dose_and_broken_files_are_named(tmp_path: Path) -> None:
     assert "broken.dcm: not readable as DICOM" in done.stderr
     missing = radbank("dose", str(tmp_path / "absent.dcm"))
     assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def test_folders_and_zips_are_read_as_import_reads_them(tmp_path: Path) -> None:
+    """A zip is opened, a DICOMDIR and the files an operating system leaves are skipped
+    (exit 0 when nothing else is wrong), and a file pydicom cannot read is named with
+    radbank's reason, not pydicom's advice to its programmers."""
+    folder = tmp_path / "medium"
+    folder.mkdir()
+    report = next(RDSR_DIR.glob("CT-RDSR-*.dcm"))
+    with zipfile.ZipFile(folder / "reports.zip", "w") as archive:
+        archive.write(report, "a/report.dcm")
+        archive.writestr("__MACOSX/a/._report.dcm", b"\0\5\26\7")
+    (folder / "DICOMDIR-copy").write_bytes(
+        Path(pydicom.data.get_testdata_file("DICOMDIR-implicit")).read_bytes()
+    )
+    (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    done = radbank("dose", str(folder))
+    assert done.returncode == 0, done.stderr
+    assert "report.dcm" not in done.stderr and "DICOMDIR" not in done.stderr
+    assert len(list(csv.DictReader(io.StringIO(done.stdout)))) > 0
+    (folder / "nope.dcm").write_bytes(b"\0" * 200)
+    broken = radbank("dose", str(folder))
+    assert broken.returncode == 1
+    assert "nope.dcm: not readable as DICOM (" in broken.stderr
+    assert "force=True" not in broken.stderr
 
 
 def test_drl_and_export_from_the_command_line(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """`radbank dose FILES...`: the dose table of DICOM files, printed or written as CSV or
 Parquet, without storing anything (for physicists checking a device's reports, and for
-tests). Folders are searched recursively; a file that is not DICOM or has no dose value is
-named on stderr. The columns are those of `radbank.dicom.dose.table.COLUMNS` (docs/dose.md).
+tests). Folders are searched recursively and zip archives opened, as `radbank import` does;
+a file that is not DICOM or has no dose value is named on stderr. The columns are those
+of `radbank.dicom.dose.table.COLUMNS` (docs/dose.md).
 
 Exit status: 0 when every file was read, 1 when a file could not be read as DICOM, 2 for
 bad arguments. Files are read as they are, identified or not: the table stays on this
@@ -10,19 +11,18 @@ machine unless you send it.
 
 from __future__ import annotations
 
-import io
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-import pydicom
 import typer
 from rich.console import Console
 
 from radbank.analytics.export import csv_chunks, parquet_chunks
 from radbank.dicom.dose import extract_bytes
 from radbank.dicom.dose.table import COLUMNS, Patient, column_names, event_rows
+from radbank.dicom.instance import Unreadable, read_instance
+from radbank.inputs import Inputs, NotAFile, Unread, is_dicomdir
 
 __all__ = ["dose_command", "dose_table"]
 
@@ -30,32 +30,43 @@ err = Console(stderr=True, soft_wrap=True)
 _KINDS = {"text": "text", "datetime": "text", "real": "real", "integer": "integer"}
 
 
-def _files(paths: list[Path]) -> Iterator[Path]:
-    for path in paths:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file())
-        else:
-            yield path
-
-
 def dose_table(paths: list[Path]) -> tuple[list[dict[str, Any]], list[str], list[str]]:
-    """(rows, files without dose, files that could not be read with the reason)."""
+    """(rows, files without dose, files that could not be read with the reason).
+
+    Inputs are listed as `radbank import` lists them (radbank.inputs): folders walked,
+    zip archives opened, DICOMDIRs and the files operating systems leave skipped."""
     rows: list[dict[str, Any]] = []
     without: list[str] = []
     unreadable: list[str] = []
-    for path in _files(paths):
-        try:
-            data = path.read_bytes()
-            dataset = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-        except Exception as exc:  # noqa: BLE001 - any file may be offered
-            unreadable.append(f"{path}: not readable as DICOM ({type(exc).__name__}: {exc})")
-            continue
-        report = extract_bytes(data)
-        if report is None:
-            without.append(str(path))
-            continue
-        modality = str(dataset.get("Modality", "") or "").upper() or None
-        rows.extend(event_rows(report, Patient.of(dataset), modality))
+    for path in paths:
+        with Inputs(path) as inputs:
+            for source in inputs:
+                if isinstance(source, Unread):
+                    if not source.skipped:
+                        unreadable.append(f"{source.name}: {source.reason}")
+                    continue
+                try:
+                    data = source.read()
+                except NotAFile as exc:
+                    unreadable.append(f"{source.name}: not a file but {exc}; not read")
+                    continue
+                except OSError as exc:
+                    unreadable.append(f"{source.name}: cannot read it ({exc.strerror or exc})")
+                    continue
+                if is_dicomdir(data):
+                    continue
+                try:
+                    dataset = read_instance(source.name, data)
+                except Unreadable as exc:
+                    reason = str(exc).removeprefix(f"{source.name}: ")
+                    unreadable.append(f"{source.name}: not readable as DICOM ({reason})")
+                    continue
+                report = extract_bytes(data)
+                if report is None:
+                    without.append(source.name)
+                    continue
+                modality = str(dataset.get("Modality", "") or "").upper() or None
+                rows.extend(event_rows(report, Patient.of(dataset), modality))
     return rows, without, unreadable
 
 
@@ -72,7 +83,8 @@ def _cells(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 def dose_command(
     files: Annotated[
-        list[Path], typer.Argument(help="DICOM files or folders (searched recursively)")
+        list[Path],
+        typer.Argument(help="DICOM files, folders (searched recursively) or .zip archives"),
     ],
     csv_out: Annotated[
         Path | None, typer.Option("--csv", help="Write the table to this CSV file")
@@ -103,9 +115,13 @@ def dose_command(
             sys.stdout.write(chunk.decode())
         sys.stdout.flush()
     for name in without:
-        err.print(f"{name}: no dose value (neither a dose report nor dose in the header)")
+        err.print(
+            f"{name}: no dose value (neither a dose report nor dose in the header)",
+            highlight=False,
+            markup=False,
+        )
     for reason in unreadable:
-        err.print(f"[red]{reason}[/red]", highlight=False)
+        err.print(reason, style="red", highlight=False, markup=False)
     written = [str(p) for p in (csv_out, parquet_out) if p is not None]
     if written:
         err.print(
