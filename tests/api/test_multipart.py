@@ -110,10 +110,16 @@ def test_wrong_boundary_is_reported() -> None:
         _read(body, "other", 4096)
 
 
-def test_truncated_body_is_reported() -> None:
-    body = b"".join(write_parts([({}, iter([b"x" * 1000]))], "b"))
-    with pytest.raises(MultipartError, match="ended before"):
+def test_truncated_body_is_reported_naming_the_part() -> None:
+    body = b"".join(write_parts([({}, iter([b"x" * 1000])) for _ in range(2)], "b"))
+    with pytest.raises(MultipartError, match="ended before .* in part 2"):
         _read(body[:-20], "b", 100)
+
+
+def test_a_broken_delimiter_line_names_the_part_it_precedes() -> None:
+    body = b"".join(write_parts([({}, iter([b"x" * 10])) for _ in range(2)], "b"))
+    with pytest.raises(MultipartError, match="delimiter line before part 2"):
+        _read(body.replace(b"\r\n--b\r\n", b"\r\n--bogus\r\n"), "b", 100)
 
 
 def test_oversize_part_is_refused_while_streaming() -> None:

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import io
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import corpus  # noqa: E402
 import httpx
 import pydicom
 import pytest
-from liveserver import start_server  # noqa: E402
+from liveserver import new_project, start_server  # noqa: E402
 
 from radbank.api.multipart import write_parts  # noqa: E402
+from radbank.api.stow import _BATCH_PARTS  # noqa: E402 - long requests are stored in batches
 
 CT = corpus.path("CT_small.dcm")
 REFERENCED, FAILED, FAILURE_REASON, REASON_TEXT = "00081199", "00081198", "00081197", "00091001"
+SOP_CLASS, SOP_INSTANCE, RETRIEVE_URL = "00081150", "00081155", "00081190"
+WARNING_REASON, OTHER_FAILURES = "00081196", "0008119A"
 
 
 def _body(
@@ -89,6 +94,9 @@ def test_conflicting_resend_is_409_and_keeps_the_original(live_node) -> None:  #
     failed = reply.json()[FAILED]["Value"][0]
     assert failed[FAILURE_REASON]["Value"] == [0x0111]
     assert "different content" in failed[REASON_TEXT]["Value"][0]
+    # Named as the sender knows it; the reason names the stored instance it conflicts with.
+    assert failed[SOP_INSTANCE]["Value"] == [pydicom.dcmread(CT).SOPInstanceUID]
+    assert before[0]["00080018"]["Value"][0] in failed[REASON_TEXT]["Value"][0]
     assert _instances(live_node) == before
 
 
@@ -115,7 +123,10 @@ def test_study_scoped_store_rejects_other_studies_with_409(live_node) -> None:  
     other = _modified(CT, SOPInstanceUID="1.2.3.4.5", StudyInstanceUID="1.2.3.4.6")
     reply = _post(live_node, [other], study=original_study)
     assert reply.status_code == 409
-    assert reply.json()[FAILED]["Value"][0][FAILURE_REASON]["Value"] == [0xA900]
+    failed = reply.json()[FAILED]["Value"][0]
+    assert failed[FAILURE_REASON]["Value"] == [0xA900]
+    assert failed[SOP_CLASS]["Value"] == [pydicom.dcmread(CT).SOPClassUID]
+    assert failed[SOP_INSTANCE]["Value"] == ["1.2.3.4.5"]
 
 
 @pytest.mark.parametrize(
@@ -153,6 +164,115 @@ def test_truncated_multipart_body_is_400(live_node) -> None:  # noqa: ANN001
 def test_empty_request_is_400(live_node) -> None:  # noqa: ANN001
     reply = _post(live_node, [], body=b"--xyzzy--\r\n")
     assert reply.status_code == 400
+
+
+def _series(count: int) -> list[bytes]:
+    """`count` instances of CT_small's series, numbered 1.. (Instance Number)."""
+    return [
+        _modified(CT, SOPInstanceUID=f"1.2.826.0.1.3680043.8.498.77.{n}", InstanceNumber=str(n))
+        for n in range(1, count + 1)
+    ]
+
+
+def test_a_malformed_body_stores_nothing_and_names_the_part(live_node) -> None:  # noqa: ANN001
+    """Parts read in full before the body turned out broken are not stored behind a 400
+    that tells the sender nothing was."""
+    body = _body(_series(3))
+    reply = _post(live_node, [], body=body[:-500])
+    assert reply.status_code == 400
+    assert REFERENCED not in reply.json()
+    [other] = reply.json()[OTHER_FAILURES]["Value"]
+    assert other[FAILURE_REASON]["Value"] == [0xC000]
+    assert "in part 3" in other[REASON_TEXT]["Value"][0]
+    assert "nothing of this request was stored" in other[REASON_TEXT]["Value"][0]
+    assert _instances(live_node) == []
+
+
+def test_a_body_broken_after_stored_batches_is_202_listing_them(live_node) -> None:  # noqa: ANN001
+    """A long request is stored batch by batch while it arrives; when it then breaks, the
+    instances already stored are acknowledged (202) and the answer says from which part on
+    nothing was stored."""
+    files = _series(_BATCH_PARTS + 3)
+    body = _body(files)
+    reply = _post(live_node, [], body=body[: -len(files[-1]) // 2])
+    assert reply.status_code == 202
+    stored = {item[SOP_INSTANCE]["Value"][0] for item in reply.json()[REFERENCED]["Value"]}
+    assert stored == {i["00080018"]["Value"][0] for i in _instances(live_node)}
+    assert 0 < len(stored) < len(files) - 1
+    [other] = reply.json()[OTHER_FAILURES]["Value"]
+    assert (
+        f"part {len(stored) + 1} and the parts after it were not stored"
+        in (other[REASON_TEXT]["Value"][0])
+    )
+
+
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [
+        ("application/dicom+xml", 406),
+        ("text/html", 406),
+        ("application/dicom+json", 200),
+        ("application/json", 200),
+        ("*/*", 200),
+        ("application/dicom+xml, application/dicom+json; q=0.5", 200),
+    ],
+)
+def test_accept_of_the_response(live_node, accept: str, status: int) -> None:  # noqa: ANN001
+    """The answer is DICOM JSON (PS3.18 10.5.3); a client that accepts only another form
+    gets 406 before anything is stored, instead of instances it is never told about."""
+    with live_node.client() as http:
+        reply = http.post(
+            f"{live_node.dicomweb_url}/studies",
+            content=_body([CT.read_bytes()]),
+            headers={
+                "Content-Type": 'multipart/related; type="application/dicom"; boundary=xyzzy',
+                "Accept": accept,
+            },
+        )
+    assert reply.status_code == status
+    if status == 406:
+        assert "application/dicom+json" in reply.json()["error"]
+        assert _instances(live_node) == []
+    else:
+        assert reply.headers["content-type"].startswith("application/dicom+json")
+
+
+def test_a_client_gone_mid_part_leaves_whole_instances_only(server) -> None:  # noqa: ANN001
+    """A sender that disconnects in the middle of a part: no server fault (the audit trail
+    records the request as the client's, not as a 500), and what the node lists is whole."""
+    project = new_project(server)
+    files = _series(_BATCH_PARTS + 4)
+    body = _body(files)
+    cut = len(body) - len(files[-1]) // 2
+    host, port = server.base_url.removeprefix("http://").split(":")
+    head = (
+        f"POST /dicom-web/projects/{project}/studies HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {server.token}\r\nContent-Length: {len(body)}\r\n"
+        'Content-Type: multipart/related; type="application/dicom"; boundary=xyzzy\r\n\r\n'
+    )
+    with socket.create_connection((host, int(port))) as sender:
+        sender.sendall(head.encode() + body[:cut])
+    with server.client() as http:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the node has finished with the request
+            trail = http.get("/api/audit", params={"format": "syslog", "project": project}).text
+            if "dicomweb.store_instances" in trail:
+                break
+            time.sleep(0.2)
+        stored = http.get(f"/dicom-web/projects/{project}/instances", params={"limit": 1000}).json()
+        for instance in stored:
+            reply = http.get(
+                instance["00081190"]["Value"][0],
+                headers={
+                    "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'
+                },
+            )
+            assert reply.status_code == 200
+    store = next(line for line in trail.splitlines() if "dicomweb.store_instances" in line)
+    assert 'status="500"' not in store, store
+    numbers = {int(i["00200013"]["Value"][0]) for i in stored}
+    assert len(files) not in numbers  # the part cut short
+    assert numbers == set(range(1, len(numbers) + 1))  # whole parts, in the order sent
 
 
 def test_part_with_wrong_content_type_fails_alone(live_node) -> None:  # noqa: ANN001
@@ -302,10 +422,17 @@ def test_truncated_files_are_refused_naming_the_cut(live_node, fraction: float) 
 
 
 def test_quarantined_objects_are_listed_for_the_steward(live_node) -> None:  # noqa: ANN001
+    """A held object is in the node's hands (a sender must not send it again, which would
+    hold it twice), but cannot be retrieved yet: acknowledged with a Warning Reason, without
+    a Retrieve URL, not reported as failed."""
     screen = corpus.path("SC_rgb.dcm").read_bytes()
     reply = _post(live_node, [screen])
     assert reply.status_code == 202
-    assert "quarantined for review" in reply.json()[FAILED]["Value"][0][REASON_TEXT]["Value"][0]
+    assert FAILED not in reply.json()
+    [held] = reply.json()[REFERENCED]["Value"]
+    assert held[WARNING_REASON]["Value"] == [0xB000]
+    assert "quarantined for review" in held[REASON_TEXT]["Value"][0]
+    assert RETRIEVE_URL not in held and RETRIEVE_URL not in reply.json()
     assert _instances(live_node) == []
     with live_node.client() as http:
         listed = http.get(f"/api/projects/{live_node.project}/quarantine").json()

@@ -191,10 +191,10 @@ async def read_parts(
                 eol = buffer.find(b"\r\n")
                 if eol < 0:
                     if len(buffer) > 1024:
-                        raise MultipartError("malformed multipart delimiter line")
+                        raise MultipartError(_bad_delimiter(boundary, index))
                     break
                 if buffer[:eol].strip(b" \t"):
-                    raise MultipartError("malformed multipart delimiter line")
+                    raise MultipartError(_bad_delimiter(boundary, index))
                 del buffer[: eol + 2]
                 state = "headers"
             if state == "headers":
@@ -218,9 +218,22 @@ async def read_parts(
             raise MultipartError(
                 f"boundary {boundary!r} announced in the Content-Type does not occur in the body"
             )
+        where = {
+            "body": f"in part {index}",
+            "headers": f"in the headers of part {index + 1}",
+        }.get(state, f"at the start of part {index + 1}")
         raise MultipartError(
-            "the multipart body ended before its closing delimiter (truncated upload?)"
+            f"the multipart body ended before its closing delimiter '--{boundary}--', "
+            f"{where} (truncated upload?)"
         )
+
+
+def _bad_delimiter(boundary: str, index: int) -> str:
+    """A line starting with the delimiter must be the delimiter alone (RFC 2046 5.1.1)."""
+    return (
+        f"malformed delimiter line before part {index + 1}: '--{boundary}' must be followed by "
+        "a line break (CRLF) or by '--'"
+    )
 
 
 def _parse_headers(raw: bytes, index: int) -> dict[str, str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,15 +12,24 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from radbank.api.deps import Caller, WritableProject, check_uid, services
+from radbank.api.media import require_json
 from radbank.api.multipart import MultipartError, PartTooLarge, parse_content_type, read_parts
 from radbank.api.urls import instance_url, study_url
+from radbank.dicom.instance import Unreadable, read_instance, uids_as_read
 from radbank.governance.policy import Principal
 from radbank.index import Project
-from radbank.ingest import Item, Outcome, Status
-from radbank.ingest.pipeline import FAILURE_CANNOT_UNDERSTAND, FAILURE_OUT_OF_RESOURCES
+from radbank.ingest import Item, Outcome, Pipeline, Status
+from radbank.ingest.pipeline import (
+    FAILURE_CANNOT_UNDERSTAND,
+    FAILURE_OUT_OF_RESOURCES,
+    WARNING_QUARANTINED,
+    PreparedBatch,
+)
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/dicom-web/projects/{project}", tags=["DICOMweb STOW-RS"])
 
 # Parts ingested together: one index transaction, one journal entry and one directory
@@ -72,6 +83,9 @@ async def _store(
 ) -> JSONResponse:
     node = services(request)
     settings = node.settings
+    # Before any part is read: a client that cannot read the answer must not have stored
+    # instances it is never told about.
+    require_json(request.headers.get("accept"), "the STOW-RS response")
     media_type, params = parse_content_type(request.headers.get("content-type", ""))
     if media_type != "multipart/related":
         raise HTTPException(
@@ -103,6 +117,8 @@ async def _store(
     batch: list[Item] = []
     batch_bytes = 0
     received = 0
+    last_part = 0  # the number of the last part read in full
+    first_in_batch = 0  # the number of the first part of `batch`
 
     async def flush() -> None:
         nonlocal batch, batch_bytes
@@ -116,18 +132,31 @@ async def _store(
             prepared = node.pipeline.prepare(
                 batch, project, source="stow-rs", principal=caller, study_instance_uid=study
             )
-            task = asyncio.ensure_future(run_in_threadpool(node.pipeline.commit, prepared))
+            task = asyncio.ensure_future(
+                run_in_threadpool(_commit, node.pipeline, prepared, [i.data for i in batch])
+            )
             in_flight.append(task)
             slots.append(task)
         batch, batch_bytes = [], 0
 
     async def outcomes() -> list[Outcome]:
         await flush()
+        return await settled()
+
+    async def settled() -> list[Outcome]:
+        """The outcomes of the parts handed to ingest; parts still waiting for their batch
+        are dropped (a request that failed stores nothing more)."""
         await asyncio.gather(*in_flight)
         done: list[Outcome] = []
         for slot in slots:
             done.extend([slot] if isinstance(slot, Outcome) else slot.result())
         return done
+
+    def unstored(reason: str) -> str:
+        first = first_in_batch if batch else last_part + 1
+        if first == 1:
+            return f"{reason}; nothing of this request was stored"
+        return f"{reason}; part {first} and the parts after it were not stored, send them again"
 
     async def body() -> AsyncIterator[bytes]:
         nonlocal received
@@ -141,6 +170,7 @@ async def _store(
         async for part in read_parts(
             body(), params.get("boundary", ""), max_part_bytes=settings.max_instance_bytes
         ):
+            last_part = part.index
             name = f"part {part.index}"
             part_media, _ = parse_content_type(part.content_type)
             if part_media not in _ACCEPTED_PART_TYPES:
@@ -153,6 +183,8 @@ async def _store(
                     )
                 )
                 continue
+            if not batch:
+                first_in_batch = part.index
             batch.append(Item(name, part.data))
             batch_bytes += len(part.data)
             if batch_bytes >= _BATCH_BYTES or len(batch) >= _BATCH_PARTS:
@@ -163,17 +195,62 @@ async def _store(
             if exc.index == 0
             else f"{exc}; split the upload into several requests"
         )
-        return _response(request, project.name, await outcomes(), error=(413, detail))
+        error = (413, FAILURE_OUT_OF_RESOURCES, unstored(detail))
+        return _response(request, project.name, await settled(), error)
     except MultipartError as exc:
-        return _response(
-            request, project.name, await outcomes(), error=(400, f"malformed multipart body: {exc}")
-        )
+        error = (400, FAILURE_CANNOT_UNDERSTAND, unstored(f"malformed multipart body: {exc}"))
+        return _response(request, project.name, await settled(), error)
+    except ClientDisconnect:
+        # Nobody reads this answer; it goes into the audit trail as the client's failure.
+        # The batches already handed over finish: their instances are complete, and a
+        # sender that tries again finds them stored (acknowledged as duplicates).
+        done = await settled()
+        stored = sum(o.status in _HELD for o in done)
+        reason = unstored(f"the client closed the connection during part {last_part + 1}")
+        log.warning("STOW-RS to project %s: %s (%d instance(s) kept)", project.name, reason, stored)
+        return _response(request, project.name, done, (400, FAILURE_CANNOT_UNDERSTAND, reason))
     return _response(request, project.name, await outcomes())
 
 
+# The outcomes that leave the object in the node's hands: stored, found stored, or held
+# in quarantine until a steward releases it.
+_HELD = (Status.STORED, Status.DUPLICATE, Status.QUARANTINED)
+
+
+def _commit(pipeline: Pipeline, prepared: PreparedBatch, data: list[bytes]) -> list[Outcome]:
+    """Store a prepared batch. A refused instance is named by the UIDs its sender gave it
+    (the sender knows those; nothing is stored under the de-identified ones), read from
+    the received bytes where they are readable."""
+    outcomes = pipeline.commit(prepared)
+    return [
+        outcome if outcome.status in _HELD else _as_sent(outcome, part)
+        for outcome, part in zip(outcomes, data, strict=True)
+    ]
+
+
+def _as_sent(outcome: Outcome, data: bytes) -> Outcome:
+    try:
+        dataset = read_instance(outcome.name, data)
+    except Unreadable:
+        return outcome
+    sop_class = "\\".join(uids_as_read(dataset, 0x00080016))
+    sop_instance = "\\".join(uids_as_read(dataset, 0x00080018))
+    return dataclasses.replace(
+        outcome,
+        sop_class_uid=sop_class or outcome.sop_class_uid,
+        sop_instance_uid=sop_instance or outcome.sop_instance_uid,
+    )
+
+
 def _response(
-    request: Request, project: str, outcomes: list[Outcome], error: tuple[int, str] | None = None
+    request: Request,
+    project: str,
+    outcomes: list[Outcome],
+    error: tuple[int, int, str] | None = None,
 ) -> JSONResponse:
+    """The Store Instances Response (PS3.18 10.5.3). `error` is a failure of the request
+    itself (status, Failure Reason, text), after which the instances stored before it are
+    still acknowledged."""
     referenced: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     studies: set[str] = set()
@@ -199,6 +276,16 @@ def _response(
             if outcome.status == Status.DUPLICATE:
                 item.update(_reason_text(outcome.reason))
             referenced.append(item)
+        elif outcome.status == Status.QUARANTINED:
+            # Kept, so a sender must not send it again, but not retrievable until a steward
+            # releases it: acknowledged with a Warning Reason and without a Retrieve URL.
+            item = {
+                "00081150": _ui(outcome.sop_class_uid),
+                "00081155": _ui(outcome.sop_instance_uid),
+                "00081196": {"vr": "US", "Value": [WARNING_QUARANTINED]},
+            }
+            item.update(_reason_text(outcome.reason))
+            referenced.append(item)
         else:
             item = {
                 "00081150": _ui(outcome.sop_class_uid),
@@ -211,21 +298,26 @@ def _response(
             item.update(_reason_text(outcome.reason or outcome.status.value))
             failed.append(item)
     body: dict[str, Any] = {}
-    if len(studies) == 1 and referenced:
+    if len(studies) == 1:
         body["00081190"] = {"vr": "UR", "Value": [study_url(request, project, studies.pop())]}
     if referenced:
         body["00081199"] = {"vr": "SQ", "Value": referenced}
     if failed:
         body["00081198"] = {"vr": "SQ", "Value": failed}
     if error is not None:
-        status = error[0]
-        body.update(_reason_text(error[1]))
+        # 400/413 say that nothing was stored; where earlier batches were, 202 says so.
+        status = 202 if referenced else error[0]
+        body["0008119A"] = {
+            "vr": "SQ",
+            "Value": [{"00081197": {"vr": "US", "Value": [error[1]]}, **_reason_text(error[2])}],
+        }
+        body.update(_reason_text(error[2]))
     elif not outcomes:
         status = 400
         body.update(_reason_text("the request contained no DICOM instances"))
-    elif not failed:
+    elif not failed and all(o.acknowledged for o in outcomes):
         status = 200
-    elif referenced or any(o.status == Status.QUARANTINED for o in outcomes):
+    elif referenced:
         status = 202  # some stored, or held in quarantine for review
     elif all(o.failure_reason == FAILURE_CANNOT_UNDERSTAND for o in outcomes):
         status = 400
