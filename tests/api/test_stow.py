@@ -129,6 +129,19 @@ def test_study_scoped_store_rejects_other_studies_with_409(live_node) -> None:  
     assert failed[SOP_INSTANCE]["Value"] == ["1.2.3.4.5"]
 
 
+def test_study_scoped_store_to_the_retrieve_url_of_the_study(live_node) -> None:  # noqa: ANN001
+    """A sender adding to a study it stored may post to the study's RetrieveURL, which
+    names the study by its de-identified UID; an instance of another study is still 409."""
+    first = _post(live_node, [CT.read_bytes()])
+    study_url = first.json()[RETRIEVE_URL]["Value"][0]
+    stored_study = study_url.rsplit("/", 1)[-1]
+    added = _modified(CT, SOPInstanceUID="1.2.3.4.7")
+    reply = _post(live_node, [added], study=stored_study)
+    assert reply.status_code == 200, reply.json()
+    other = _modified(CT, SOPInstanceUID="1.2.3.4.8", StudyInstanceUID="1.2.3.4.9")
+    assert _post(live_node, [other], study=stored_study).status_code == 409
+
+
 @pytest.mark.parametrize(
     ("content_type", "status", "words"),
     [
@@ -349,6 +362,7 @@ def test_oversize_body_is_413(small_limit_server) -> None:  # noqa: ANN001
         )
         assert reply.status_code == 413
         assert "limit" in reply.json()["error"]
+        assert "RADBANK_MAX_REQUEST_BYTES" in reply.json()["error"]
         assert http.get("/dicom-web/projects/small/instances").json() == []
 
 
@@ -366,6 +380,7 @@ def test_oversize_chunked_body_is_413(small_limit_server) -> None:  # noqa: ANN0
             headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=xyzzy'},
         )
         assert reply.status_code == 413
+        assert "RADBANK_MAX_REQUEST_BYTES" in str(reply.json())
 
 
 def test_oversize_part_is_413(small_limit_server) -> None:  # noqa: ANN001
@@ -382,6 +397,9 @@ def test_oversize_part_is_413(small_limit_server) -> None:  # noqa: ANN001
         )
         assert reply.status_code == 413
         assert "part 1" in str(reply.json())
+        # one object cannot be split: the answer names the limit its operator can raise
+        assert "RADBANK_MAX_INSTANCE_BYTES" in str(reply.json())
+        assert "split the upload" not in str(reply.json())
 
 
 def test_series_claimed_by_two_studies_is_refused_and_leaves_no_blob(live_node) -> None:  # noqa: ANN001
@@ -442,6 +460,13 @@ def test_quarantined_objects_are_listed_for_the_steward(live_node) -> None:  # n
     assert "Secondary Capture" in listed[0]["reason"]
     assert listed[0]["sop_instance_uid"].startswith("2.25.")
     assert missing.status_code == 404
+    # Sent again, it is held once: one entry to review and release, not two sharing a file.
+    again = _post(live_node, [screen])
+    assert again.status_code == 202
+    [held] = again.json()[REFERENCED]["Value"]
+    assert "already held in quarantine for review" in held[REASON_TEXT]["Value"][0]
+    with live_node.client() as http:
+        assert len(http.get(f"/api/projects/{live_node.project}/quarantine").json()) == 1
 
 
 def test_concurrent_senders_of_the_same_study_store_each_instance_once(live_node) -> None:  # noqa: ANN001

@@ -107,7 +107,7 @@ async def _store(
             raise HTTPException(
                 413,
                 f"request body of {length} bytes exceeds the limit of {settings.max_request_bytes} "
-                "bytes; split the upload into several requests",
+                "bytes (RADBANK_MAX_REQUEST_BYTES); split the upload into several requests",
             )
     # Outcomes in request order: refused parts at once, batches when their ingest finishes.
     # Up to _IN_FLIGHT batches are ingested while the next parts arrive, so receiving,
@@ -191,9 +191,11 @@ async def _store(
                 await flush()
     except PartTooLarge as exc:
         detail = (
-            f"request body exceeds the limit of {exc.limit} bytes"
+            f"request body exceeds the limit of {exc.limit} bytes (RADBANK_MAX_REQUEST_BYTES); "
+            "split the upload into several requests"
             if exc.index == 0
-            else f"{exc}; split the upload into several requests"
+            else f"{exc}, the largest object this node accepts (RADBANK_MAX_INSTANCE_BYTES, "
+            "which its operator can raise)"
         )
         error = (413, FAILURE_OUT_OF_RESOURCES, unstored(detail))
         return _response(request, project.name, await settled(), error)

@@ -642,14 +642,23 @@ class Index(IdentityMethods, ConsentMethods, DoseMethods, SubmissionMethods):
         sop_instance_uid: str | None,
         pseudonym: str | None = None,
         vault: VaultWrite | None = None,
-    ) -> None:
-        """Hold a de-identified object for review (with its vault entries, if any)."""
+    ) -> bool:
+        """Hold a de-identified object for review (with its vault entries, if any). False
+        when the project holds the same content already (its blob key is content-addressed):
+        a re-sent object is held once, so releasing it cannot leave a copy without a file."""
         with write_transaction(self._engine) as connection:
             require_project(connection, project_id)
             if pseudonym is not None:
                 refuse_withdrawn(connection, project_id, {pseudonym})
             if vault is not None:
                 _vault.write(connection, vault)
+            held = connection.execute(
+                sa.select(quarantine.c.id)
+                .where(quarantine.c.project_id == project_id, quarantine.c.blob_key == blob_key)
+                .limit(1)
+            ).first()
+            if held is not None:
+                return False
             connection.execute(
                 quarantine.insert(),
                 {
@@ -662,6 +671,7 @@ class Index(IdentityMethods, ConsentMethods, DoseMethods, SubmissionMethods):
                     "received_at": stored_time(datetime.now(UTC)),
                 },
             )
+        return True
 
     def release_quarantine(
         self, quarantine_id: int, record: InstanceRecord, audit: PendingAudit | None = None

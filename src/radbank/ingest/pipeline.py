@@ -173,8 +173,8 @@ class Pipeline:
     ) -> list[Outcome]:
         """Ingest a batch; one outcome per item, in order.
 
-        study_instance_uid (study-scoped STOW-RS) is the original, identified UID the sender
-        used; instances of another study are rejected.
+        study_instance_uid (study-scoped STOW-RS) is the study's UID as the sender sent it or
+        as it is stored (de-identified); instances of another study are rejected.
         """
         batch = self.prepare(
             items,
@@ -260,14 +260,9 @@ class Pipeline:
         original_sop = "\\".join(uids_as_read(dataset, 0x00080018))
         label = f"{item.name} (SOP Instance UID {original_sop or 'missing'})"
         original_study = "\\".join(uids_as_read(dataset, 0x0020000D))
-        if expected_study and original_study != expected_study:
-            return Outcome(
-                item.name,
-                Status.REJECTED,
-                f"{label}: belongs to study {original_study or '(none)'}, not to study "
-                f"{expected_study} named in the request URL",
-                FAILURE_STUDY_MISMATCH,
-            )
+        # The URL may name the study as sent or as stored (its RetrieveURL), checked once
+        # the object is de-identified.
+        other_study = bool(expected_study) and original_study != expected_study
         # Read before de-identification changes the dataset in place.
         identifiers = Identifiers.of(dataset) if setup.sealer else None
         try:
@@ -279,6 +274,14 @@ class Pipeline:
                 )
             result = done.result
             deidentified = result.dataset
+            if other_study and str(deidentified.get("StudyInstanceUID", "")) != expected_study:
+                return Outcome(
+                    item.name,
+                    Status.REJECTED,
+                    f"{label}: belongs to study {original_study or '(none)'}, not to study "
+                    f"{expected_study} named in the request URL",
+                    FAILURE_STUDY_MISMATCH,
+                )
             attributes = index_attributes(deidentified)
         except DeidentificationError as exc:
             return Outcome(item.name, Status.REJECTED, f"{label}: {exc}", FAILURE_CANNOT_UNDERSTAND)
@@ -383,10 +386,11 @@ class Pipeline:
                 raise
             indexed, unwritten = _not_written(to_store, exc), True
         not_held: list[str] = []
+        already_held: set[str] = set()
         for position, p in to_quarantine:
 
             def hold(vault: VaultWrite | None, p: _Prepared = p) -> None:
-                self.index.add_quarantine(
+                if not self.index.add_quarantine(
                     p.record.project_id,
                     reason=p.quarantine_reason or "",
                     source=p.record.source,
@@ -394,7 +398,8 @@ class Pipeline:
                     sop_instance_uid=p.record.sop_instance_uid,
                     pseudonym=p.pseudonym,
                     vault=vault,
-                )
+                ):
+                    already_held.add(p.record.blob_key)
 
             try:
                 project = self._with_vault(project, [p], hold)
@@ -414,7 +419,13 @@ class Pipeline:
                     _outcome(
                         p,
                         Status.QUARANTINED,
-                        f"{p.name}: quarantined for review: {p.quarantine_reason}",
+                        f"{p.name}: "
+                        + (
+                            "already held in quarantine for review"
+                            if p.record.blob_key in already_held
+                            else "quarantined for review"
+                        )
+                        + f": {p.quarantine_reason}",
                         WARNING_QUARANTINED,
                     ),
                 )
@@ -625,7 +636,8 @@ class Pipeline:
             self._discard_unreferenced([record.blob_key])
             self.journal.end(entry)
             return Outcome(name, Status.REJECTED, f"{name}: not released: {exc}", **outcome_uids)
-        self.store.delete(row["blob_key"])
+        # Rows held before re-sent objects were held once may share the file.
+        self._discard_unreferenced([row["blob_key"]])
         self.journal.end(entry)
         if self.graphs is not None:
             self.graphs.record(project, [record])
