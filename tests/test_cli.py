@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import shutil
 import signal
@@ -753,3 +754,41 @@ def test_help_texts_read_as_sentences_and_name_the_environment(tmp_path: Path) -
         env={**os.environ, **wide},
     ).stdout
     assert "the same command again resumes" in deid_help
+
+
+def test_files_the_site_tool_wrote_are_stored_as_they_are(tmp_path: Path) -> None:
+    """`radbank deid` lists what it writes in deid-manifest.txt, tagged under the project
+    key: imported on the node, those files are stored as the site wrote them (one
+    pseudonym per subject, whichever route the data took), not de-identified again. Under
+    another project's key the tags do not match and the files are treated as originals."""
+    data = tmp_path / "data"
+    key = tmp_path / "site.key"
+    assert radbank(data, "project", "create", "site", "--key-file", str(key)).returncode == 0
+    folder = planted_folder(tmp_path)
+    out = tmp_path / "site-output"
+    site = subprocess.run(
+        [sys.executable, "-m", "radbank", "deid", str(folder), str(out), "--key-file", str(key),
+         "--profile", "basic", "--jobs", "1", "--quiet"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert site.returncode == 0, site.stdout + site.stderr
+    # What the site sends: the UID folders and the manifest, not the report or run record.
+    sent = tmp_path / "incoming"
+    shutil.copytree(out, sent, ignore=shutil.ignore_patterns("deid-report.csv", "deid-run.json"))
+    written = {hashlib.sha256(f.read_bytes()).hexdigest() for f in sent.rglob("*.dcm")}
+    assert len(written) == 2
+
+    imported = radbank(data, "import", str(sent), "--project", "site")
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert "2 stored, 0 duplicate, 0 quarantined, 0 rejected" in imported.stdout
+    assert "2 of the files offered were de-identified at the site" in imported.stdout
+    stored = {hashlib.sha256(f.read_bytes()).hexdigest() for f in (data / "blobs").rglob("*.dcm")}
+    assert stored == written
+    # The originals, sent to the node directly, are the same objects: duplicates.
+    originals = radbank(data, "import", str(folder), "--project", "site")
+    assert "0 stored, 2 duplicate" in originals.stdout
+
+    assert radbank(data, "project", "create", "other").returncode == 0
+    foreign = radbank(data, "import", str(sent), "--project", "other")
+    assert "2 stored" in foreign.stdout
+    assert "none of them under this project's key" in foreign.stdout

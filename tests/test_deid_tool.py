@@ -33,6 +33,7 @@ from typer.testing import CliRunner
 from radbank import offline, synthetic
 from radbank.cli import app
 from radbank.dicom.deid import Profile, deidentify
+from radbank.dicom.deid.manifest import file_tag, read_tags
 from radbank.dicom.encode import part10_bytes
 from radbank.dicom.instance import read_instance
 from radbank.governance.sitekey import read_key_file, write_key_file
@@ -135,7 +136,14 @@ def test_output_layout_names_files_by_pseudonymised_uids_only(mixed_run) -> None
     rows = report(target)
     written = {row["output"]: row for row in rows.values() if row["status"] == "written"}
     files = {p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()}
-    assert files == {*written, "deid-report.csv", "deid-run.json"}
+    assert files == {*written, "deid-report.csv", "deid-run.json", "deid-manifest.txt"}
+    # The manifest tags every written file, under the project key, and nothing else.
+    key = read_key_file(mixed_run[2])
+    tags = read_tags((target / "deid-manifest.txt").read_bytes())
+    assert tags == {
+        file_tag(key, hashlib.sha256((target / output).read_bytes()).digest())
+        for output in written
+    }
     for output, row in written.items():
         study, series, instance = output.split("/")
         dataset = pydicom.dcmread(target / output)

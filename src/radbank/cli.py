@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import hashlib
 import io
 import json
 import os
@@ -15,7 +16,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated
 
 import typer
@@ -32,6 +33,7 @@ from radbank.analytics.drl import (
 )
 from radbank.app import Services, build_services, recover
 from radbank.config import Settings
+from radbank.dicom.deid.manifest import MANIFEST_NAME, file_tag, read_tags
 from radbank.dicom.deid.ocr import tesseract_available
 from radbank.dose_tool import dose_command
 from radbank.governance import sitekey
@@ -1315,6 +1317,8 @@ def import_(
     skipped: list[Unread] = []
     sources: list[Input | Unread] = []
     done = 0  # inputs whose outcome is known
+    adopted = 0  # files the site's `radbank deid` wrote under this project's key
+    manifests: list[tuple[str, set[str]]] = []
     interrupted = False
     try:
         target = _project(services, project, Action.WRITE)
@@ -1324,12 +1328,20 @@ def import_(
             raise _fail(exc) from exc
         with Inputs(path) as inputs, _progress("importing") as progress, _deferred_sigint() as stop:
             sources = list(inputs)
+            manifests, sources = _site_manifests(sources, outcomes)
+            site_tags = {tag for _, tags in manifests for tag in tags}
+            site_key = services.keys.project_key(target)
             settle_heap()
             task = progress.add_task("import", total=len(sources))
             batch: list[Item] = []
             size = 0
             for position, source in enumerate(sources, 1):
                 item = _item(source, settings.max_instance_bytes, outcomes, skipped)
+                if item is not None and site_tags:
+                    tag = file_tag(site_key, hashlib.sha256(item.data).digest())
+                    if tag in site_tags:
+                        item = Item(item.name, item.data, deidentified=True)
+                        adopted += 1
                 if item is not None:
                     batch.append(item)
                     size += len(item.data)
@@ -1367,6 +1379,19 @@ def import_(
         highlight=False,
         markup=False,
     )
+    for name, tags in manifests:
+        console.print(
+            f"{name}: {adopted} of the files offered were de-identified at the site under "
+            "this project's key and are stored as they are"
+            + (
+                ""
+                if adopted
+                else f" (it lists {len(tags)} file(s), none of them under this project's "
+                "key: the site used another key, so its files were de-identified again)"
+            ),
+            highlight=False,
+            markup=False,
+        )
     for outcome in outcomes:
         if outcome.status in (Status.REJECTED, Status.CONFLICT, Status.QUARANTINED):
             console.print(
@@ -1417,6 +1442,26 @@ def _deferred_sigint() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _site_manifests(
+    sources: list[Input | Unread], outcomes: list[Outcome]
+) -> tuple[list[tuple[str, set[str]]], list[Input | Unread]]:
+    """The manifests of `radbank deid` among the inputs, with their tags, and the other
+    inputs. A manifest that cannot be read is rejected with the reason (its files are then
+    de-identified again, as originals would be)."""
+    manifests: list[tuple[str, set[str]]] = []
+    rest: list[Input | Unread] = []
+    for source in sources:
+        if not isinstance(source, Input) or PurePosixPath(source.name).name != MANIFEST_NAME:
+            rest.append(source)
+            continue
+        try:
+            manifests.append((source.name, read_tags(source.read())))
+        except (OSError, NotAFile, ValueError) as exc:
+            reason = f"not a manifest of `radbank deid` that can be read ({exc})"
+            outcomes.append(Outcome(source.name, Status.REJECTED, f"{source.name}: {reason}"))
+    return manifests, rest
+
+
 def _item(
     source: Input | Unread, limit: int, outcomes: list[Outcome], skipped: list[Unread]
 ) -> Item | None:
@@ -1461,7 +1506,6 @@ _UNFINISHED = (
 @app.command()
 def verify(data_dir: DataDir = None) -> None:
     """Reconcile index and blob store: missing blobs, orphan blobs, checksum mismatches."""
-    import hashlib
 
     services = _open(_settings(data_dir))
     problems = 0

@@ -54,6 +54,7 @@ from rich.progress import (
 from rich.text import Text
 
 from radbank.dicom.deid import PROFILE_NAMES, DeidentificationError, Profile
+from radbank.dicom.deid.manifest import append_tags, tag_of_parts
 from radbank.dicom.deid.pixels import parse_pixel_rules
 from radbank.dicom.instance import (
     InstanceSettings,
@@ -130,6 +131,7 @@ class Done:
 
     row: ReportRow
     temp: str | None = None
+    tag: str | None = None  # the written file's tag for the manifest (radbank.dicom.deid.manifest)
 
 
 class Refused(RuntimeError):
@@ -601,14 +603,17 @@ _renameat2 = _load_renameat2()
 def _publish_all(
     target: Path, done: list[Done], report: TextIO, rows: dict[str, ReportRow]
 ) -> None:
-    """Group commit: one file-system sync makes every file of the group durable, then each
-    gets its final name, a second sync makes the names durable, and only then do their rows
-    reach the report. A file under its final name is therefore always complete, also after
-    a power cut, and a file the report lists as written is on disk; syncing once per group
-    instead of once per file keeps the disk from setting the pace."""
+    """Group commit: the files' tags are appended to the manifest (synced), one file-system
+    sync makes every file of the group durable, then each gets its final name, a second
+    sync makes the names durable, and only then do their rows reach the report. A file
+    under its final name is therefore always complete and listed, also after a power cut,
+    and a file the report lists as written is on disk; syncing once per group instead of
+    once per file keeps the disk from setting the pace."""
     if not done:
         return
     if any(d.temp for d in done):
+        # Listed before named: after a crash, every file under its final name is listed.
+        append_tags(target, [d.tag for d in done if d.temp and d.tag])
         _sync_file_system(target)
     published: list[ReportRow] = []
     folder = os.fspath(target)  # plain strings: pathlib costs more than the system calls
@@ -923,7 +928,7 @@ class _Worker:
             temp.unlink(missing_ok=True)
             self.folders.discard(final.parent)  # made again for the next file, if removed
             return Done(_write_failed(row, exc))
-        return Done(row, str(temp))
+        return Done(row, str(temp), tag_of_parts(self.settings.key, parts))
 
 
 def _write_failed(row: ReportRow, exc: OSError) -> ReportRow:

@@ -27,7 +27,7 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 
 from radbank.dicom import quality
 from radbank.dicom.decode import read_part10
-from radbank.dicom.deid import DeidResult, Profile, deidentify
+from radbank.dicom.deid import DeidentificationError, DeidResult, Profile, deidentify
 from radbank.dicom.deid.ocr import find_burned_in_text
 from radbank.dicom.deid.pixels import PixelRule, apply_pixel_rules
 from radbank.dicom.encode import part10_parts
@@ -194,6 +194,34 @@ def deidentify_instance(
     if burned_in:
         done.quarantines.insert(0, burned_in)
     done.parts = part10_parts(result.dataset, source)
+    return done
+
+
+def adopt_deidentified(dataset: pydicom.Dataset, source: bytes) -> DeidentifiedInstance:
+    """An object `radbank deid` wrote under the project's key (its tag is in the site's
+    manifest, radbank.dicom.deid.manifest), to be stored as it is: its identifiers are
+    the site's pseudonyms already, and de-identifying it again would give the subject a
+    second pseudonym. The quality rules run as for any object; the pixel rules and the OCR
+    check ran at the site, which writes no object it holds for review.
+
+    Raises DeidentificationError for an object that does not say it is de-identified."""
+    if str(dataset.get("PatientIdentityRemoved", "")).strip().upper() != "YES":
+        raise DeidentificationError(
+            "listed in the site's deid-manifest.txt but its Patient Identity Removed "
+            "(0012,0062) is not YES; send the original object instead"
+        )
+    result = DeidResult(
+        dataset=dataset,
+        patient_pseudonym=str(dataset.get("PatientID", "") or ""),
+        original_sop_instance_uid=str(dataset.get("SOPInstanceUID", "") or ""),
+        date_shift_days=0,  # unknown here, and not needed: nothing is shifted again
+    )
+    done = DeidentifiedInstance(result)
+    findings = quality.check(dataset)
+    done.rejects = [f.message for f in findings if f.severity == quality.Severity.REJECT]
+    done.quarantines = [f.message for f in findings if f.severity == quality.Severity.QUARANTINE]
+    if not done.rejects:
+        done.parts = [source]
     return done
 
 

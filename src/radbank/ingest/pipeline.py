@@ -30,6 +30,7 @@ from radbank.dicom.deid import DeidentificationError
 from radbank.dicom.instance import (
     InstanceSettings,
     Unreadable,
+    adopt_deidentified,
     deidentify_instance,
     failure,
     read_instance,
@@ -83,10 +84,13 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class Item:
-    """One object offered for ingest: its raw bytes and a name that identifies it to the sender."""
+    """One object offered for ingest: its raw bytes and a name that identifies it to the
+    sender. `deidentified`: written by `radbank deid` under the project's key (its tag is
+    in the site's manifest), stored as it is (`adopt_deidentified`)."""
 
     name: str
     data: bytes
+    deidentified: bool = False
 
 
 @dataclass(frozen=True)
@@ -263,10 +267,14 @@ class Pipeline:
         # The URL may name the study as sent or as stored (its RetrieveURL), checked once
         # the object is de-identified.
         other_study = bool(expected_study) and original_study != expected_study
-        # Read before de-identification changes the dataset in place.
-        identifiers = Identifiers.of(dataset) if setup.sealer else None
+        # Read before de-identification changes the dataset in place; the site's output
+        # holds pseudonyms only, which the vault has no use for.
+        identifiers = Identifiers.of(dataset) if setup.sealer and not item.deidentified else None
         try:
-            done = deidentify_instance(dataset, setup.instance, item.data)
+            if item.deidentified:
+                done = adopt_deidentified(dataset, item.data)
+            else:
+                done = deidentify_instance(dataset, setup.instance, item.data)
             if done.rejects:
                 reason = "; ".join(done.rejects)
                 return Outcome(
