@@ -757,8 +757,8 @@ def test_help_texts_read_as_sentences_and_name_the_environment(tmp_path: Path) -
 
 
 def test_files_the_site_tool_wrote_are_stored_as_they_are(tmp_path: Path) -> None:
-    """`radbank deid` lists what it writes in deid-manifest.txt, tagged under the project
-    key: imported on the node, those files are stored as the site wrote them (one
+    """`radbank deid --manifest` lists what it writes in deid-manifest.txt, tagged under the
+    project key: imported on the node, those files are stored as the site wrote them (one
     pseudonym per subject, whichever route the data took), not de-identified again. Under
     another project's key the tags do not match and the files are treated as originals."""
     data = tmp_path / "data"
@@ -768,7 +768,7 @@ def test_files_the_site_tool_wrote_are_stored_as_they_are(tmp_path: Path) -> Non
     out = tmp_path / "site-output"
     site = subprocess.run(
         [sys.executable, "-m", "radbank", "deid", str(folder), str(out), "--key-file", str(key),
-         "--profile", "basic", "--jobs", "1", "--quiet"],
+         "--profile", "basic", "--jobs", "1", "--quiet", "--manifest"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert site.returncode == 0, site.stdout + site.stderr
@@ -792,3 +792,4 @@ def test_files_the_site_tool_wrote_are_stored_as_they_are(tmp_path: Path) -> Non
     foreign = radbank(data, "import", str(sent), "--project", "other")
     assert "2 stored" in foreign.stdout
     assert "none of them under this project's key" in foreign.stdout
+    assert "2 file(s) written by radbank (de-identified already)" in foreign.stdout

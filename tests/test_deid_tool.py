@@ -103,7 +103,9 @@ def mixed_run(
     write_planted(source / "planted" / "ct", planted)
     before = fingerprints(source)
     target, key_file = root / "out", root / "site.key"
-    result = deid(source, target, "--profile", PROFILE, "--key-file", key_file, "--jobs", "2")
+    result = deid(
+        source, target, "--profile", PROFILE, "--key-file", key_file, "--jobs", "2", "--manifest"
+    )
     return source, target, key_file, result, before
 
 
@@ -141,8 +143,7 @@ def test_output_layout_names_files_by_pseudonymised_uids_only(mixed_run) -> None
     key = read_key_file(mixed_run[2])
     tags = read_tags((target / "deid-manifest.txt").read_bytes())
     assert tags == {
-        file_tag(key, hashlib.sha256((target / output).read_bytes()).digest())
-        for output in written
+        file_tag(key, hashlib.sha256((target / output).read_bytes()).digest()) for output in written
     }
     for output, row in written.items():
         study, series, instance = output.split("/")
@@ -511,6 +512,9 @@ def test_refuses_another_key_profile_or_concurrent_run_for_an_existing_output(
     profile = invoke(source, target, "--profile", "basic", "--key-file", key_file)
     assert profile.exit_code == 2, profile.output
     assert f"holds output of profile {PROFILE}" in profile.stderr
+    # every file listed in the manifest, or none: the node would de-identify the others again
+    tagged = invoke(source, target, "--profile", PROFILE, "--key-file", key_file, "--manifest")
+    assert tagged.exit_code == 2 and "run without --manifest" in tagged.stderr, tagged.output
     assert invoke(source, target, "--profile", PROFILE, "--key-file", key_file).exit_code == 0
     with (target / "deid-run.json").open() as record:
         fcntl.flock(record.fileno(), fcntl.LOCK_EX)  # as a run in progress holds it

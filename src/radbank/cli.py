@@ -35,6 +35,7 @@ from radbank.app import Services, build_services, recover
 from radbank.config import Settings
 from radbank.dicom.deid.manifest import MANIFEST_NAME, file_tag, read_tags
 from radbank.dicom.deid.ocr import tesseract_available
+from radbank.dicom.deid.records import IMPLEMENTATION_CLASS_UID
 from radbank.dose_tool import dose_command
 from radbank.governance import sitekey
 from radbank.governance.audit import Outcome as AuditOutcome
@@ -1318,6 +1319,7 @@ def import_(
     sources: list[Input | Unread] = []
     done = 0  # inputs whose outcome is known
     adopted = 0  # files the site's `radbank deid` wrote under this project's key
+    again = 0  # files radbank wrote (de-identified already) without such a tag
     manifests: list[tuple[str, set[str]]] = []
     interrupted = False
     try:
@@ -1342,6 +1344,8 @@ def import_(
                     if tag in site_tags:
                         item = Item(item.name, item.data, deidentified=True)
                         adopted += 1
+                if item is not None and not item.deidentified and _written_by_radbank(item.data):
+                    again += 1
                 if item is not None:
                     batch.append(item)
                     size += len(item.data)
@@ -1389,6 +1393,16 @@ def import_(
                 else f" (it lists {len(tags)} file(s), none of them under this project's "
                 "key: the site used another key, so its files were de-identified again)"
             ),
+            highlight=False,
+            markup=False,
+        )
+    if again:
+        console.print(
+            f"{again} file(s) written by radbank (de-identified already) are not listed in a "
+            "deid-manifest.txt under this project's key and were de-identified again, as "
+            "originals are: expected for data of another project or node; for files of "
+            "`radbank deid` made with this project's key, run it with --manifest and send "
+            "OUT/deid-manifest.txt along",
             highlight=False,
             markup=False,
         )
@@ -1460,6 +1474,15 @@ def _site_manifests(
             reason = f"not a manifest of `radbank deid` that can be read ({exc})"
             outcomes.append(Outcome(source.name, Status.REJECTED, f"{source.name}: {reason}"))
     return manifests, rest
+
+
+def _written_by_radbank(data: bytes) -> bool:
+    """Whether a Part 10 file's meta information names radbank as its writer (the file
+    meta information comes first and is short)."""
+    return data[128:132] == b"DICM" and _RADBANK_WRITER in data[132:1024]
+
+
+_RADBANK_WRITER = IMPLEMENTATION_CLASS_UID.encode("ascii")
 
 
 def _item(

@@ -188,6 +188,15 @@ def deid_command(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar and no per-file listing")
     ] = False,
+    manifest: Annotated[
+        bool,
+        typer.Option(
+            "--manifest",
+            help="Also write OUT/deid-manifest.txt, a tag per file under the project key: "
+            "radbank import on the node then stores the files as they are instead of "
+            "de-identifying them again (one SHA-256 per file more)",
+        ),
+    ] = False,
 ) -> None:
     """De-identify DICOM files at the site, with the node's engine, before they leave it.
 
@@ -198,7 +207,7 @@ def deid_command(
     out = Console(soft_wrap=True, highlight=False, markup=False)
     err = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
     try:
-        settings = load_settings(settings_file, profile)
+        settings = replace(load_settings(settings_file, profile), manifest=manifest)
         run = prepare_run(source, target, settings, key_file)
     except (Refused, KeyFileError) as exc:
         err.print(Text.assemble(("error:", "red"), f" {shown_name(str(exc))}"))
@@ -349,6 +358,9 @@ class SiteSettings:
     overrides: tuple[tuple[str, str], ...] = ()
     pixel_rules: tuple[str, ...] = ()  # each rule as canonical JSON
     ocr_check: bool = False
+    # Also list every file written in OUT/deid-manifest.txt, tagged under the key, for the
+    # node to store as it is (radbank.dicom.deid.manifest): one SHA-256 per file.
+    manifest: bool = False
 
     def instance_settings(self, key: bytes) -> InstanceSettings:
         return InstanceSettings(
@@ -482,6 +494,7 @@ def _run_record(
         "deidentification_method": profile.method,
         "pixel_rules_sha256": hashlib.sha256(rules).hexdigest(),
         "ocr_check": settings.ocr_check,
+        "manifest": settings.manifest,
         "key_fingerprint": _fingerprint(key, b"key"),
         "input_fingerprint": _fingerprint(key, b"input\x00" + os.fsencode(source)),
     }
@@ -523,6 +536,12 @@ def _check_run_record(text: str, expected: dict[str, object], target: Path, key_
                 f"{found.get(field_name)!r}, now {expected[field_name]!r}); give the settings "
                 "of that run, or a new output folder"
             )
+    if found.get("manifest", False) != expected["manifest"]:
+        option = "with" if found.get("manifest") else "without"
+        raise Refused(
+            f"{target} holds output of a run {option} --manifest; resume it {option} "
+            "--manifest (every file must be listed, or none), or give a new output folder"
+        )
     if found.get("key_fingerprint") != expected["key_fingerprint"]:
         raise Refused(
             f"{target} holds output made with another key than the one in {key_file} "
@@ -830,6 +849,7 @@ class _Worker:
         self.source_root = settings.source_root
         self.target = settings.target
         self.settings = settings.settings.instance_settings(settings.key)
+        self.tagging = settings.settings.manifest
         self.folders: set[Path] = set()  # output folders this worker made or found
 
     def run_all(self, names: list[str]) -> list[Done]:
@@ -928,7 +948,8 @@ class _Worker:
             temp.unlink(missing_ok=True)
             self.folders.discard(final.parent)  # made again for the next file, if removed
             return Done(_write_failed(row, exc))
-        return Done(row, str(temp), tag_of_parts(self.settings.key, parts))
+        tag = tag_of_parts(self.settings.key, parts) if self.tagging else None
+        return Done(row, str(temp), tag)
 
 
 def _write_failed(row: ReportRow, exc: OSError) -> ReportRow:
