@@ -464,7 +464,7 @@ def test_quarantined_objects_are_listed_for_the_steward(live_node) -> None:  # n
     again = _post(live_node, [screen])
     assert again.status_code == 202
     [held] = again.json()[REFERENCED]["Value"]
-    assert "already held in quarantine for review" in held[REASON_TEXT]["Value"][0]
+    assert "already quarantined for review" in held[REASON_TEXT]["Value"][0]
     with live_node.client() as http:
         assert len(http.get(f"/api/projects/{live_node.project}/quarantine").json()) == 1
 

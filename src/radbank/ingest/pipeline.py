@@ -429,7 +429,7 @@ class Pipeline:
                         Status.QUARANTINED,
                         f"{p.name}: "
                         + (
-                            "already held in quarantine for review"
+                            "already quarantined for review"
                             if p.record.blob_key in already_held
                             else "quarantined for review"
                         )
