@@ -24,6 +24,10 @@ def stored(live_node):  # noqa: ANN001, ANN201
         ("/frames/0", 400, "frame list"),
         ("/frames/1,x", 400, "frame list"),
         ("/frames/99", 404, "frame"),
+        ("/frames/+1", 400, "frame list"),
+        ("/frames/%201", 400, "frame list"),
+        ("/frames/%D9%A1", 400, "frame list"),  # ARABIC-INDIC DIGIT ONE
+        ("/frames/" + "1" * 5000, 400, "frame list"),
         ("/bulkdata/ZZZZ", 400, "8 hexadecimal"),
         ("/bulkdata/00100010", 404, "no bulk data"),
     ],
@@ -156,3 +160,33 @@ def test_stored_values_no_valid_object_has_are_read_back_without_server_errors(
             else:  # as stored, and said so
                 assert b"transfer-syntax=1.2.840.10008.1.2.1" in reply.content
                 assert len(reply.content) == len(stored.content)
+
+
+def test_frames_of_an_object_without_pixels_are_404(live_node) -> None:  # noqa: ANN001
+    """An RT Plan has no frames: the frames resource does not exist (not a media type the
+    client should change)."""
+    import pydicom
+
+    client = DICOMwebClient(url=live_node.dicomweb_url, headers=live_node.headers)
+    client.store_instances([pydicom.dcmread(corpus.path("rtplan.dcm"))])
+    plans = [
+        found
+        for found in client.search_for_instances()
+        if found["00080016"]["Value"][0] == "1.2.840.10008.5.1.4.1.1.481.5"
+    ]
+    uids = [plans[0][tag]["Value"][0] for tag in ("0020000D", "0020000E", "00080018")]
+    path = "/studies/{}/series/{}/instances/{}/frames/1".format(*uids)
+    with live_node.client() as http:
+        reply = http.get(live_node.dicomweb_url + path)
+    assert reply.status_code == 404, reply.text
+    assert "has no pixel data" in reply.json()["error"]
+
+
+def test_an_invalid_q_value_is_ignored(stored) -> None:  # noqa: ANN001
+    """PS3.18 8.7.7: invalid parameters are ignored; the range keeps its default weight."""
+    node, path, _ = stored
+    for q in ("abc", "-1", "nan", "2"):
+        accept = f'multipart/related; type="application/dicom"; transfer-syntax=*; q={q}'
+        with node.client() as http:
+            reply = http.get(node.dicomweb_url + path, headers={"Accept": accept})
+        assert reply.status_code == 200, (q, reply.text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from fastapi import HTTPException
@@ -25,10 +26,7 @@ def parse_accept(header: str | None) -> list[MediaRange]:
         media_type, params = parse_content_type(raw)
         if not media_type:
             continue
-        try:
-            quality = float(params.get("q", "1"))
-        except ValueError:
-            quality = 0.0
+        quality = _quality(params.get("q"))
         ranges.append(
             MediaRange(
                 media_type,
@@ -39,6 +37,18 @@ def parse_accept(header: str | None) -> list[MediaRange]:
         )
     ranges.sort(key=lambda r: -r.quality)
     return [r for r in ranges if r.quality > 0]
+
+
+# RFC 9110 12.4.2: 0 to 1 with at most three decimals.
+_QVALUE = re.compile(r"0(?:\.\d{0,3})?|1(?:\.0{0,3})?")
+
+
+def _quality(text: str | None) -> float:
+    """A media range's q; an invalid one is ignored, as PS3.18 8.7.7 says of invalid
+    parameters (the range keeps the default weight 1)."""
+    if text is None or not _QVALUE.fullmatch(text.strip()):
+        return 1.0
+    return float(text)
 
 
 def _split(header: str) -> list[str]:

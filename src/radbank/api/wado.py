@@ -272,7 +272,7 @@ def retrieve_frames(
     try:
         payload = extract_frames(_read(request, record), numbers)
     except FrameError as exc:
-        status = 404 if "does not exist" in str(exc) else 406
+        status = 404 if exc.missing else 406
         raise HTTPException(status, str(exc)) from exc
     syntax_out = _EXPLICIT_LE if stored in UNCOMPRESSED else stored
     part_type = native if stored not in UNCOMPRESSED else part_type
@@ -305,9 +305,11 @@ def retrieve_bulkdata(
 
 
 def _frame_numbers(text: str) -> list[int]:
-    try:
-        numbers = [int(part) for part in text.split(",")]
-    except ValueError:
+    # ASCII digits only (int() also takes "+1", " 1" and other scripts' digits), and no
+    # more of them than a frame count can have.
+    parts = text.split(",")
+    numbers = [int(p) for p in parts if p.isascii() and p.isdigit() and len(p) <= 9]
+    if len(numbers) != len(parts):
         numbers = []
     if not numbers or len(numbers) > 10000 or any(n < 1 for n in numbers):
         raise HTTPException(

@@ -37,7 +37,12 @@ FRAME_MEDIA_TYPES = {
 
 
 class FrameError(ValueError):
-    """Frames cannot be served as asked; the message says why."""
+    """Frames cannot be served as asked; the message says why. `missing`: what was asked
+    for does not exist (no such frame, no pixel data), rather than cannot be served."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 def number_of_frames(dataset: pydicom.Dataset) -> int:
@@ -56,13 +61,16 @@ def frame_media_type(transfer_syntax_uid: str) -> str:
 def extract_frames(dataset: pydicom.Dataset, numbers: list[int]) -> list[bytes]:
     """The requested frames (1-based) of the data set's pixel data, as stored."""
     if "PixelData" not in dataset:
-        raise FrameError(f"instance {dataset.get('SOPInstanceUID', '')} has no pixel data")
+        raise FrameError(
+            f"instance {dataset.get('SOPInstanceUID', '')} has no pixel data", missing=True
+        )
     total = number_of_frames(dataset)
     for number in numbers:
         if number < 1 or number > total:
             raise FrameError(
                 f"frame {number} does not exist; instance {dataset.get('SOPInstanceUID', '')} "
-                f"has {total} frame(s)"
+                f"has {total} frame(s)",
+                missing=True,
             )
     syntax = UID(dataset.file_meta.TransferSyntaxUID)
     pixel_data = dataset.PixelData
