@@ -131,3 +131,10 @@ def test_oversize_part_is_refused_while_streaming() -> None:
 def test_missing_boundary_parameter() -> None:
     with pytest.raises(MultipartError, match="boundary"):
         _read(b"--x\r\n\r\nabc\r\n--x--", "", 10)
+
+
+def test_an_overlong_boundary_and_an_empty_body_are_named_as_such() -> None:
+    with pytest.raises(MultipartError, match="71 characters; RFC 2046 allows at most 70"):
+        _read(b"--x\r\n\r\nabc\r\n--x--", "b" * 71, 10)
+    with pytest.raises(MultipartError, match="the request body is empty"):
+        _read(b"", "b", 10)

@@ -139,8 +139,13 @@ async def read_parts(
     chunks: AsyncIterator[bytes], boundary: str, *, max_part_bytes: int
 ) -> AsyncIterator[Part]:
     """Yield the parts of a multipart body arriving as chunks."""
-    if not boundary or len(boundary) > 70:
-        raise MultipartError("the Content-Type has no valid 'boundary' parameter")
+    if not boundary:
+        raise MultipartError("the Content-Type has no 'boundary' parameter")
+    if len(boundary) > 70:
+        raise MultipartError(
+            f"the boundary of the Content-Type has {len(boundary)} characters; RFC 2046 "
+            "allows at most 70"
+        )
     delimiter = b"\r\n--" + boundary.encode("latin-1")
     buffer = bytearray(b"\r\n")  # the first delimiter need not follow a CRLF
     state = "preamble"
@@ -214,6 +219,8 @@ async def read_parts(
                 body = _Body(delimiter, index, max_part_bytes)
                 state = "body"  # read from the buffer at the top of the loop
     if not finished:
+        if index == 0 and state == "preamble" and buffer == b"\r\n":
+            raise MultipartError("the request body is empty")
         if index == 0 and state == "preamble":
             raise MultipartError(
                 f"boundary {boundary!r} announced in the Content-Type does not occur in the body"
