@@ -781,7 +781,7 @@ def test_files_the_site_tool_wrote_are_stored_as_they_are(tmp_path: Path) -> Non
     imported = radbank(data, "import", str(sent), "--project", "site")
     assert imported.returncode == 0, imported.stdout + imported.stderr
     assert "2 stored, 0 duplicate, 0 quarantined, 0 rejected" in imported.stdout
-    assert "2 of the files offered were de-identified at the site" in imported.stdout
+    assert "2 file(s) de-identified at the site under this project's key" in imported.stdout
     stored = {hashlib.sha256(f.read_bytes()).hexdigest() for f in (data / "blobs").rglob("*.dcm")}
     assert stored == written
     # The originals, sent to the node directly, are the same objects: duplicates.
@@ -791,5 +791,5 @@ def test_files_the_site_tool_wrote_are_stored_as_they_are(tmp_path: Path) -> Non
     assert radbank(data, "project", "create", "other").returncode == 0
     foreign = radbank(data, "import", str(sent), "--project", "other")
     assert "2 stored" in foreign.stdout
-    assert "none of them under this project's key" in foreign.stdout
+    assert "none of the 2 file(s) it lists is under this project's key" in foreign.stdout
     assert "2 file(s) written by radbank (de-identified already)" in foreign.stdout

@@ -1321,6 +1321,7 @@ def import_(
     adopted = 0  # files the site's `radbank deid` wrote under this project's key
     again = 0  # files radbank wrote (de-identified already) without such a tag
     manifests: list[tuple[str, set[str]]] = []
+    matched: set[str] = set()  # their tags
     interrupted = False
     try:
         target = _project(services, project, Action.WRITE)
@@ -1344,6 +1345,7 @@ def import_(
                     if tag in site_tags:
                         item = Item(item.name, item.data, deidentified=True)
                         adopted += 1
+                        matched.add(tag)
                 if item is not None and not item.deidentified and _written_by_radbank(item.data):
                     again += 1
                 if item is not None:
@@ -1383,19 +1385,21 @@ def import_(
         highlight=False,
         markup=False,
     )
-    for name, tags in manifests:
+    if adopted:
         console.print(
-            f"{name}: {adopted} of the files offered were de-identified at the site under "
-            "this project's key and are stored as they are"
-            + (
-                ""
-                if adopted
-                else f" (it lists {len(tags)} file(s), none of them under this project's "
-                "key: the site used another key, so its files were de-identified again)"
-            ),
+            f"{adopted} file(s) de-identified at the site under this project's key (listed in "
+            f"{MANIFEST_NAME}) were stored as the site wrote them",
             highlight=False,
             markup=False,
         )
+    for name, tags in manifests:
+        if tags and not tags & matched:
+            console.print(
+                f"{name}: none of the {len(tags)} file(s) it lists is under this project's "
+                "key (the site used another key), so they were de-identified again",
+                highlight=False,
+                markup=False,
+            )
     if again:
         console.print(
             f"{again} file(s) written by radbank (de-identified already) are not listed in a "
