@@ -23,6 +23,9 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
+# The functions below are copies of radbank.index._attributes as of this revision, not
+# imports: a migration must keep computing what revision 0007 meant when the index code
+# changes later.
 _BATCH = 1000
 _COLUMN_TEXT_MAX = 512
 _PATIENT_NAME, _REFERRING, _ACQUISITION_DATE_TIME = "00100010", "00080090", "0008002A"
