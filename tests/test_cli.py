@@ -793,3 +793,27 @@ def test_files_the_site_tool_wrote_are_stored_as_they_are(tmp_path: Path) -> Non
     assert "2 stored" in foreign.stdout
     assert "none of the 2 file(s) it lists is under this project's key" in foreign.stdout
     assert "2 file(s) written by radbank (de-identified already)" in foreign.stdout
+
+
+def test_pydicom_warnings_name_the_file_and_a_cut_file_is_refused_as_such(
+    tmp_path: Path,
+) -> None:
+    """pydicom's warnings about a file's values name the file, in the summary, instead of
+    pydicom's source line on stderr; a file cut inside its encapsulated pixel data (which
+    pydicom reads as an empty data set) is refused as truncated, not for a missing UID."""
+    data = tmp_path / "data"
+    radbank(data, "project", "create", "w")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(corpus.path("badVR.dcm"), folder / "bad-value.dcm")  # IS of "1A"
+    shutil.copy(corpus.path("emri_small_jpeg_2k_lossless_too_short.dcm"), folder / "cut.dcm")
+    shutil.copy(corpus.path("CT_small.dcm"), folder / "good.dcm")
+    result = radbank(data, "import", str(folder), "--project", "w")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "2 stored, 0 duplicate, 0 quarantined, 1 rejected" in result.stdout
+    assert "UserWarning" not in result.stderr and "pydicom" not in result.stderr
+    assert f"warning: {folder / 'bad-value.dcm'}: Invalid value for VR IS: '1A'" in result.stdout
+    assert f"rejected: {folder / 'cut.dcm'}: truncated or damaged" in result.stdout
+    assert f"warning: {folder / 'cut.dcm'}: End of file reached before delimiter" in result.stdout
+    assert "<no filename>" not in result.stdout
+    assert "good.dcm" not in result.stdout

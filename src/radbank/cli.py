@@ -36,6 +36,7 @@ from radbank.config import Settings
 from radbank.dicom.deid.manifest import MANIFEST_NAME, file_tag, read_tags
 from radbank.dicom.deid.ocr import tesseract_available
 from radbank.dicom.deid.records import IMPLEMENTATION_CLASS_UID
+from radbank.dicom.instance import naming_pydicom_warnings
 from radbank.dose_tool import dose_command
 from radbank.governance import sitekey
 from radbank.governance.audit import Outcome as AuditOutcome
@@ -1322,6 +1323,7 @@ def import_(
     again = 0  # files radbank wrote (de-identified already) without such a tag
     manifests: list[tuple[str, set[str]]] = []
     matched: set[str] = set()  # their tags
+    warned: dict[str, dict[str, None]] = {}  # pydicom's warnings by file, in order, once each
     interrupted = False
     try:
         target = _project(services, project, Action.WRITE)
@@ -1329,7 +1331,14 @@ def import_(
             services.keys.project_key(target)
         except KeyFileError as exc:
             raise _fail(exc) from exc
-        with Inputs(path) as inputs, _progress("importing") as progress, _deferred_sigint() as stop:
+        with (
+            Inputs(path) as inputs,
+            _progress("importing") as progress,
+            _deferred_sigint() as stop,
+            naming_pydicom_warnings(
+                lambda name, text: warned.setdefault(name, {}).update({text: None})
+            ),
+        ):
             sources = list(inputs)
             manifests, sources = _site_manifests(sources, outcomes)
             site_tags = {tag for _, tags in manifests for tag in tags}
@@ -1418,6 +1427,7 @@ def import_(
                 markup=False,
                 soft_wrap=True,
             )
+    _print_warnings(warned)
     if not sources:
         err.print(f"no files found under {shown_name(str(path))}", highlight=False, markup=False)
     if interrupted:
@@ -1478,6 +1488,28 @@ def _site_manifests(
             reason = f"not a manifest of `radbank deid` that can be read ({exc})"
             outcomes.append(Outcome(source.name, Status.REJECTED, f"{source.name}: {reason}"))
     return manifests, rest
+
+
+_WARNINGS_SHOWN = 5  # per file: a damaged file can draw one warning per element
+
+
+def _print_warnings(warned: dict[str, dict[str, None]]) -> None:
+    """pydicom's warnings, by the file they are about: values it could not read as their
+    VR says (kept as sent, but worth telling the sender about)."""
+    for name, texts in warned.items():
+        shown = list(texts)[:_WARNINGS_SHOWN]
+        more = len(texts) - len(shown)
+        for text in shown:
+            console.print(
+                f"  warning: {name}: {text}", highlight=False, markup=False, soft_wrap=True
+            )
+        if more:
+            console.print(
+                f"  warning: {name}: and {more} more warning(s)",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
 
 
 def _written_by_radbank(data: bytes) -> bool:

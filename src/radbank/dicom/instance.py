@@ -17,8 +17,12 @@ encodes the result; identity exists only in the dataset passed in, which it chan
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pydicom
 from pydicom.dataelem import RawDataElement
@@ -32,6 +36,36 @@ from radbank.dicom.deid.ocr import find_burned_in_text
 from radbank.dicom.deid.pixels import PixelRule, apply_pixel_rules
 from radbank.dicom.encode import part10_parts
 from radbank.dicom.quality import BURNED_IN_RISK_SOP_CLASSES
+
+# The received object being worked on, by the name its receiver gave it (a file's path, a
+# STOW-RS part), so that pydicom's warnings about its values can say which object they
+# are about (`naming_pydicom_warnings`).
+object_in_hand: ContextVar[str | None] = ContextVar("object_in_hand", default=None)
+_PYDICOM = str(Path(pydicom.__file__).parent)
+
+
+@contextmanager
+def naming_pydicom_warnings(report: Callable[[str, str], None]) -> Iterator[None]:
+    """Within the block, each warning pydicom gives goes to `report(object, message)`
+    instead of stderr, where it would name pydicom's source line and not the object
+    (`object_in_hand`; "an object" outside one). Other warnings are shown as usual.
+
+    For one-thread programs (the command line): the warnings module's state is global."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if str(filename).startswith(_PYDICOM):
+            # pydicom names the file it reads, which is none here: the bytes were received.
+            text = str(message).replace(" in file <no filename>", "")
+            report(object_in_hand.get() or "an object", text)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        # Each occurrence, not once per source line: two files may have the same fault.
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        yield
 
 
 class Unreadable(ValueError):
@@ -156,7 +190,12 @@ def _check_complete(name: str, dataset: pydicom.Dataset) -> None:
     holds its elements in the order they were read: that one is checked.
     """
     if not dataset:
-        return
+        # pydicom gives up on a data set whose encapsulated pixel data the file cuts short
+        # and returns it empty, with only a warning.
+        raise Unreadable(
+            f"{name}: truncated or damaged: no data element could be read after the file "
+            "meta information; send the complete file"
+        )
     tag = next(reversed(dataset.keys()))
     element = dataset.get_item(tag)
     if (

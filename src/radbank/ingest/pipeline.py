@@ -33,6 +33,7 @@ from radbank.dicom.instance import (
     adopt_deidentified,
     deidentify_instance,
     failure,
+    object_in_hand,
     read_instance,
     uids_as_read,
 )
@@ -204,9 +205,13 @@ class Pipeline:
         batch = PreparedBatch(project)
         subjects = _SubjectCheck(self.index, project)
         for position, item in enumerate(items):
-            result = self._prepare(
-                item, project, setup, subjects, source, received_at, study_instance_uid
-            )
+            naming = object_in_hand.set(item.name)
+            try:
+                result = self._prepare(
+                    item, project, setup, subjects, source, received_at, study_instance_uid
+                )
+            finally:
+                object_in_hand.reset(naming)
             if isinstance(result, Outcome):
                 batch.outcomes.append(result)
                 continue

@@ -527,4 +527,4 @@ def _object_name(dataset: Dataset, sop_instance_uid: str) -> str:
         return f"file {filename}"
     if sop_instance_uid:
         return f"SOP Instance {sop_instance_uid}"
-    return "a DICOM object without file name"
+    return "the object"
