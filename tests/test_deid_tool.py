@@ -611,3 +611,25 @@ def test_project_settings_file_applies_overrides_and_is_part_of_the_run_record(
     settings.write_text('{"profile": "basic", "overrides": {"NoSuchKeyword": "keep"}}')
     invalid = deid(source, tmp_path / "out3", "--settings", settings, "--key-file", key_file)
     assert invalid.returncode == 2 and "NoSuchKeyword" in invalid.stderr
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_pydicom_warnings_name_the_input_on_the_console_and_stay_out_of_the_report(
+    tmp_path: Path, jobs: str
+) -> None:
+    """What pydicom notices about a file's values is said on the console, naming the input
+    (in worker processes too), not as pydicom's source line on stderr; the report, which
+    leaves the site with the output, does not carry it: a warning quotes the value."""
+    source = tmp_path / "in"
+    source.mkdir()
+    # An Integer String of "1A": pydicom warns, quoting the value.
+    shutil.copy(corpus.path("badVR.dcm"), source / "bad-value.dcm")
+    shutil.copy(corpus.path("MR_small.dcm"), source / "good.dcm")
+    result = deid(source, tmp_path / "out", "--key-file", tmp_path / "k", "--jobs", jobs)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "UserWarning" not in result.stderr and "warn_and_log" not in result.stderr
+    assert "warning: bad-value.dcm: Invalid value for VR IS: '1A'" in result.stdout
+    assert "good.dcm" not in result.stdout
+    rows = report(tmp_path / "out")
+    assert {row["status"] for row in rows.values()} == {"written"}
+    assert "Invalid value" not in (tmp_path / "out" / "deid-report.csv").read_text()

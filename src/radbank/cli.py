@@ -36,7 +36,7 @@ from radbank.config import Settings
 from radbank.dicom.deid.manifest import MANIFEST_NAME, file_tag, read_tags
 from radbank.dicom.deid.ocr import tesseract_available
 from radbank.dicom.deid.records import IMPLEMENTATION_CLASS_UID
-from radbank.dicom.instance import naming_pydicom_warnings
+from radbank.dicom.instance import naming_pydicom_warnings, warning_lines
 from radbank.dose_tool import dose_command
 from radbank.governance import sitekey
 from radbank.governance.audit import Outcome as AuditOutcome
@@ -1427,7 +1427,10 @@ def import_(
                 markup=False,
                 soft_wrap=True,
             )
-    _print_warnings(warned)
+    for line in warning_lines(warned):
+        # A warning may quote a value of the file: escaped like names, it cannot drive
+        # the terminal.
+        console.print(shown_name(line), highlight=False, markup=False, soft_wrap=True)
     if not sources:
         err.print(f"no files found under {shown_name(str(path))}", highlight=False, markup=False)
     if interrupted:
@@ -1488,28 +1491,6 @@ def _site_manifests(
             reason = f"not a manifest of `radbank deid` that can be read ({exc})"
             outcomes.append(Outcome(source.name, Status.REJECTED, f"{source.name}: {reason}"))
     return manifests, rest
-
-
-_WARNINGS_SHOWN = 5  # per file: a damaged file can draw one warning per element
-
-
-def _print_warnings(warned: dict[str, dict[str, None]]) -> None:
-    """pydicom's warnings, by the file they are about: values it could not read as their
-    VR says (kept as sent, but worth telling the sender about)."""
-    for name, texts in warned.items():
-        shown = list(texts)[:_WARNINGS_SHOWN]
-        more = len(texts) - len(shown)
-        for text in shown:
-            console.print(
-                f"  warning: {name}: {text}", highlight=False, markup=False, soft_wrap=True
-            )
-        if more:
-            console.print(
-                f"  warning: {name}: and {more} more warning(s)",
-                highlight=False,
-                markup=False,
-                soft_wrap=True,
-            )
 
 
 def _written_by_radbank(data: bytes) -> bool:

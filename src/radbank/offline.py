@@ -61,8 +61,11 @@ from radbank.dicom.instance import (
     Unreadable,
     deidentify_instance,
     failure,
+    naming_pydicom_warnings,
+    object_in_hand,
     read_instance,
     uids_as_read,
+    warning_lines,
 )
 from radbank.governance.sitekey import KeyFileError, load_or_create_key_file
 from radbank.inputs import DICOMDIR_REASON, NotAFile, read_input, shown_name, walk
@@ -132,6 +135,9 @@ class Done:
     row: ReportRow
     temp: str | None = None
     tag: str | None = None  # the written file's tag for the manifest (radbank.dicom.deid.manifest)
+    # pydicom's warnings about the file's values: for the console only, as they may quote
+    # a value of the original; the report leaves the site with the output.
+    warnings: tuple[str, ...] = ()
 
 
 class Refused(RuntimeError):
@@ -144,6 +150,7 @@ class RunSummary:
     processed: int  # files read in this run (not carried over from an earlier one)
     seconds: float
     removed_partials: int
+    warnings: dict[str, tuple[str, ...]] = field(default_factory=dict)  # by input, see Done
 
     @property
     def counts(self) -> Counter[Status]:
@@ -249,6 +256,8 @@ def _print_summary(out: Console, summary: RunSummary, target: Path, *, quiet: bo
     for row in summary.rows:
         if row.status in (Status.REJECTED, Status.QUARANTINED):
             out.print(f"  {row.status.value}: {shown_name(row.input)}: {shown_name(row.reason)}")
+    for line in warning_lines(summary.warnings):
+        out.print(shown_name(line))
 
 
 class _RateColumn(ProgressColumn):
@@ -316,6 +325,7 @@ class Run:
         """Process every input not done by an earlier run; write the report as results come."""
         started = time.monotonic()
         rows: dict[str, ReportRow] = {}
+        warned: dict[str, tuple[str, ...]] = {}
         todo: list[str] = []
         for name in self.inputs:
             carried = _carried_over(self.previous.get(name), self.target)
@@ -335,6 +345,7 @@ class Run:
                 synced = time.monotonic()
                 for batch in results:
                     pending.extend(batch)
+                    warned.update((d.row.input, d.warnings) for d in batch if d.warnings)
                     if len(pending) >= _SYNC_FILES or time.monotonic() - synced >= _SYNC_SECONDS:
                         _publish_all(self.target, pending, report, rows)
                         pending.clear()
@@ -346,7 +357,9 @@ class Run:
             # Everything finished so far is in the report, also after Ctrl-C.
             ordered = [rows[name] for name in self.inputs if name in rows]
             _write_report(self.target, ordered)
-        return RunSummary(ordered, len(todo), time.monotonic() - started, self.removed_partials)
+        return RunSummary(
+            ordered, len(todo), time.monotonic() - started, self.removed_partials, warned
+        )
 
 
 @dataclass(frozen=True)
@@ -870,8 +883,15 @@ class _Worker:
             _advise(self.source_root / name, _read_ahead)
 
     def run(self, name: str) -> Done:
-        outcome = self._process(name)
-        return outcome if isinstance(outcome, Done) else Done(outcome)
+        found: list[str] = []
+        token = object_in_hand.set(name)
+        try:
+            with naming_pydicom_warnings(lambda _name, text: found.append(text)):
+                outcome = self._process(name)
+        finally:
+            object_in_hand.reset(token)
+        done = outcome if isinstance(outcome, Done) else Done(outcome)
+        return replace(done, warnings=tuple(dict.fromkeys(found))) if found else done
 
     def _process(self, name: str) -> Done | ReportRow:
         if PurePosixPath(name).name.upper() == "DICOMDIR":

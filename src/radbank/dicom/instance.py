@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -66,6 +66,21 @@ def naming_pydicom_warnings(report: Callable[[str, str], None]) -> Iterator[None
         warnings.simplefilter("always")
         warnings.showwarning = show
         yield
+
+
+_WARNINGS_SHOWN = 5  # per object: a damaged file can draw one warning per element
+
+
+def warning_lines(warned: Mapping[str, Iterable[str]]) -> Iterator[str]:
+    """Lines for a summary: pydicom's warnings by the object they are about (values it
+    could not read as their VR says, kept as sent but worth telling the sender about), at
+    most a few per object."""
+    for name, texts in warned.items():
+        texts = list(texts)
+        for text in texts[:_WARNINGS_SHOWN]:
+            yield f"  warning: {name}: {text}"
+        if len(texts) > _WARNINGS_SHOWN:
+            yield f"  warning: {name}: and {len(texts) - _WARNINGS_SHOWN} more warning(s)"
 
 
 class Unreadable(ValueError):
