@@ -20,6 +20,7 @@ import numpy as np
 import pydicom
 import pytest
 from dicomweb_client import DICOMwebClient
+from multipart_parts import parts
 from peers.orthanc import OrthancPeer, orthanc_available, orthanc_missing_reason
 
 pytestmark = [
@@ -56,22 +57,6 @@ class Peers:
         return httpx.get(base + path, headers=headers, timeout=60)
 
 
-def _parts(reply: httpx.Response) -> list[tuple[str, bytes]]:
-    """(Content-Type, body) of each part of a multipart/related answer."""
-    _, params = reply.headers["content-type"].split(";", 1)
-    boundary = params.split("boundary=")[1].split(";")[0].strip().strip('"')
-    parts = []
-    for chunk in reply.content.split(b"--" + boundary.encode())[1:-1]:
-        head, _, body = chunk[2:].partition(b"\r\n\r\n")
-        content_type = next(
-            line.split(":", 1)[1].strip()
-            for line in head.decode("latin-1").split("\r\n")
-            if line.lower().startswith("content-type:")
-        )
-        parts.append((content_type, body[:-2]))
-    return parts
-
-
 @pytest.fixture
 def peers(live_node: Any, tmp_path: Path) -> Iterator[Peers]:
     client = DICOMwebClient(url=live_node.dicomweb_url, headers=live_node.headers)
@@ -89,7 +74,7 @@ def peers(live_node: Any, tmp_path: Path) -> Iterator[Peers]:
                     "Accept": f'multipart/related; type="application/dicom"; transfer-syntax={syntax}'
                 },
             )
-            [(_, data)] = _parts(reply)
+            [(_, data)] = parts(reply)
             assert httpx.post(f"{orthanc.base_url}/instances", content=data).status_code == 200
             dataset = pydicom.dcmread(io.BytesIO(data))
             path = url.split("/dicom-web/projects/", 1)[1].split("/", 1)[1]
@@ -99,7 +84,7 @@ def peers(live_node: Any, tmp_path: Path) -> Iterator[Peers]:
 
 def _instance(reply: httpx.Response) -> pydicom.Dataset:
     assert reply.status_code == 200, reply.text[:300]
-    [(_, data)] = _parts(reply)
+    [(_, data)] = parts(reply)
     return pydicom.dcmread(io.BytesIO(data))
 
 
@@ -143,8 +128,8 @@ def test_frames_match_orthanc(peers: Peers) -> None:
         mine = peers.get("radbank", path, accept)
         theirs = peers.get("orthanc", path, accept)
         assert mine.status_code == theirs.status_code == 200, (stored.name, mine.text[:300])
-        assert [body for _, body in _parts(mine)] == [body for _, body in _parts(theirs)]
-        assert {content_type for content_type, _ in _parts(mine)} == {
+        assert [body for _, body in parts(mine)] == [body for _, body in parts(theirs)]
+        assert {content_type for content_type, _ in parts(mine)} == {
             f"application/octet-stream; transfer-syntax={EXPLICIT_LE}"
         }
 
@@ -164,6 +149,6 @@ def test_metadata_matches_orthanc(peers: Peers) -> None:
             f"{stored.path}/frames/" + ",".join(str(n + 1) for n in range(stored.frames)),
             'multipart/related; type="application/octet-stream"',
         )
-        assert [body for _, body in _parts(bulk)] == [
-            b"".join(body for _, body in _parts(frames))
-        ], stored.name
+        assert [body for _, body in parts(bulk)] == [b"".join(body for _, body in parts(frames))], (
+            stored.name
+        )

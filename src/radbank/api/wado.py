@@ -19,7 +19,14 @@ from radbank.api.multipart import new_boundary, write_parts
 from radbank.api.urls import instance_url
 from radbank.dicom.byteorder import swap_byte_order
 from radbank.dicom.dataset_json import metadata_json
-from radbank.dicom.frames import UNCOMPRESSED, FrameError, extract_frames, frame_media_type
+from radbank.dicom.decompression import can_decode, decompress
+from radbank.dicom.frames import (
+    UNCOMPRESSED,
+    FrameError,
+    decoded_frames,
+    extract_frames,
+    frame_media_type,
+)
 from radbank.index import InstanceRecord, Project
 from radbank.store import BlobStore
 
@@ -73,14 +80,19 @@ def _syntax_to_send(stored: str, asked: str | None) -> str | None:
 
     Without a parameter the default is Explicit VR Little Endian (PS3.18 Table 8.7.3-2),
     and '*' leaves the choice to the server; Implicit VR Little Endian and Big Endian are
-    not for web services (PS3.18 8.7.3), so both send those two converted. Compressed
-    instances, which radbank cannot decompress, are sent as stored unless another syntax
-    was named."""
-    if asked in (None, "*"):
-        if stored in (_IMPLICIT_LE, _BIG_ENDIAN) or (asked is None and stored in UNCOMPRESSED):
-            return _EXPLICIT_LE
-        return stored
+    not for web services (PS3.18 8.7.3), so both send those two converted. A compressed
+    instance is decoded for Explicit VR Little Endian, asked for or by default, when a
+    decoder for its transfer syntax is installed (radbank.dicom.decompression); without
+    one the default sends it as stored and an explicit request cannot be met. '*' sends
+    compressed instances as stored."""
+    decodable = stored in UNCOMPRESSED or can_decode(stored)
+    if asked == "*":
+        return _EXPLICIT_LE if stored in (_IMPLICIT_LE, _BIG_ENDIAN) else stored
+    if asked is None:
+        return _EXPLICIT_LE if decodable else stored
     if asked == stored or (asked in UNCOMPRESSED and stored in UNCOMPRESSED):
+        return asked
+    if asked == _EXPLICIT_LE and decodable:
         return asked
     return None
 
@@ -141,8 +153,11 @@ def _transcoded(
 ) -> tuple[dict[str, str], Iterator[bytes]]:
     """A part of the instance in `syntax`; as stored (its part saying so, as PS3.18 8.7.3.4
     has each part name its transfer syntax) when a value of it cannot be converted (an IS
-    of "inf", an FD of 4 bytes): the answer's status is sent before the parts are made, so
-    failing here would cut it off."""
+    of "inf", an FD of 4 bytes) or its compressed pixel data cannot be decoded although a
+    decoder for its transfer syntax is installed (12-bit JPEG Extended, a damaged
+    codestream): the answer's status is sent before the parts are made, so failing here
+    would cut it off. The instance is converted here, in the thread that streams the
+    answer, one instance at a time."""
     data = store.get(record.blob_key)
     try:
         converted = _transcode(data, syntax)
@@ -152,7 +167,7 @@ def _transcoded(
             record.sop_instance_uid,
             syntax,
             type(exc).__name__,
-            str(exc)[:200],
+            str(exc)[:400],
         )
         content_type = f"application/dicom; transfer-syntax={record.transfer_syntax_uid}"
         return {"Content-Type": content_type}, iter([data])
@@ -161,9 +176,11 @@ def _transcoded(
 
 def _transcode(data: bytes, syntax: str) -> bytes:
     dataset = pydicom.dcmread(io.BytesIO(data))
-    stored_big_endian = dataset.file_meta.TransferSyntaxUID == _BIG_ENDIAN
-    if stored_big_endian != (syntax == _BIG_ENDIAN):
-        swap_byte_order(dataset, is_little_endian=not stored_big_endian)
+    stored = dataset.file_meta.TransferSyntaxUID
+    if stored not in UNCOMPRESSED:
+        decompress(dataset)
+    elif (stored == _BIG_ENDIAN) != (syntax == _BIG_ENDIAN):
+        swap_byte_order(dataset, is_little_endian=stored != _BIG_ENDIAN)
     dataset.file_meta.TransferSyntaxUID = syntax
     out = io.BytesIO()
     pydicom.dcmwrite(out, dataset, enforce_file_format=True)
@@ -252,35 +269,54 @@ def retrieve_frames(
     ranges = acceptable_multipart(
         request.headers.get("accept"), tuple(dict.fromkeys((native, "application/octet-stream")))
     )
-    # transfer-syntax=* means "as stored", whatever part type was named: OHIF asks for
-    # application/octet-stream with * and decodes the compressed frames it gets. Native
-    # frames are sent as Explicit VR Little Endian, those stored as Big Endian swapped.
-    servable = [
-        part_type
-        for part_type, syntax in ranges
-        if syntax == "*"
-        or (part_type == native and syntax in (None, stored))
-        or (stored in UNCOMPRESSED and syntax == _EXPLICIT_LE)
-    ]
-    if not servable:
+    decodable = stored not in UNCOMPRESSED and can_decode(stored)
+    # For each range that can be served, in the client's order: whether the frames go
+    # decoded. application/octet-stream without a transfer syntax, or with Explicit VR
+    # Little Endian, is native frames (PS3.18 Table 8.7.3-2), those of a compressed
+    # instance decoded. transfer-syntax=* means "as stored", whatever part type was named:
+    # OHIF asks for application/octet-stream with * and decodes the compressed frames it
+    # gets. Native frames are sent as Explicit VR Little Endian, Big Endian ones swapped.
+    forms: list[bool] = []
+    for part_type, syntax in ranges:
+        if decodable and part_type == "application/octet-stream" and syntax in (None, _EXPLICIT_LE):
+            forms.append(True)
+        elif (
+            syntax == "*"
+            or (part_type == native and syntax in (None, stored))
+            or (stored in UNCOMPRESSED and syntax == _EXPLICIT_LE)
+        ):
+            forms.append(False)
+    if not forms:
+        decoded_too = 'type="application/octet-stream" for them decoded, or ' if decodable else ""
         raise HTTPException(
             406,
             f"frames of instance {sop} are stored as {stored} ({native}); ask for "
-            f'multipart/related; type="{native}"; transfer-syntax=*',
+            f'multipart/related; {decoded_too}type="{native}"; transfer-syntax=*',
         )
-    part_type = servable[0]
-    try:
-        payload = extract_frames(_read(request, record), numbers)
-    except FrameError as exc:
-        status = 404 if exc.missing else 406
-        raise HTTPException(status, str(exc)) from exc
-    syntax_out = _EXPLICIT_LE if stored in UNCOMPRESSED else stored
-    part_type = native if stored not in UNCOMPRESSED else part_type
-    parts = (
-        ({"Content-Type": f"{part_type}; transfer-syntax={syntax_out}"}, iter([frame]))
-        for frame in payload
+    dataset = _read(request, record)
+    failure: FrameError | None = None
+    # A range whose frames cannot be made (a decoder refusing the object) gives way to
+    # the next one the client accepts (PS3.18 8.7.8); this is decided before the answer
+    # starts, so a failure of the last one is a 406 that says why.
+    for decode in dict.fromkeys(forms):
+        try:
+            payload = (decoded_frames if decode else extract_frames)(dataset, numbers)
+        except FrameError as exc:
+            if exc.missing:
+                raise HTTPException(404, str(exc)) from exc
+            failure = exc
+            continue
+        syntax_out = _EXPLICIT_LE if decode or stored in UNCOMPRESSED else stored
+        part_type = "application/octet-stream" if syntax_out == _EXPLICIT_LE else native
+        parts = (
+            ({"Content-Type": f"{part_type}; transfer-syntax={syntax_out}"}, iter([frame]))
+            for frame in payload
+        )
+        return _multipart(parts, part_type)
+    as_stored = (
+        f'; ask for multipart/related; type="{native}"; transfer-syntax=* to have them as stored'
     )
-    return _multipart(parts, part_type)
+    raise HTTPException(406, f"{failure}{as_stored if all(forms) else ''}")
 
 
 @router.get(

@@ -1,11 +1,13 @@
 """Frames of pixel data (PS3.18 WADO-RS frames): native frames by offset, encapsulated by
-fragment, and the media types of compressed transfer syntaxes."""
+fragment or decoded to native, and the media types of compressed transfer syntaxes."""
 
 from __future__ import annotations
 
 import pydicom
 from pydicom.encaps import generate_frames
 from pydicom.uid import UID
+
+from radbank.dicom.decompression import DecodeError, decode_frames
 
 UNCOMPRESSED = frozenset(
     {
@@ -60,18 +62,7 @@ def frame_media_type(transfer_syntax_uid: str) -> str:
 
 def extract_frames(dataset: pydicom.Dataset, numbers: list[int]) -> list[bytes]:
     """The requested frames (1-based) of the data set's pixel data, as stored."""
-    if "PixelData" not in dataset:
-        raise FrameError(
-            f"instance {dataset.get('SOPInstanceUID', '')} has no pixel data", missing=True
-        )
-    total = number_of_frames(dataset)
-    for number in numbers:
-        if number < 1 or number > total:
-            raise FrameError(
-                f"frame {number} does not exist; instance {dataset.get('SOPInstanceUID', '')} "
-                f"has {total} frame(s)",
-                missing=True,
-            )
+    total = _check_numbers(dataset, numbers)
     syntax = UID(dataset.file_meta.TransferSyntaxUID)
     pixel_data = dataset.PixelData
     uid = dataset.get("SOPInstanceUID", "")
@@ -112,3 +103,33 @@ def extract_frames(dataset: pydicom.Dataset, numbers: list[int]) -> list[bytes]:
     # holds it once, not thousands of times over.
     cut = {n: bytes(pixel_data[(n - 1) * size : n * size]) for n in dict.fromkeys(numbers)}
     return [cut[n] for n in numbers]
+
+
+def decoded_frames(dataset: pydicom.Dataset, numbers: list[int]) -> list[bytes]:
+    """The requested frames (1-based) of the data set's encapsulated pixel data, decoded to
+    the native bytes Explicit VR Little Endian holds (radbank.dicom.decompression); each
+    distinct frame is decoded once, and only the frames asked for."""
+    _check_numbers(dataset, numbers)
+    distinct = list(dict.fromkeys(numbers))
+    try:
+        decoded = decode_frames(dataset, [n - 1 for n in distinct])
+    except DecodeError as exc:
+        raise FrameError(str(exc)) from exc
+    by_number = dict(zip(distinct, decoded, strict=True))
+    return [by_number[n] for n in numbers]
+
+
+def _check_numbers(dataset: pydicom.Dataset, numbers: list[int]) -> int:
+    """The data set's number of frames, after checking that it has pixel data with every
+    frame asked for."""
+    uid = dataset.get("SOPInstanceUID", "")
+    if "PixelData" not in dataset:
+        raise FrameError(f"instance {uid} has no pixel data", missing=True)
+    total = number_of_frames(dataset)
+    for number in numbers:
+        if number < 1 or number > total:
+            raise FrameError(
+                f"frame {number} does not exist; instance {uid} has {total} frame(s)",
+                missing=True,
+            )
+    return total

@@ -399,7 +399,7 @@ def _blank_encapsulated(dataset: Dataset, rule: PixelRule, transfer_syntax: UID)
     dtype = np.dtype(f"<{kind}{layout.bits_allocated // 8}")
     frames = np.stack([array.astype(dtype, copy=False) for array, _ in decoded])
     _blank_frames(frames.reshape(_shape(layout)), layout, dataset, rule)
-    lossy_method = _lossy_method(dataset, transfer_syntax)
+    lossy_method = lossy_compression_method(dataset, transfer_syntax)
 
     data = frames.tobytes()
     element = dataset["PixelData"]
@@ -490,7 +490,7 @@ def _darkest_palette_index(dataset: Dataset, lowest: int, highest: int) -> int:
     return int(indices[np.argmin(colours.sum(axis=-1))])
 
 
-def _lossy_method(dataset: Dataset, transfer_syntax: UID) -> str | None:
+def lossy_compression_method(dataset: Dataset, transfer_syntax: UID) -> str | None:
     """CID 7013 method when the encapsulated pixel data was lossy compressed, else None."""
     if transfer_syntax in _LOSSY_METHODS:
         return _LOSSY_METHODS[transfer_syntax]

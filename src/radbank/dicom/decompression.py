@@ -1,0 +1,150 @@
+"""Encapsulated (compressed) pixel data decoded to native pixel data, as Explicit VR Little
+Endian holds it: whole instances (`decompress`) and chosen frames (`decode_frames`).
+
+Decoding uses pydicom's decoders with the plugins installed here: pydicom's own RLE
+decoder, Pillow (8-bit JPEG, JPEG 2000) and python-gdcm (JPEG Lossless, JPEG-LS, 16-bit
+JPEG 2000). 12-bit JPEG Extended has no decoder here (pydicom's only one for it,
+pylibjpeg-libjpeg, is GPL-licensed); neither have video and HTJ2K. Decoded frames hold every
+sample of every pixel, interleaved (Planar Configuration 0), with YCbCr converted to RGB
+as pydicom converts it; Orthanc (DCMTK) sends the same values. What cannot be decoded
+raises DecodeError naming the instance, its transfer syntax and why. Pure functions on a
+pydicom Dataset, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.pixels import get_decoder
+from pydicom.pixels.utils import get_nr_frames
+from pydicom.uid import UID, ExplicitVRLittleEndian
+from pydicom.valuerep import VR
+
+# The lossy transfer syntaxes, and JPEG 2000 by its wavelet, are told apart in one place:
+# the pixel rules mark what they decode the same way.
+from radbank.dicom.deid.pixels import lossy_compression_method
+
+__all__ = ["DecodeError", "can_decode", "decode_frames", "decompress"]
+
+# PS3.5 7.1.1: a value's length is a 32-bit even number below FFFFFFFFH (undefined length).
+_MAX_VALUE_LENGTH = 0xFFFFFFFE
+
+
+class DecodeError(ValueError):
+    """Pixel data that cannot be decoded here; the message names the instance, its
+    transfer syntax and why."""
+
+
+@cache
+def can_decode(transfer_syntax_uid: str) -> bool:
+    """Whether a decoder for pixel data encapsulated in this transfer syntax is installed.
+
+    A decoder can still refuse a particular object: 12-bit JPEG Extended (the Pillow and
+    GDCM plugins decode 8-bit JPEG only) or a damaged codestream fail in `decode_frames`.
+    """
+    try:
+        return bool(get_decoder(UID(transfer_syntax_uid)).is_available)
+    except NotImplementedError:
+        return False
+
+
+def decode_frames(dataset: Dataset, indices: Sequence[int]) -> list[bytes]:
+    """The frames at `indices` (0-based) of the data set's encapsulated pixel data, each
+    decoded on its own and as the bytes Explicit VR Little Endian holds it: BitsAllocated
+    per sample, little endian, samples interleaved, YCbCr as RGB.
+
+    Raises DecodeError."""
+    return [data for data, _ in _decoded(dataset, indices)] if indices else []
+
+
+def decompress(dataset: Dataset) -> None:
+    """Decode the data set's encapsulated pixel data in place and make it an Explicit VR
+    Little Endian data set: Pixel Data native (OB for 8 bits allocated, OW above),
+    Photometric Interpretation and Planar Configuration as decoded (YBR_FULL_422 JPEG
+    becomes RGB, 0), the offset tables of the fragments dropped. A source compressed with
+    a lossy method that did not say so gets LossyImageCompression 01 with its method
+    (PS3.3 C.7.6.1.1.5: once decoded, the transfer syntax no longer tells), as DCMTK does.
+    The SOP Instance UID is kept: this is the same instance in another transfer syntax.
+
+    Raises DecodeError; the data set is unchanged then."""
+    if "PixelData" not in dataset:
+        dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        return
+    syntax = UID(dataset.file_meta.TransferSyntaxUID)
+    try:
+        total = get_nr_frames(dataset, warn=False)
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"{_where(dataset)} has no usable NumberOfFrames ({exc})") from None
+    decoded = _decoded(dataset, range(total))
+    pixel_data = b"".join(data for data, _ in decoded)
+    meta = decoded[0][1]
+    lossy_method = lossy_compression_method(dataset, syntax)
+
+    element = dataset["PixelData"]
+    element.value = pixel_data + b"\0" * (len(pixel_data) % 2)
+    element.VR = VR.OB if int(meta["bits_allocated"]) <= 8 else VR.OW
+    element.is_undefined_length = False
+    dataset.PhotometricInterpretation = str(meta["photometric_interpretation"])
+    if int(meta["samples_per_pixel"]) > 1:
+        dataset.PlanarConfiguration = 0
+    if "NumberOfFrames" in dataset or total > 1:
+        dataset.NumberOfFrames = total
+    for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
+        if keyword in dataset:
+            del dataset[keyword]
+    if lossy_method is not None and str(dataset.get("LossyImageCompression", "")) != "01":
+        dataset.LossyImageCompression = "01"
+        if "LossyImageCompressionMethod" not in dataset:
+            dataset.LossyImageCompressionMethod = lossy_method
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+
+
+def _decoded(dataset: Dataset, indices: Sequence[int]) -> list[tuple[bytes, dict[str, Any]]]:
+    """(native bytes, pydicom's image pixel properties after decoding) of each frame."""
+    syntax = UID(dataset.file_meta.TransferSyntaxUID)
+    if not can_decode(syntax):
+        raise DecodeError(f"{_where(dataset)}: no decoder for this transfer syntax is installed")
+    try:
+        frame_bytes = (
+            int(dataset.Rows)
+            * int(dataset.Columns)
+            * int(dataset.get("SamplesPerPixel", 1) or 1)
+            * int(dataset.BitsAllocated)
+            // 8
+        )
+    except (AttributeError, TypeError, ValueError):
+        raise DecodeError(
+            f"{_where(dataset)} lacks the Rows, Columns or BitsAllocated its pixels are decoded to"
+        ) from None
+    # Checked before decoding: the header alone sets how much memory decoding takes.
+    if frame_bytes * len(indices) > _MAX_VALUE_LENGTH:
+        raise DecodeError(
+            f"{_where(dataset)}: {len(indices)} frame(s) of {frame_bytes} bytes decoded are "
+            "more than one DICOM value can hold"
+        )
+    try:
+        frames = []
+        for array, meta in get_decoder(syntax).iter_array(dataset, indices=indices, as_rgb=True):
+            bits_allocated = int(meta["bits_allocated"])
+            if bits_allocated % 8:
+                raise ValueError(f"{bits_allocated} bits allocated are not whole bytes")
+            kind = "i" if int(meta["pixel_representation"]) == 1 else "u"
+            dtype = np.dtype(f"<{kind}{bits_allocated // 8}")
+            frames.append((array.astype(dtype, copy=False).tobytes(), meta))
+    except Exception as exc:  # noqa: BLE001 - every decoder plugin fails in its own way
+        # pydicom lists each plugin's refusal on a line of its own.
+        reason = " ".join(str(exc).split())[:400]
+        raise DecodeError(f"{_where(dataset)} cannot be decoded here: {reason}") from None
+    return frames
+
+
+def _where(dataset: Dataset) -> str:
+    syntax = UID(dataset.file_meta.TransferSyntaxUID)
+    return (
+        f"the pixel data of instance {dataset.get('SOPInstanceUID', '')} in transfer "
+        f"syntax {syntax.name} ({syntax})"
+    )
