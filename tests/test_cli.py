@@ -812,7 +812,10 @@ def test_pydicom_warnings_name_the_file_and_a_cut_file_is_refused_as_such(
     assert result.returncode == 1, result.stdout + result.stderr
     assert "2 stored, 0 duplicate, 0 quarantined, 1 rejected" in result.stdout
     assert "UserWarning" not in result.stderr and "warn_and_log" not in result.stderr
-    assert f"warning: {folder / 'bad-value.dcm'}: Invalid value for VR IS: '1A'" in result.stdout
+    assert (
+        f"warning: {folder / 'bad-value.dcm'}: Invalid value for VR IS: (value withheld)"
+        in result.stdout
+    )
     assert f"rejected: {folder / 'cut.dcm'}: truncated or damaged" in result.stdout
     assert f"warning: {folder / 'cut.dcm'}: End of file reached before delimiter" in result.stdout
     assert "<no filename>" not in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 from radbank.analytics.dose import DoseAnalytics
 from radbank.config import Settings
 from radbank.consents import Consents
+from radbank.dicom.instance import log_pydicom_warnings
 from radbank.governance import keys as keyfile
 from radbank.governance.audit import AuditTrail
 from radbank.governance.identities import Identities
@@ -130,4 +132,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for worker processes: Settings come from RADBANK_* variables."""
+    log_pydicom_warnings(logging.getLogger("radbank.ingest"))
     return create_app(Settings())

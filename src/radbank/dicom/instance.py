@@ -17,6 +17,8 @@ encodes the result; identity exists only in the dataset passed in, which it chan
 from __future__ import annotations
 
 import io
+import logging
+import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
+from pydicom.datadict import DicomDictionary
 from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -66,6 +69,48 @@ def naming_pydicom_warnings(report: Callable[[str, str], None]) -> Iterator[None
         warnings.simplefilter("always")
         warnings.showwarning = show
         yield
+
+
+# A value pydicom quotes in a warning (repr of a str or bytes; not an apostrophe inside a
+# word): a date, a number, a UID of the original object. Kept only when it is a code (a
+# VR, a Photometric Interpretation) or the name or keyword of an attribute.
+_QUOTED = re.compile(r"(?<![A-Za-z])b?(?:'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*")')
+_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,15}")
+_ATTRIBUTE_NAMES = frozenset(
+    name for entry in DicomDictionary.values() for name in (entry[2], entry[4]) if name
+)
+_SEE_PART5 = re.compile(r"\s*Please see <[^>]*> for allowed values for each VR\.?")
+
+
+def withheld(text: str) -> str:
+    """A pydicom warning without the values of the object it quotes, which may identify
+    the patient (a date, an age) and must not reach a log or another person."""
+
+    def value(match: re.Match[str]) -> str:
+        quoted = match.group()
+        inner = quoted[2:-1] if quoted.startswith("b") else quoted[1:-1]
+        kept = _CODE.fullmatch(inner) or inner in _ATTRIBUTE_NAMES
+        return quoted if kept else "(value withheld)"
+
+    return _QUOTED.sub(value, _SEE_PART5.sub("", text))
+
+
+def log_pydicom_warnings(log: logging.Logger) -> None:
+    """For the server's processes: each warning pydicom gives goes to `log`, naming the
+    object in hand (`object_in_hand`) and withholding the values it quotes, instead of
+    stderr with pydicom's source line and the values of received, identified objects.
+    Once per process; the warnings module's own filters still apply (a warning of one
+    source line is shown once)."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if str(filename).startswith(_PYDICOM):
+            text = withheld(str(message).replace(" in file <no filename>", ""))
+            log.warning("%s: %s", object_in_hand.get() or "an object", text)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 _WARNINGS_SHOWN = 5  # per object: a damaged file can draw one warning per element
