@@ -21,17 +21,43 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import get_decoder
 from pydicom.pixels.utils import get_nr_frames
-from pydicom.uid import UID, ExplicitVRLittleEndian
+from pydicom.uid import (
+    HTJ2K,
+    JPEG2000,
+    JPEG2000MC,
+    UID,
+    ExplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLSNearLossless,
+)
 from pydicom.valuerep import VR
 
-# The lossy transfer syntaxes, and JPEG 2000 by its wavelet, are told apart in one place:
-# the pixel rules mark what they decode the same way.
-from radbank.dicom.deid.pixels import lossy_compression_method
-
-__all__ = ["DecodeError", "can_decode", "decode_frames", "decompress"]
+__all__ = [
+    "DecodeError",
+    "can_decode",
+    "decode_frames",
+    "decompress",
+    "lossy_compression_method",
+    "store_native",
+]
 
 # PS3.5 7.1.1: a value's length is a 32-bit even number below FFFFFFFFH (undefined length).
 _MAX_VALUE_LENGTH = 0xFFFFFFFE
+
+
+# Transfer syntaxes that are always lossy, with their LossyImageCompressionMethod (CID 7013).
+_LOSSY_METHODS: dict[str, str] = {
+    JPEGBaseline8Bit: "ISO_10918_1",
+    JPEGExtended12Bit: "ISO_10918_1",
+    JPEGLSNearLossless: "ISO_14495_1",
+}
+# Transfer syntaxes that allow either; the codestream's COD segment says which was used.
+_J2K_METHODS: dict[str, str] = {
+    JPEG2000: "ISO_15444_1",
+    JPEG2000MC: "ISO_15444_2",
+    HTJ2K: "ISO_15444_15",
+}
 
 
 class DecodeError(ValueError):
@@ -74,7 +100,6 @@ def decompress(dataset: Dataset) -> None:
     if "PixelData" not in dataset:
         dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         return
-    syntax = UID(dataset.file_meta.TransferSyntaxUID)
     try:
         total = get_nr_frames(dataset, warn=False)
     except (TypeError, ValueError) as exc:
@@ -82,21 +107,45 @@ def decompress(dataset: Dataset) -> None:
     decoded = _decoded(dataset, range(total))
     pixel_data = b"".join(data for data, _ in decoded)
     meta = decoded[0][1]
-    lossy_method = lossy_compression_method(dataset, syntax)
+    store_native(
+        dataset,
+        pixel_data,
+        bits_allocated=int(meta["bits_allocated"]),
+        photometric=str(meta["photometric_interpretation"]),
+        samples=int(meta["samples_per_pixel"]),
+        frames=total,
+    )
 
+
+def store_native(
+    dataset: Dataset,
+    data: bytes,
+    *,
+    bits_allocated: int,
+    photometric: str,
+    samples: int,
+    frames: int,
+) -> None:
+    """Put decoded pixel `data` (interleaved samples, little endian) in place of the data
+    set's encapsulated Pixel Data, with the attributes that describe it, and make its
+    transfer syntax Explicit VR Little Endian."""
+    lossy_method = lossy_compression_method(dataset, UID(dataset.file_meta.TransferSyntaxUID))
     element = dataset["PixelData"]
-    element.value = pixel_data + b"\0" * (len(pixel_data) % 2)
-    element.VR = VR.OB if int(meta["bits_allocated"]) <= 8 else VR.OW
+    element.value = data + b"\0" * (len(data) % 2)
+    element.VR = VR.OB if bits_allocated <= 8 else VR.OW
     element.is_undefined_length = False
-    dataset.PhotometricInterpretation = str(meta["photometric_interpretation"])
-    if int(meta["samples_per_pixel"]) > 1:
+    dataset.PhotometricInterpretation = photometric
+    if samples > 1:
         dataset.PlanarConfiguration = 0
-    if "NumberOfFrames" in dataset or total > 1:
-        dataset.NumberOfFrames = total
+    if "NumberOfFrames" in dataset or frames > 1:
+        dataset.NumberOfFrames = frames
+    # The offset tables index the compressed fragments, which are gone.
     for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
         if keyword in dataset:
             del dataset[keyword]
     if lossy_method is not None and str(dataset.get("LossyImageCompression", "")) != "01":
+        # Once native, the transfer syntax no longer tells that the pixels went through
+        # lossy compression; PS3.3 C.7.6.1.1.5 requires saying so here.
         dataset.LossyImageCompression = "01"
         if "LossyImageCompressionMethod" not in dataset:
             dataset.LossyImageCompressionMethod = lossy_method
@@ -148,3 +197,35 @@ def _where(dataset: Dataset) -> str:
         f"the pixel data of instance {dataset.get('SOPInstanceUID', '')} in transfer "
         f"syntax {syntax.name} ({syntax})"
     )
+
+
+def lossy_compression_method(dataset: Dataset, transfer_syntax: UID) -> str | None:
+    """CID 7013 method when the encapsulated pixel data was lossy compressed, else None."""
+    if transfer_syntax in _LOSSY_METHODS:
+        return _LOSSY_METHODS[transfer_syntax]
+    if transfer_syntax in _J2K_METHODS and not _j2k_reversible(dataset):
+        return _J2K_METHODS[transfer_syntax]
+    return None
+
+
+def _j2k_reversible(dataset: Dataset) -> bool:
+    """Whether the first JPEG 2000 codestream uses the reversible 5/3 wavelet (lossless).
+
+    Reads the COD marker segment of the main header (ISO 15444-1 A.6.1). A codestream that
+    cannot be parsed counts as irreversible, so the image is marked lossy rather than not.
+    """
+    data = bytes(dataset.PixelData[:65536])
+    position = data.find(b"\xff\x4f\xff\x51")  # SOC then SIZ
+    if position < 0:
+        return False
+    position += 2
+    while position + 4 <= len(data):
+        marker = data[position : position + 2]
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker == b"\xff\x52":  # COD: Lcod, Scod, SGcod (4 bytes), then SPcod
+            transformation = position + 2 + 2 + 1 + 4 + 4
+            return transformation < len(data) and data[transformation] == 1
+        if marker == b"\xff\x90" or length < 2:  # first tile: the main header has ended
+            return False
+        position += 2 + length
+    return False

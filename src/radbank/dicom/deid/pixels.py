@@ -31,18 +31,12 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, get_decoder
 from pydicom.uid import (
-    HTJ2K,
-    JPEG2000,
-    JPEG2000MC,
     UID,
     ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLSNearLossless,
 )
 from pydicom.valuerep import VR
 
+from radbank.dicom.decompression import store_native
 from radbank.dicom.uids import is_valid_uid
 
 __all__ = ["PixelRule", "apply_pixel_rules", "matching_rule", "parse_pixel_rules"]
@@ -52,18 +46,6 @@ Rectangle = tuple[int, int, int, int]
 # Rows and Columns are US (unsigned 16-bit) attributes.
 _MAX_DIMENSION = 65535
 
-# Transfer syntaxes that are always lossy, with their LossyImageCompressionMethod (CID 7013).
-_LOSSY_METHODS: dict[str, str] = {
-    JPEGBaseline8Bit: "ISO_10918_1",
-    JPEGExtended12Bit: "ISO_10918_1",
-    JPEGLSNearLossless: "ISO_14495_1",
-}
-# Transfer syntaxes that allow either; the codestream's COD segment says which was used.
-_J2K_METHODS: dict[str, str] = {
-    JPEG2000: "ISO_15444_1",
-    JPEG2000MC: "ISO_15444_2",
-    HTJ2K: "ISO_15444_15",
-}
 _ITEM_TAG = b"\xfe\xff\x00\xe0"
 
 
@@ -399,29 +381,14 @@ def _blank_encapsulated(dataset: Dataset, rule: PixelRule, transfer_syntax: UID)
     dtype = np.dtype(f"<{kind}{layout.bits_allocated // 8}")
     frames = np.stack([array.astype(dtype, copy=False) for array, _ in decoded])
     _blank_frames(frames.reshape(_shape(layout)), layout, dataset, rule)
-    lossy_method = lossy_compression_method(dataset, transfer_syntax)
-
-    data = frames.tobytes()
-    element = dataset["PixelData"]
-    element.value = data + b"\0" * (len(data) % 2)
-    element.VR = VR.OB if layout.bits_allocated <= 8 else VR.OW
-    element.is_undefined_length = False
-    dataset.PhotometricInterpretation = layout.photometric
-    if layout.samples > 1:
-        dataset.PlanarConfiguration = 0
-    if "NumberOfFrames" in dataset or layout.frames > 1:
-        dataset.NumberOfFrames = layout.frames
-    # The offset tables index the compressed fragments, which are gone.
-    for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
-        if keyword in dataset:
-            del dataset[keyword]
-    if lossy_method is not None and str(dataset.get("LossyImageCompression", "")) != "01":
-        # Once stored native, the transfer syntax no longer tells that the pixels went
-        # through lossy compression; PS3.3 C.7.6.1.1.5 requires saying so here.
-        dataset.LossyImageCompression = "01"
-        if "LossyImageCompressionMethod" not in dataset:
-            dataset.LossyImageCompressionMethod = lossy_method
-    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    store_native(
+        dataset,
+        frames.tobytes(),
+        bits_allocated=layout.bits_allocated,
+        photometric=layout.photometric,
+        samples=layout.samples,
+        frames=layout.frames,
+    )
 
 
 def _shape(layout: _Layout) -> tuple[int, ...]:
@@ -488,38 +455,6 @@ def _darkest_palette_index(dataset: Dataset, lowest: int, highest: int) -> int:
     except Exception as exc:  # noqa: BLE001 - a malformed palette fails in pydicom
         raise ValueError(f"its palette colour lookup table cannot be read ({exc})") from None
     return int(indices[np.argmin(colours.sum(axis=-1))])
-
-
-def lossy_compression_method(dataset: Dataset, transfer_syntax: UID) -> str | None:
-    """CID 7013 method when the encapsulated pixel data was lossy compressed, else None."""
-    if transfer_syntax in _LOSSY_METHODS:
-        return _LOSSY_METHODS[transfer_syntax]
-    if transfer_syntax in _J2K_METHODS and not _j2k_reversible(dataset):
-        return _J2K_METHODS[transfer_syntax]
-    return None
-
-
-def _j2k_reversible(dataset: Dataset) -> bool:
-    """Whether the first JPEG 2000 codestream uses the reversible 5/3 wavelet (lossless).
-
-    Reads the COD marker segment of the main header (ISO 15444-1 A.6.1). A codestream that
-    cannot be parsed counts as irreversible, so the image is marked lossy rather than not.
-    """
-    data = bytes(dataset.PixelData[:65536])
-    position = data.find(b"\xff\x4f\xff\x51")  # SOC then SIZ
-    if position < 0:
-        return False
-    position += 2
-    while position + 4 <= len(data):
-        marker = data[position : position + 2]
-        length = int.from_bytes(data[position + 2 : position + 4], "big")
-        if marker == b"\xff\x52":  # COD: Lcod, Scod, SGcod (4 bytes), then SPcod
-            transformation = position + 2 + 2 + 1 + 4 + 4
-            return transformation < len(data) and data[transformation] == 1
-        if marker == b"\xff\x90" or length < 2:  # first tile: the main header has ended
-            return False
-        position += 2 + length
-    return False
 
 
 def _swap_pairs(buffer: bytearray) -> None:
