@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from radbank.analytics.dose import DoseAnalytics
 from radbank.config import Settings
 from radbank.consents import Consents
-from radbank.dicom.instance import log_pydicom_warnings
+from radbank.dicom.pydicom_warnings import log_pydicom_warnings
 from radbank.governance import keys as keyfile
 from radbank.governance.audit import AuditTrail
 from radbank.governance.identities import Identities

@@ -36,7 +36,7 @@ from radbank.config import Settings
 from radbank.dicom.deid.manifest import MANIFEST_NAME, file_tag, read_tags
 from radbank.dicom.deid.ocr import tesseract_available
 from radbank.dicom.deid.records import IMPLEMENTATION_CLASS_UID
-from radbank.dicom.instance import naming_pydicom_warnings, warning_lines, withheld
+from radbank.dicom.pydicom_warnings import naming_pydicom_warnings, warning_lines, withheld
 from radbank.dose_tool import dose_command
 from radbank.governance import sitekey
 from radbank.governance.audit import Outcome as AuditOutcome

@@ -61,12 +61,10 @@ from radbank.dicom.instance import (
     Unreadable,
     deidentify_instance,
     failure,
-    naming_pydicom_warnings,
-    object_in_hand,
     read_instance,
     uids_as_read,
-    warning_lines,
 )
+from radbank.dicom.pydicom_warnings import naming_pydicom_warnings, object_in_hand, warning_lines
 from radbank.governance.sitekey import KeyFileError, load_or_create_key_file
 from radbank.inputs import DICOMDIR_REASON, NotAFile, read_input, shown_name, walk
 from radbank.store.files import release_cached_pages, write_parts

@@ -17,17 +17,10 @@ encodes the result; identity exists only in the dataset passed in, which it chan
 from __future__ import annotations
 
 import io
-import logging
-import re
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pydicom
-from pydicom.datadict import DicomDictionary
 from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -39,93 +32,6 @@ from radbank.dicom.deid.ocr import find_burned_in_text
 from radbank.dicom.deid.pixels import PixelRule, apply_pixel_rules
 from radbank.dicom.encode import part10_parts
 from radbank.dicom.quality import BURNED_IN_RISK_SOP_CLASSES
-
-# The received object being worked on, by the name its receiver gave it (a file's path, a
-# STOW-RS part), so that pydicom's warnings about its values can say which object they
-# are about (`naming_pydicom_warnings`).
-object_in_hand: ContextVar[str | None] = ContextVar("object_in_hand", default=None)
-_PYDICOM = str(Path(pydicom.__file__).parent)
-
-
-@contextmanager
-def naming_pydicom_warnings(report: Callable[[str, str], None]) -> Iterator[None]:
-    """Within the block, each warning pydicom gives goes to `report(object, message)`
-    instead of stderr, where it would name pydicom's source line and not the object
-    (`object_in_hand`; "an object" outside one). Other warnings are shown as usual.
-
-    For one-thread programs (the command line): the warnings module's state is global."""
-    shown = warnings.showwarning
-
-    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
-        if str(filename).startswith(_PYDICOM):
-            # pydicom names the file it reads, which is none here: the bytes were received.
-            text = str(message).replace(" in file <no filename>", "")
-            report(object_in_hand.get() or "an object", text)
-        else:
-            shown(message, category, filename, lineno, file, line)
-
-    with warnings.catch_warnings():
-        # Each occurrence, not once per source line: two files may have the same fault.
-        warnings.simplefilter("always")
-        warnings.showwarning = show
-        yield
-
-
-# A value pydicom quotes in a warning (repr of a str or bytes; not an apostrophe inside a
-# word): a date, a number, a UID of the original object. Kept only when it is a code (a
-# VR, a Photometric Interpretation) or the name or keyword of an attribute.
-_QUOTED = re.compile(r"(?<![A-Za-z])b?(?:'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*")')
-_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,15}")
-_ATTRIBUTE_NAMES = frozenset(
-    name for entry in DicomDictionary.values() for name in (entry[2], entry[4]) if name
-)
-_SEE_PART5 = re.compile(r"\s*Please see <[^>]*> for allowed values for each VR\.?")
-
-
-def withheld(text: str) -> str:
-    """A pydicom warning without the values of the object it quotes, which may identify
-    the patient (a date, an age) and must not reach a log or another person."""
-
-    def value(match: re.Match[str]) -> str:
-        quoted = match.group()
-        inner = quoted[2:-1] if quoted.startswith("b") else quoted[1:-1]
-        kept = _CODE.fullmatch(inner) or inner in _ATTRIBUTE_NAMES
-        return quoted if kept else "(value withheld)"
-
-    return _QUOTED.sub(value, _SEE_PART5.sub("", text))
-
-
-def log_pydicom_warnings(log: logging.Logger) -> None:
-    """For the server's processes: each warning pydicom gives goes to `log`, naming the
-    object in hand (`object_in_hand`) and withholding the values it quotes, instead of
-    stderr with pydicom's source line and the values of received, identified objects.
-    Once per process; the warnings module's own filters still apply (a warning of one
-    source line is shown once)."""
-    shown = warnings.showwarning
-
-    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
-        if str(filename).startswith(_PYDICOM):
-            text = withheld(str(message).replace(" in file <no filename>", ""))
-            log.warning("%s: %s", object_in_hand.get() or "an object", text)
-        else:
-            shown(message, category, filename, lineno, file, line)
-
-    warnings.showwarning = show
-
-
-_WARNINGS_SHOWN = 5  # per object: a damaged file can draw one warning per element
-
-
-def warning_lines(warned: Mapping[str, Iterable[str]]) -> Iterator[str]:
-    """Lines for a summary: pydicom's warnings by the object they are about (values it
-    could not read as their VR says, kept as sent but worth telling the sender about), at
-    most a few per object."""
-    for name, texts in warned.items():
-        texts = list(texts)
-        for text in texts[:_WARNINGS_SHOWN]:
-            yield f"  warning: {name}: {text}"
-        if len(texts) > _WARNINGS_SHOWN:
-            yield f"  warning: {name}: and {len(texts) - _WARNINGS_SHOWN} more warning(s)"
 
 
 class Unreadable(ValueError):

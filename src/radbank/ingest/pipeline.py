@@ -33,10 +33,10 @@ from radbank.dicom.instance import (
     adopt_deidentified,
     deidentify_instance,
     failure,
-    object_in_hand,
     read_instance,
     uids_as_read,
 )
+from radbank.dicom.pydicom_warnings import object_in_hand
 from radbank.governance.keys import NodeKeys
 from radbank.governance.policy import Principal
 from radbank.governance.vault import Identifiers, Sealer
