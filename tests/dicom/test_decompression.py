@@ -10,7 +10,14 @@ import pydicom
 import pytest
 from pydicom.encaps import encapsulate, generate_frames
 
-from radbank.dicom.decompression import DecodeError, can_decode, decode_frames, decompress
+from radbank.dicom.decompression import (
+    MAX_DECODED_BYTES,
+    DecodeError,
+    can_decode,
+    decode_frames,
+    decompress,
+    pixel_arrays,
+)
 
 
 def _read(name: str) -> pydicom.Dataset:
@@ -38,13 +45,22 @@ def test_which_transfer_syntaxes_have_a_decoder(syntax: str, decodable: bool) ->
     assert can_decode(syntax) is decodable
 
 
-def test_a_header_needing_more_than_a_value_holds_is_refused_before_decoding() -> None:
-    """65535 x 65535 pixels of 16 bits is 8 GiB a frame: refused from the header alone,
-    not by running out of memory."""
+@pytest.mark.parametrize("side", [65535, 30000, 16385])
+def test_a_header_declaring_more_than_the_decode_budget_is_refused_before_decoding(
+    side: int,
+) -> None:
+    """A few kilobytes of RLE can declare 30000 x 30000 pixels of 16 bits (1.8 GB a frame):
+    refused from the header alone, for a frame as for the whole instance, not by taking a
+    worker's memory (pydicom's RLE decoder allocates what the header declares)."""
     dataset = _read("MR_small_RLE.dcm")
-    dataset.Rows = dataset.Columns = 65535
-    with pytest.raises(DecodeError, match="more than one DICOM value can hold"):
+    dataset.Rows = dataset.Columns = side
+    assert side * side * 2 > MAX_DECODED_BYTES
+    with pytest.raises(DecodeError, match="MiB decoded at once here"):
         decode_frames(dataset, [0])
+    with pytest.raises(DecodeError, match="MiB decoded at once here"):
+        decompress(dataset)
+    with pytest.raises(DecodeError, match="MiB decoded at once here"):
+        pixel_arrays(dataset)
 
 
 def test_a_damaged_codestream_names_the_instance_the_syntax_and_why() -> None:

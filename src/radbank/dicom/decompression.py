@@ -34,16 +34,21 @@ from pydicom.uid import (
 from pydicom.valuerep import VR
 
 __all__ = [
+    "MAX_DECODED_BYTES",
     "DecodeError",
     "can_decode",
     "decode_frames",
     "decompress",
     "lossy_compression_method",
+    "pixel_arrays",
     "store_native",
 ]
 
-# PS3.5 7.1.1: a value's length is a 32-bit even number below FFFFFFFFH (undefined length).
-_MAX_VALUE_LENGTH = 0xFFFFFFFE
+# The most pixel data decoded in one call. A decoded frame is held about three times over
+# while an instance is converted (the arrays, their bytes, the written file); 512 MiB
+# takes a 200-frame ultrasound cine of 800 x 600 in RGB, and keeps a request that a few
+# kilobytes of RLE can make (by declaring 30000 x 30000 pixels) within a worker's memory.
+MAX_DECODED_BYTES = 512 * 1024 * 1024
 
 
 # Transfer syntaxes that are always lossy, with their LossyImageCompressionMethod (CID 7013).
@@ -152,42 +157,63 @@ def store_native(
     dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
 
 
-def _decoded(dataset: Dataset, indices: Sequence[int]) -> list[tuple[bytes, dict[str, Any]]]:
-    """(native bytes, pydicom's image pixel properties after decoding) of each frame."""
+def pixel_arrays(
+    dataset: Dataset, indices: Sequence[int] | None = None
+) -> list[tuple[np.ndarray, dict[str, Any]]]:
+    """The frames at `indices` (0-based; None: all) of the data set's pixel data, native or
+    encapsulated, decoded by pydicom with YCbCr as RGB: (array, pydicom's image pixel
+    properties after decoding) each. The pixel rules, the OCR check and WADO-RS all decode
+    through here.
+
+    The header alone sets how much memory decoding takes (a few kilobytes of RLE can
+    declare gigabytes), so it is checked first: at most `MAX_DECODED_BYTES` are decoded in
+    one call. Raises DecodeError."""
     syntax = UID(dataset.file_meta.TransferSyntaxUID)
-    if not can_decode(syntax):
-        raise DecodeError(f"{_where(dataset)}: no decoder for this transfer syntax is installed")
+    if syntax.is_encapsulated and not can_decode(syntax):
+        raise DecodeError(
+            f"{_where(dataset)}: no decoder for this transfer syntax is installed here; ask "
+            "the sender for an uncompressed or otherwise compressed export"
+        )
     try:
         frame_bytes = (
             int(dataset.Rows)
             * int(dataset.Columns)
             * int(dataset.get("SamplesPerPixel", 1) or 1)
-            * int(dataset.BitsAllocated)
+            * max(int(dataset.BitsAllocated), 8)
             // 8
         )
+        count = len(indices) if indices is not None else get_nr_frames(dataset, warn=False)
     except (AttributeError, TypeError, ValueError):
         raise DecodeError(
-            f"{_where(dataset)} lacks the Rows, Columns or BitsAllocated its pixels are decoded to"
+            f"{_where(dataset)} lacks the Rows, Columns, BitsAllocated or NumberOfFrames its "
+            "pixels are decoded to"
         ) from None
-    # Checked before decoding: the header alone sets how much memory decoding takes.
-    if frame_bytes * len(indices) > _MAX_VALUE_LENGTH:
+    if frame_bytes * count > MAX_DECODED_BYTES:
         raise DecodeError(
-            f"{_where(dataset)}: {len(indices)} frame(s) of {frame_bytes} bytes decoded are "
-            "more than one DICOM value can hold"
+            f"{_where(dataset)}: {count} frame(s) of {frame_bytes} bytes decoded are more than "
+            f"the {MAX_DECODED_BYTES >> 20} MiB decoded at once here"
         )
     try:
-        frames = []
-        for array, meta in get_decoder(syntax).iter_array(dataset, indices=indices, as_rgb=True):
-            bits_allocated = int(meta["bits_allocated"])
-            if bits_allocated % 8:
-                raise ValueError(f"{bits_allocated} bits allocated are not whole bytes")
-            kind = "i" if int(meta["pixel_representation"]) == 1 else "u"
-            dtype = np.dtype(f"<{kind}{bits_allocated // 8}")
-            frames.append((array.astype(dtype, copy=False).tobytes(), meta))
+        decoder = get_decoder(syntax)
+        return list(decoder.iter_array(dataset, indices=indices, as_rgb=True))
     except Exception as exc:  # noqa: BLE001 - every decoder plugin fails in its own way
         # pydicom lists each plugin's refusal on a line of its own.
         reason = " ".join(str(exc).split())[:400]
         raise DecodeError(f"{_where(dataset)} cannot be decoded here: {reason}") from None
+
+
+def _decoded(dataset: Dataset, indices: Sequence[int]) -> list[tuple[bytes, dict[str, Any]]]:
+    """(native bytes, pydicom's image pixel properties after decoding) of each frame."""
+    frames = []
+    for array, meta in pixel_arrays(dataset, indices):
+        bits_allocated = int(meta["bits_allocated"])
+        if bits_allocated % 8:
+            raise DecodeError(
+                f"{_where(dataset)}: {bits_allocated} bits allocated are not whole bytes"
+            )
+        kind = "i" if int(meta["pixel_representation"]) == 1 else "u"
+        dtype = np.dtype(f"<{kind}{bits_allocated // 8}")
+        frames.append((array.astype(dtype, copy=False).tobytes(), meta))
     return frames
 
 

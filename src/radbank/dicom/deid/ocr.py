@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.pixels import apply_color_lut, get_decoder
-from pydicom.uid import UID, ExplicitVRLittleEndian
+from pydicom.pixels import apply_color_lut
+
+from radbank.dicom.decompression import DecodeError, pixel_arrays
 
 __all__ = ["find_burned_in_text", "tesseract_available"]
 
@@ -137,23 +138,15 @@ def _greyscale_frames(dataset: Dataset, max_frames: int) -> list[np.ndarray]:
     meaning bright on screen."""
     if "PixelData" not in dataset:
         raise ValueError(f"{_where(dataset)} has no Pixel Data (7FE0,0010) to read text from")
-    file_meta = getattr(dataset, "file_meta", None)
-    transfer_syntax = UID(
-        str((file_meta.get("TransferSyntaxUID") if file_meta else None) or ExplicitVRLittleEndian)
-    )
     frame_count = int(dataset.get("NumberOfFrames") or 1)
     picks = sorted(
         {round(i * (frame_count - 1) / max(max_frames - 1, 1)) for i in range(max_frames)}
     )
     picks = picks[:frame_count]
     try:
-        decoder = get_decoder(transfer_syntax)
-        frames = [array for array, _ in decoder.iter_array(dataset, indices=picks, as_rgb=True)]
-    except Exception as exc:  # noqa: BLE001 - every decoder plugin fails in its own way
-        raise ValueError(
-            f"the pixels of {_where(dataset)} in transfer syntax {transfer_syntax.name} "
-            f"cannot be decoded here for the OCR check ({exc})"
-        ) from None
+        frames = [array for array, _ in pixel_arrays(dataset, picks)]
+    except DecodeError as exc:
+        raise ValueError(f"{exc} (for the OCR check)") from None
     return [_to_grey(frame, dataset) for frame in frames]
 
 

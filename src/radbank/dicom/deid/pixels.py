@@ -29,14 +29,14 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_color_lut, get_decoder
+from pydicom.pixels import apply_color_lut
 from pydicom.uid import (
     UID,
     ExplicitVRBigEndian,
 )
 from pydicom.valuerep import VR
 
-from radbank.dicom.decompression import store_native
+from radbank.dicom.decompression import DecodeError, pixel_arrays, store_native
 from radbank.dicom.uids import is_valid_uid
 
 __all__ = ["PixelRule", "apply_pixel_rules", "matching_rule", "parse_pixel_rules"]
@@ -343,26 +343,10 @@ def _blank_native(dataset: Dataset, rule: PixelRule, *, big_endian: bool) -> Non
 
 
 def _blank_encapsulated(dataset: Dataset, rule: PixelRule, transfer_syntax: UID) -> None:
-    name = f"{transfer_syntax.name} ({transfer_syntax})"
     try:
-        decoder = get_decoder(transfer_syntax)
-    except NotImplementedError:
-        raise ValueError(
-            f"its pixel data is in transfer syntax {name}, which pydicom cannot decode; "
-            "ask the sender for an uncompressed or losslessly compressed export"
-        ) from None
-    if not decoder.is_available:
-        raise ValueError(
-            f"its pixel data is in transfer syntax {name} and no decoder for it is installed "
-            f"here ({'; '.join(decoder.missing_dependencies)}); install one, or ask the sender "
-            "for an uncompressed export"
-        )
-    try:
-        decoded = [(array, meta) for array, meta in decoder.iter_array(dataset, as_rgb=True)]
-    except Exception as exc:  # noqa: BLE001 - every decoder plugin fails in its own way
-        raise ValueError(
-            f"its pixel data in transfer syntax {name} cannot be decoded ({exc})"
-        ) from None
+        decoded = pixel_arrays(dataset)
+    except DecodeError as exc:
+        raise ValueError(str(exc)) from None
     meta = decoded[0][1]
     photometric = str(meta["photometric_interpretation"])
     layout = _Layout(
