@@ -190,3 +190,64 @@ def test_an_invalid_q_value_is_ignored(stored) -> None:  # noqa: ANN001
         with node.client() as http:
             reply = http.get(node.dicomweb_url + path, headers={"Accept": accept})
         assert reply.status_code == 200, (q, reply.text)
+
+
+# Each retrieve resource with the media type it serves: instances, frames (also as an image
+# type, the form rendered resources are asked for) and bulk data; metadata and QIDO-RS go
+# through the same Accept parsing.
+_RESOURCES = [
+    ("", 'multipart/related; type="application/dicom"'),
+    ("/frames/1", 'multipart/related; type="application/octet-stream"'),
+    ("/frames/1", "image/jpeg"),
+    ("/bulkdata/7FE00010", 'multipart/related; type="application/octet-stream"'),
+    ("/metadata", "application/dicom+json"),
+]
+
+
+@pytest.mark.parametrize(
+    "syntax",
+    [
+        b"abc;def",
+        b"1.2.<script>",
+        b"1.2.840.10008.1.2.1.",  # a trailing dot
+        b"01.2",  # a leading zero
+        b"1.2.840.10008.1.2.1 1.2.840.10008.1.2",
+        b"1." + b"2" * 300,
+        b"1.2\t\x85\xc2<b>",  # a tab and a C1 control character (header bytes are Latin-1)
+    ],
+)
+def test_a_transfer_syntax_that_is_not_a_uid_is_400_naming_it(stored, syntax: bytes) -> None:  # noqa: ANN001
+    """PS3.18 8.7.3.5.2: a transfer-syntax parameter is a UID or "*"; anything else makes
+    the request malformed (400, as Orthanc answers), where a UID the server cannot send is
+    406. Before, every such header was answered 406, as if the server lacked a syntax."""
+    node, path, (study, _, _) = stored
+    shown = syntax.decode("latin-1").split(";")[0][:64]
+    with node.client() as http:
+        for suffix, media_type in _RESOURCES:
+            accept = media_type.encode() + b"; transfer-syntax=" + syntax
+            reply = http.get(node.dicomweb_url + path + suffix, headers={"Accept": accept})
+            assert reply.status_code == 400, (suffix, media_type, reply.text[:300])
+            error = reply.json()["error"]
+            assert repr(shown) in error and "transfer-syntax" in error, error
+            assert len(error) < 300 and error.isprintable(), error
+        reply = http.get(
+            node.dicomweb_url + f"/studies/{study}/instances",
+            headers={"Accept": b"application/dicom+json; transfer-syntax=" + syntax},
+        )
+        assert reply.status_code == 400, reply.text[:300]
+
+
+def test_a_valid_uid_the_server_cannot_send_is_still_406(stored) -> None:  # noqa: ANN001
+    """The other half of the rule: 406 for a well-formed UID no conversion reaches (Orthanc
+    1.10 answers 400 for it too; PS3.18 8.7.8 has it Not Acceptable), and for a range that
+    names no UID at all, or an empty one, the defaults still apply."""
+    node, path, _ = stored
+    with node.client() as http:
+        for suffix, media_type in _RESOURCES[:3]:
+            accept = f"{media_type}; transfer-syntax=1.2.3.4.5"
+            reply = http.get(node.dicomweb_url + path + suffix, headers={"Accept": accept})
+            assert reply.status_code == 406, (suffix, reply.text[:300])
+        for syntax in ("", '"1.2.840.10008.1.2.1"', "*"):
+            accept = f'multipart/related; type="application/dicom"; transfer-syntax={syntax}'
+            reply = http.get(node.dicomweb_url + path, headers={"Accept": accept})
+            assert reply.status_code == 200, (syntax, reply.text[:300])

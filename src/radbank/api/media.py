@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from fastapi import HTTPException
 
 from radbank.api.multipart import parse_content_type
+from radbank.dicom.uids import is_valid_uid
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,26 @@ def _split(header: str) -> list[str]:
     return parts
 
 
+def _dicom_ranges(accept: str | None) -> list[MediaRange]:
+    """`parse_accept` for DICOMweb: 400 for a transfer-syntax parameter that is neither a
+    UID nor "*" (PS3.18 8.7.3.5.2), a malformed request, where a UID the server cannot send
+    is a request it cannot satisfy (406). An invalid q is HTTP's and ignored (`_quality`);
+    ignoring the transfer syntax would send what was not asked for. Every range admitted
+    counts, whichever resource is asked for, so all DICOMweb resources answer a header
+    alike. An empty value counts as none, as Orthanc takes it."""
+    ranges = parse_accept(accept)
+    for r in ranges:
+        syntax = r.transfer_syntax
+        if syntax is not None and syntax != "*" and not is_valid_uid(syntax):
+            shown = f"{syntax[:64]!r}{'...' if len(syntax) > 64 else ''}"  # repr: no controls
+            raise HTTPException(
+                400,
+                f"transfer-syntax {shown} in Accept is neither a UID nor '*' (PS3.18 "
+                "8.7.3.5.2); name a transfer syntax UID, or * for objects as stored",
+            )
+    return ranges
+
+
 def choose_multipart(
     accept: str | None, part_types: tuple[str, ...], available_syntax: str | None = None
 ) -> tuple[str, str | None]:
@@ -83,10 +104,11 @@ def acceptable_multipart(
     `part_types`, the most preferred first: a server that cannot send the first (an instance
     it cannot convert) sends the next (PS3.18 8.7.8).
 
-    Raises 406 naming what can be served when nothing in Accept fits.
+    Raises 406 naming what can be served when nothing in Accept fits, 400 for a malformed
+    transfer syntax (`_dicom_ranges`).
     """
     acceptable = []
-    for r in parse_accept(accept):
+    for r in _dicom_ranges(accept):
         if r.media_type in ("*/*", "multipart/*", "multipart/related"):
             part = r.part_type or part_types[0]
             if part in part_types or part == "*/*":
@@ -104,8 +126,9 @@ def acceptable_multipart(
 
 
 def require_json(accept: str | None, what: str = "metadata") -> None:
-    """406 unless `accept` admits DICOM JSON, the only form `what` is served in."""
-    for r in parse_accept(accept):
+    """406 unless `accept` admits DICOM JSON, the only form `what` is served in; 400 for a
+    malformed transfer syntax in it, as for every DICOMweb resource."""
+    for r in _dicom_ranges(accept):
         if r.media_type in ("*/*", "application/*", "application/json", "application/dicom+json"):
             return
     raise HTTPException(406, f"{what} is served as application/dicom+json, not {accept!r}")

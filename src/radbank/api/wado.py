@@ -10,7 +10,6 @@ from typing import Any
 import pydicom
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydicom.tag import BaseTag, Tag
 from starlette.concurrency import run_in_threadpool
 
 from radbank.api.deps import ReadableProject, check_uid, services, visible_studies
@@ -18,7 +17,12 @@ from radbank.api.media import acceptable_multipart, choose_multipart, require_js
 from radbank.api.multipart import new_boundary, write_parts
 from radbank.api.urls import instance_url
 from radbank.dicom.byteorder import swap_byte_order
-from radbank.dicom.dataset_json import metadata_json
+from radbank.dicom.dataset_json import (
+    BulkDataPathError,
+    bulk_data_element,
+    metadata_json,
+    parse_bulk_data_path,
+)
 from radbank.dicom.decompression import can_decode, decompress
 from radbank.dicom.frames import (
     UNCOMPRESSED,
@@ -203,8 +207,8 @@ async def _metadata(
                 record.sop_instance_uid,
             )
 
-            def uri(tag: BaseTag, base: str = base) -> str:
-                return f"{base}/bulkdata/{tag:08X}"
+            def uri(path: str, base: str = base) -> str:
+                return f"{base}/bulkdata/{path}"
 
             result.append(metadata_json(_read(request, record), uri))
         return result
@@ -319,20 +323,26 @@ def retrieve_frames(
     raise HTTPException(406, f"{failure}{as_stored if all(forms) else ''}")
 
 
+# `tag` is a bulk data path (radbank.dicom.dataset_json): a tag, or the sequence tags and
+# item numbers leading to one, as in metadata's BulkDataURI. It keeps its name, and the
+# function has no docstring, so the OpenAPI schema (docs/openapi.json) stays as published.
 @router.get(
-    "/studies/{study}/series/{series}/instances/{sop}/bulkdata/{tag}",
+    "/studies/{study}/series/{series}/instances/{sop}/bulkdata/{tag:path}",
     summary="Retrieve a bulk data element of an instance",
 )
 def retrieve_bulkdata(
     request: Request, project: ReadableProject, study: str, series: str, sop: str, tag: str
 ) -> StreamingResponse:
-    if len(tag) != 8 or any(c not in "0123456789abcdefABCDEF" for c in tag):
-        raise HTTPException(400, f"bulk data tag {tag[:20]!r} must be 8 hexadecimal digits")
+    try:
+        path = parse_bulk_data_path(tag)
+    except BulkDataPathError as exc:
+        raise HTTPException(400, str(exc)) from exc
     record = _instances(request, project, study, series, sop)[0]
     dataset = _read(request, record)
-    element = dataset.get(Tag(int(tag, 16)))
-    if element is None or not isinstance(element.value, bytes | bytearray):
-        raise HTTPException(404, f"instance {sop} has no bulk data element {tag}")
+    try:
+        element = bulk_data_element(dataset, path)
+    except BulkDataPathError as exc:
+        raise HTTPException(404, f"instance {sop}: {exc}") from exc
     choose_multipart(request.headers.get("accept"), ("application/octet-stream",))
     value = bytes(element.value)
     return _multipart(

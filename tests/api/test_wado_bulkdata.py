@@ -1,0 +1,85 @@
+"""WADO-RS bulk data in sequences: metadata gives it a BulkDataURI at any depth, and the
+bulkdata resource follows such a URI to the stored value, or says why it cannot."""
+
+from __future__ import annotations
+
+import io
+
+import corpus
+import pydicom
+import pytest
+from dicomweb_client.api import DICOMwebClient
+from multipart_parts import parts
+
+
+@pytest.fixture
+def waveform(live_node):  # noqa: ANN001, ANN201
+    """waveform_ecg.dcm stored: (node, client, instance path, the stored object)."""
+    client = DICOMwebClient(url=live_node.dicomweb_url, headers=live_node.headers)
+    receipt = client.store_instances([pydicom.dcmread(corpus.path("waveform_ecg.dcm"))])
+    url = receipt.ReferencedSOPSequence[0].RetrieveURL
+    with live_node.client() as http:
+        reply = http.get(
+            url,
+            headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+        )
+    [(_, data)] = parts(reply)
+    path = url.split(live_node.dicomweb_url, 1)[1]
+    return live_node, client, path, pydicom.dcmread(io.BytesIO(data))
+
+
+def test_waveform_data_in_metadata_is_a_bulk_data_uri_dicomweb_client_follows(waveform) -> None:  # noqa: ANN001
+    """Before, the 240 KB Waveform Data of the first Waveform Sequence item was sent inline
+    in base64 in every metadata answer (OHIF and others fetch metadata for every instance
+    of a study). Orthanc gives it a URI too (`.../bulk/54000100/1/54001010`), and every
+    binary value, however small; radbank keeps values of up to 1 KB inline."""
+    node, client, path, stored = waveform
+    study, series, sop = (path.split("/")[i] for i in (2, 4, 6))
+    metadata = client.retrieve_instance_metadata(study, series, sop)
+    items = metadata["54000100"]["Value"]
+    uris = [item["54001010"].get("BulkDataURI") for item in items]
+    assert uris == [
+        f"{node.dicomweb_url}{path}/bulkdata/54000100/{number}/54001010" for number in (1, 2)
+    ]
+    for uri, item in zip(uris, stored.WaveformSequence, strict=True):
+        assert client.retrieve_bulkdata(uri) == [item.WaveformData]
+    # A client turning the metadata into a data set gets the values through the same URIs
+    # (dicomweb-client gives a bytearray, which pydicom would take for a list of numbers).
+    dataset = pydicom.Dataset.from_json(
+        metadata, bulk_data_uri_handler=lambda uri: bytes(client.retrieve_bulkdata(uri)[0])
+    )
+    assert dataset.WaveformSequence[0].WaveformData == stored.WaveformSequence[0].WaveformData
+
+
+@pytest.mark.parametrize(
+    ("suffix", "status", "words"),
+    [
+        ("/bulkdata/54000100/3/54001010", 404, "has 2 items, no item 3"),
+        ("/bulkdata/54000100/99999999/54001010", 404, "no item 99999999"),
+        ("/bulkdata/54000100/0/54001010", 400, "number from 1"),
+        ("/bulkdata/54000100/" + "9" * 40 + "/54001010", 400, "number from 1"),
+        ("/bulkdata/54000100/x/54001010", 400, "number from 1"),
+        ("/bulkdata/54000100/1/5400101G", 400, "8 hexadecimal"),
+        ("/bulkdata/54000100/1", 400, "must end with a tag"),
+        ("/bulkdata/54000100/1/54001010/", 400, "must end with a tag"),
+        ("/bulkdata/54000100//54001010", 400, "number from 1"),
+        ("/bulkdata/" + "54000100/1/" * 40 + "54001010", 400, "through 40 sequences: at most 32"),
+        ("/bulkdata/" + "54000100/1/" * 700 + "54001010", 400, "through 700 sequences: at most 32"),
+        ("/bulkdata/00080016/1/54001010", 404, "00080016 is not a sequence"),
+        ("/bulkdata/54000100/1/003A0200/1/54001010", 404, "no bulk data element"),
+        ("/bulkdata/54000100/1/003A0210", 404, "no bulk data element"),  # a DS in the item
+    ],
+)
+def test_bulk_data_paths_that_lead_nowhere_are_4xx_saying_why(
+    waveform,  # noqa: ANN001
+    suffix: str,
+    status: int,
+    words: str,
+) -> None:
+    node, _, path, _ = waveform
+    with node.client() as http:
+        reply = http.get(node.dicomweb_url + path + suffix)
+    assert reply.status_code == status, reply.text[:300]
+    assert words in reply.json()["error"]
+    if status == 404:
+        assert path.rsplit("/", 1)[1] in reply.json()["error"]  # the instance is named
