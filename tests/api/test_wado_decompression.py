@@ -37,18 +37,22 @@ OCTETS = 'multipart/related; type="application/octet-stream"'
 
 # Compressed file -> its uncompressed counterpart in the corpus (None: lossy, or none there).
 DECODABLE = {
-    "JPEG-LL.dcm": None,  # JPEG Lossless, process 14
-    "emri_small_jpeg_ls_lossless.dcm": "emri_small.dcm",  # JPEG-LS, 10 frames
     "MR_small_jp2klossless.dcm": "MR_small.dcm",  # JPEG 2000 lossless
     "MR_small_RLE.dcm": "MR_small.dcm",
-    "SC_rgb_jpeg_gdcm.dcm": "SC_rgb.dcm",  # JPEG Lossless, RGB
+    "emri_small_RLE.dcm": "emri_small.dcm",  # RLE, 10 frames
     "SC_rgb_jpeg_lossy_gdcm.dcm": None,  # JPEG Baseline, YBR_FULL
     "SC_rgb_dcmtk_+eb+cy+np.dcm": None,  # JPEG Baseline, YBR_FULL_422
     "JPEG2000.dcm": None,  # JPEG 2000, irreversible
 }
 LOSSY = {"SC_rgb_jpeg_lossy_gdcm.dcm", "SC_rgb_dcmtk_+eb+cy+np.dcm", "JPEG2000.dcm"}
-# 12-bit JPEG Extended: neither Pillow nor GDCM decodes it, and libjpeg is GPL-licensed.
+# 12-bit JPEG Extended: Pillow decodes 8-bit JPEG only, and libjpeg is GPL-licensed.
 UNDECODABLE = "JPGExtended.dcm"
+# No decoder here at all: only GDCM (which aborts the process on a header that does not
+# match the codestream) or the GPL libjpeg decode JPEG Lossless and JPEG-LS.
+NO_DECODER = {
+    "JPEG-LL.dcm": "1.2.840.10008.1.2.4.70",  # JPEG Lossless, process 14
+    "emri_small_jpeg_ls_lossless.dcm": "1.2.840.10008.1.2.4.80",  # JPEG-LS, 10 frames
+}
 # Orthanc 1.10 as Debian packages it has no JPEG 2000 decoder (it answers 500).
 ORTHANC_DECODES = [n for n in DECODABLE if n not in ("MR_small_jp2klossless.dcm", "JPEG2000.dcm")]
 needs_orthanc = pytest.mark.skipif(not orthanc_available(), reason=str(orthanc_missing_reason()))
@@ -84,12 +88,12 @@ class Archive:
 
 @pytest.fixture(scope="module")
 def archive(server: RunningServer) -> Archive:
-    """Every file of DECODABLE and UNDECODABLE stored in one project of the session's
+    """Every file of DECODABLE, UNDECODABLE and NO_DECODER stored in one project of the session's
     server (the tests only read it)."""
     node = LiveNode(server.base_url, server.token, server.data_dir, new_project(server))
     stored = {
         name: Stored(pydicom.dcmread(corpus.path(name)), _store(node, name))
-        for name in [*DECODABLE, UNDECODABLE]
+        for name in [*DECODABLE, UNDECODABLE, *NO_DECODER]
     }
     return Archive(node, server.log, stored)
 
@@ -188,8 +192,8 @@ def test_dicomweb_client_round_trip(archive: Archive) -> None:
     its caller reads without a decoder of its own (12-bit JPEG Extended still as stored).
     Its retrieve_study asks for the default and gets a study of JPEG images decoded."""
     client = DICOMwebClient(url=archive.node.dicomweb_url, headers=archive.node.headers)
-    study = client.retrieve_study(archive.stored["SC_rgb_jpeg_gdcm.dcm"].uids[0])
-    assert len(study) == 3
+    study = client.retrieve_study(archive.stored["SC_rgb_jpeg_lossy_gdcm.dcm"].uids[0])
+    assert study
     assert {dataset.file_meta.TransferSyntaxUID for dataset in study} == {EXPLICIT_LE}
     for name, stored in archive.stored.items():
         syntax = stored.original.file_meta.TransferSyntaxUID
@@ -197,7 +201,7 @@ def test_dicomweb_client_round_trip(archive: Archive) -> None:
         assert as_stored.file_meta.TransferSyntaxUID == syntax, name
         assert as_stored.PixelData == stored.original.PixelData, name
         decoded = client.retrieve_instance(*stored.uids, media_types=("application/dicom",))
-        if name == UNDECODABLE:
+        if name == UNDECODABLE or name in NO_DECODER:
             assert decoded.file_meta.TransferSyntaxUID == syntax
             continue
         assert decoded.file_meta.TransferSyntaxUID == EXPLICIT_LE, name
@@ -233,6 +237,24 @@ def test_an_instance_no_decoder_here_reads_comes_as_stored_and_says_so(
     assert any("sent as stored" in line and "12-bit" in line for line in logged), logged
 
 
+@pytest.mark.parametrize("name", NO_DECODER)
+def test_an_instance_of_a_syntax_without_a_decoder_here(archive: Archive, name: str) -> None:
+    """JPEG Lossless and JPEG-LS: by default as stored, its part naming its syntax (decided
+    before the answer starts, so nothing is logged); asked for in Explicit VR Little
+    Endian by name, 406; its frames as octet-stream, 406 saying how to get them as stored."""
+    stored = archive.stored[name]
+    syntax = NO_DECODER[name]
+    content_type, dataset = _instance(archive.get(name, accept=DICOM))
+    assert content_type == f"application/dicom; transfer-syntax={syntax}"
+    assert dataset.PixelData == stored.original.PixelData
+    explicit = archive.get(name, accept=f"{DICOM}; transfer-syntax={EXPLICIT_LE}")
+    assert explicit.status_code == 406, explicit.text
+    assert "transfer-syntax=*" in explicit.json()["error"]
+    frames = archive.get(name, "/frames/1", OCTETS)
+    assert frames.status_code == 406, frames.text
+    assert syntax in frames.json()["error"] and "transfer-syntax=*" in frames.json()["error"]
+
+
 def test_a_study_mixing_decodable_and_undecodable_instances(archive: Archive) -> None:
     """Each part is in the syntax it could be sent in (PS3.18 8.7.3.4): decoded where it
     can be, as stored where it cannot."""
@@ -248,6 +270,7 @@ def test_a_study_mixing_decodable_and_undecodable_instances(archive: Archive) ->
     assert syntaxes == {
         EXPLICIT_LE: f"application/dicom; transfer-syntax={EXPLICIT_LE}",
         "1.2.840.10008.1.2.4.51": "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.51",
+        "1.2.840.10008.1.2.4.70": "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.70",
     }
     assert len(parts(reply)) == 3
 

@@ -26,7 +26,7 @@ def _read(name: str) -> pydicom.Dataset:
 
 def test_the_frames_asked_for_come_in_the_order_asked() -> None:
     reference = _read("emri_small.dcm").pixel_array
-    frames = decode_frames(_read("emri_small_jpeg_ls_lossless.dcm"), [7, 0])
+    frames = decode_frames(_read("emri_small_RLE.dcm"), [7, 0])
     assert frames == [reference[7].astype("<u2").tobytes(), reference[0].astype("<u2").tobytes()]
 
 
@@ -35,8 +35,10 @@ def test_the_frames_asked_for_come_in_the_order_asked() -> None:
     [
         ("1.2.840.10008.1.2.5", True),  # RLE, pydicom's own decoder
         ("1.2.840.10008.1.2.4.50", True),  # JPEG Baseline, Pillow
-        ("1.2.840.10008.1.2.4.70", True),  # JPEG Lossless, GDCM
-        ("1.2.840.10008.1.2.4.80", True),  # JPEG-LS, GDCM
+        # Only GDCM (not installed: it aborts the process on a header that does not match
+        # the codestream) or the GPL libjpeg decode these.
+        ("1.2.840.10008.1.2.4.70", False),  # JPEG Lossless
+        ("1.2.840.10008.1.2.4.80", False),  # JPEG-LS
         ("1.2.840.10008.1.2.4.100", False),  # MPEG2 video
         ("1.2.3.4", False),  # not a transfer syntax
     ],
@@ -64,14 +66,14 @@ def test_a_header_declaring_more_than_the_decode_budget_is_refused_before_decodi
 
 
 def test_a_damaged_codestream_names_the_instance_the_syntax_and_why() -> None:
-    dataset = _read("JPEG-LL.dcm")
+    dataset = _read("MR_small_jp2klossless.dcm")
     [frame] = generate_frames(dataset.PixelData, number_of_frames=1)
     dataset.PixelData = encapsulate([frame[: len(frame) // 2]])
     with pytest.raises(DecodeError) as refused:
         decode_frames(dataset, [0])
     message = str(refused.value)
     assert dataset.SOPInstanceUID in message
-    assert "JPEG Lossless" in message and "1.2.840.10008.1.2.4.70" in message
+    assert "JPEG 2000" in message and "1.2.840.10008.1.2.4.90" in message
     assert "\n" not in message
 
 
