@@ -64,7 +64,7 @@ from radbank.dicom.instance import (
     read_instance,
     uids_as_read,
 )
-from radbank.dicom.pydicom_warnings import naming_pydicom_warnings, object_in_hand, warning_lines
+from radbank.dicom.pydicom_warnings import naming_pydicom_warnings, warning_lines
 from radbank.governance.sitekey import KeyFileError, load_or_create_key_file
 from radbank.inputs import DICOMDIR_REASON, NotAFile, read_input, shown_name, walk
 from radbank.store.files import release_cached_pages, write_parts
@@ -881,13 +881,9 @@ class _Worker:
             _advise(self.source_root / name, _read_ahead)
 
     def run(self, name: str) -> Done:
-        found: list[str] = []
-        token = object_in_hand.set(name)
-        try:
-            with naming_pydicom_warnings(lambda _name, text: found.append(text)):
-                outcome = self._process(name)
-        finally:
-            object_in_hand.reset(token)
+        found: list[str] = []  # this file's: the worker handles one file at a time
+        with naming_pydicom_warnings(lambda _name, text: found.append(text)):
+            outcome = self._process(name)
         done = outcome if isinstance(outcome, Done) else Done(outcome)
         return replace(done, warnings=tuple(dict.fromkeys(found))) if found else done
 
