@@ -31,6 +31,13 @@ from multipart_parts import parts
 from peers.orthanc import OrthancPeer, orthanc_available, orthanc_missing_reason
 from pydicom.uid import generate_uid
 
+from radbank.dicom import codestreams
+
+# pydicom in this process decodes the originals compared with, JPEG Lossless, 12-bit JPEG
+# and JPEG-LS through the same plugin as the server: those are checked against their
+# uncompressed counterparts in the corpus and against Orthanc.
+codestreams.register()
+
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 DICOM = 'multipart/related; type="application/dicom"'
 OCTETS = 'multipart/related; type="application/octet-stream"'
@@ -43,18 +50,54 @@ DECODABLE = {
     "SC_rgb_jpeg_lossy_gdcm.dcm": None,  # JPEG Baseline, YBR_FULL
     "SC_rgb_dcmtk_+eb+cy+np.dcm": None,  # JPEG Baseline, YBR_FULL_422
     "JPEG2000.dcm": None,  # JPEG 2000, irreversible
+    # Through imagecodecs (radbank.dicom.codestreams):
+    "JPEG-LL.dcm": None,  # JPEG Lossless SV1, 16 bits signed
+    "SC_rgb_jpeg_gdcm.dcm": "SC_rgb.dcm",  # JPEG Lossless SV1, RGB
+    "JPGExtended.dcm": None,  # JPEG Extended, 12 bits
+    "emri_small_jpeg_ls_lossless.dcm": "emri_small.dcm",  # JPEG-LS lossless, 10 frames
+    "MR_small_jpeg_ls_lossless.dcm": "MR_small.dcm",  # JPEG-LS lossless, signed
+    "JPEGLSNearLossless_16.dcm": None,  # JPEG-LS near-lossless, 16 bits
 }
-LOSSY = {"SC_rgb_jpeg_lossy_gdcm.dcm", "SC_rgb_dcmtk_+eb+cy+np.dcm", "JPEG2000.dcm"}
-# 12-bit JPEG Extended: Pillow decodes 8-bit JPEG only, and libjpeg is GPL-licensed.
-UNDECODABLE = "JPGExtended.dcm"
-# No decoder here at all: only GDCM (which aborts the process on a header that does not
-# match the codestream) or the GPL libjpeg decode JPEG Lossless and JPEG-LS.
-NO_DECODER = {
-    "JPEG-LL.dcm": "1.2.840.10008.1.2.4.70",  # JPEG Lossless, process 14
-    "emri_small_jpeg_ls_lossless.dcm": "1.2.840.10008.1.2.4.80",  # JPEG-LS, 10 frames
+LOSSY = {
+    "SC_rgb_jpeg_lossy_gdcm.dcm",
+    "SC_rgb_dcmtk_+eb+cy+np.dcm",
+    "JPEG2000.dcm",
+    "JPGExtended.dcm",
+    "JPEGLSNearLossless_16.dcm",
 }
-# Orthanc 1.10 as Debian packages it has no JPEG 2000 decoder (it answers 500).
-ORTHANC_DECODES = [n for n in DECODABLE if n not in ("MR_small_jp2klossless.dcm", "JPEG2000.dcm")]
+# A decoder is installed but refuses: a JPEG-LS image whose header says 32 rows while its
+# codestream holds 64 (GDCM aborted the process on such a mismatch; docs/design.md).
+UNDECODABLE = "emri_small_jpeg_ls_lossless.dcm (32 rows)"
+# No decoder here at all: video. An MPEG-4 AVC/H.264 instance (its "codestream" is JPEG:
+# nothing here reads it).
+NO_DECODER = {"SC_rgb_jpeg_lossy_gdcm.dcm (as H.264)": "1.2.840.10008.1.2.4.102"}
+# Orthanc 1.10 as Debian packages it has no JPEG 2000 decoder (it answers 500), and no
+# decoder of JPEG-LS near-lossless at 16 bits (its DCMTK answers 500 too).
+ORTHANC_DECODES = [
+    n
+    for n in DECODABLE
+    if n not in ("MR_small_jp2klossless.dcm", "JPEG2000.dcm", "JPEGLSNearLossless_16.dcm")
+]
+
+
+def _rows_32(dataset: pydicom.Dataset) -> None:
+    dataset.Rows = 32
+
+
+def _as_h264(dataset: pydicom.Dataset) -> None:
+    dataset.file_meta.TransferSyntaxUID = NO_DECODER["SC_rgb_jpeg_lossy_gdcm.dcm (as H.264)"]
+    # In the study of UNDECODABLE, of its patient, for the test of a study mixing the three.
+    study = pydicom.dcmread(corpus.path("emri_small_jpeg_ls_lossless.dcm"), stop_before_pixels=True)
+    for keyword in ("StudyInstanceUID", "PatientID", "PatientName", "PatientBirthDate"):
+        setattr(dataset, keyword, study.get(keyword, ""))
+    dataset.SeriesInstanceUID = generate_uid()
+
+
+# Stored name -> (corpus file, its change).
+VARIANTS: dict[str, tuple[str, Callable[[pydicom.Dataset], None]]] = {
+    UNDECODABLE: ("emri_small_jpeg_ls_lossless.dcm", _rows_32),
+    "SC_rgb_jpeg_lossy_gdcm.dcm (as H.264)": ("SC_rgb_jpeg_lossy_gdcm.dcm", _as_h264),
+}
 needs_orthanc = pytest.mark.skipif(not orthanc_available(), reason=str(orthanc_missing_reason()))
 
 
@@ -91,10 +134,14 @@ def archive(server: RunningServer) -> Archive:
     """Every file of DECODABLE, UNDECODABLE and NO_DECODER stored in one project of the session's
     server (the tests only read it)."""
     node = LiveNode(server.base_url, server.token, server.data_dir, new_project(server))
-    stored = {
-        name: Stored(pydicom.dcmread(corpus.path(name)), _store(node, name))
-        for name in [*DECODABLE, UNDECODABLE, *NO_DECODER]
-    }
+    stored = {}
+    for name in [*DECODABLE, UNDECODABLE, *NO_DECODER]:
+        source, change = VARIANTS.get(name, (name, None))
+        url = _store(node, source, change)
+        original = pydicom.dcmread(corpus.path(source))
+        if change is not None:
+            change(original)
+        stored[name] = Stored(original, url)
     return Archive(node, server.log, stored)
 
 
@@ -103,6 +150,9 @@ def _store(
 ) -> str:
     """Store the corpus file `name`, changed by `change`; its RetrieveURL."""
     dataset = pydicom.dcmread(corpus.path(name))
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):  # JPEGLSNearLossless_16 has none
+        if keyword not in dataset:
+            setattr(dataset, keyword, generate_uid(prefix=None))
     # MR_small_RLE and MR_small_jp2klossless are one instance in two syntaxes; the project
     # would take the second for a conflicting copy of the first.
     dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -223,9 +273,9 @@ def test_other_uncompressed_syntaxes_of_compressed_instances_stay_406(archive: A
 def test_an_instance_no_decoder_here_reads_comes_as_stored_and_says_so(
     archive: Archive, accept: str
 ) -> None:
-    """12-bit JPEG Extended cannot be decoded here: the answer has started (200) before the
-    instance is decoded, so it comes as stored, its part naming its transfer syntax, and
-    the server logs why."""
+    """A JPEG-LS image whose header does not match its codestream cannot be decoded: the
+    answer has started (200) before the instance is decoded, so it comes as stored, its
+    part naming its transfer syntax, and the server logs why (and stays up)."""
     stored = archive.stored[UNDECODABLE]
     syntax = stored.original.file_meta.TransferSyntaxUID
     content_type, dataset = _instance(archive.get(UNDECODABLE, accept=accept))
@@ -234,12 +284,14 @@ def test_an_instance_no_decoder_here_reads_comes_as_stored_and_says_so(
     assert dataset.PixelData == stored.original.PixelData
     sop = stored.uids[2]
     logged = [line for line in archive.log.read_text().splitlines() if sop in line]
-    assert any("sent as stored" in line and "12-bit" in line for line in logged), logged
+    assert any(
+        "sent as stored" in line and "codestream holds 64 x 64 pixels" in line for line in logged
+    ), logged
 
 
 @pytest.mark.parametrize("name", NO_DECODER)
 def test_an_instance_of_a_syntax_without_a_decoder_here(archive: Archive, name: str) -> None:
-    """JPEG Lossless and JPEG-LS: by default as stored, its part naming its syntax (decided
+    """Video: by default as stored, its part naming its syntax (decided
     before the answer starts, so nothing is logged); asked for in Explicit VR Little
     Endian by name, 406; its frames as octet-stream, 406 saying how to get them as stored."""
     stored = archive.stored[name]
@@ -266,13 +318,15 @@ def test_a_study_mixing_decodable_and_undecodable_instances(archive: Archive) ->
         str(pydicom.dcmread(io.BytesIO(data)).file_meta.TransferSyntaxUID): content_type
         for content_type, data in parts(reply)
     }
-    # JPEG-LL, JPEG2000 and JPGExtended come from one study of the corpus.
+    # emri_small's RLE and JPEG-LS files, the JPEG-LS one with 32 rows, the H.264 one.
     assert syntaxes == {
         EXPLICIT_LE: f"application/dicom; transfer-syntax={EXPLICIT_LE}",
-        "1.2.840.10008.1.2.4.51": "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.51",
-        "1.2.840.10008.1.2.4.70": "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.70",
+        "1.2.840.10008.1.2.4.80": "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.80",
+        "1.2.840.10008.1.2.4.102": "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.102",
     }
-    assert len(parts(reply)) == 3
+    in_study = [name for name, stored in archive.stored.items() if stored.uids[0] == study]
+    assert len(in_study) == 4, in_study
+    assert len(parts(reply)) == len(in_study)
 
 
 def test_a_lossy_source_that_did_not_say_so_says_so_once_decoded(live_node: LiveNode) -> None:
@@ -343,24 +397,23 @@ def test_frames_of_an_instance_no_decoder_here_reads(archive: Archive) -> None:
     refused = archive.get(UNDECODABLE, "/frames/1", OCTETS)
     assert refused.status_code == 406
     error = refused.json()["error"]
-    for words in (stored.uids[2], "1.2.840.10008.1.2.4.51", "12-bit", "transfer-syntax=*"):
+    for words in (stored.uids[2], "1.2.840.10008.1.2.4.80", "64 x 64", "transfer-syntax=*"):
         assert words in error, error
-    accept = f'{OCTETS}, multipart/related; type="image/jpeg"; q=0.5'
+    accept = f'{OCTETS}, multipart/related; type="image/jls"; q=0.5'
     reply = archive.get(UNDECODABLE, "/frames/1", accept)
     assert reply.status_code == 200, reply.text
     [(content_type, body)] = parts(reply)
-    assert content_type == "image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.51"
+    assert content_type == "image/jls; transfer-syntax=1.2.840.10008.1.2.4.80"
     assert body == next(
-        pydicom.encaps.generate_frames(stored.original.PixelData, number_of_frames=1)
+        pydicom.encaps.generate_frames(stored.original.PixelData, number_of_frames=10)
     )
 
 
 @pytest.fixture(scope="module")
 def orthanc(archive: Archive, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Orthanc holding radbank's stored files of ORTHANC_DECODES and UNDECODABLE, which
-    Orthanc decodes (DCMTK has a 12-bit JPEG decoder); its DICOMweb URL."""
+    """Orthanc holding radbank's stored files of ORTHANC_DECODES; its DICOMweb URL."""
     with OrthancPeer(tmp_path_factory.mktemp("orthanc")) as peer:
-        for name in [*ORTHANC_DECODES, UNDECODABLE]:
+        for name in ORTHANC_DECODES:
             [(_, data)] = parts(archive.get(name, accept=f"{DICOM}; transfer-syntax=*"))
             assert httpx.post(f"{peer.base_url}/instances", content=data).status_code == 200
         yield peer.dicomweb_url
@@ -385,16 +438,6 @@ def test_decoded_instances_match_orthanc(archive: Archive, orthanc: str, name: s
     for keyword in ("PhotometricInterpretation", "PlanarConfiguration", "LossyImageCompression"):
         assert mine.get(keyword) == theirs.get(keyword), keyword
     assert np.array_equal(mine.pixel_array, theirs.pixel_array)
-
-
-@pytest.mark.orthanc
-@needs_orthanc
-def test_12_bit_jpeg_extended_only_orthanc_decodes(archive: Archive, orthanc: str) -> None:
-    """The one difference left: radbank has no licence-compatible 12-bit JPEG decoder."""
-    _, mine = _instance(archive.get(UNDECODABLE))
-    theirs = _orthanc_instance(orthanc, archive.stored[UNDECODABLE].path)
-    assert mine.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.51"
-    assert theirs.file_meta.TransferSyntaxUID == EXPLICIT_LE
 
 
 @pytest.mark.orthanc

@@ -4,6 +4,10 @@ DICOM value holds refused before anything is decoded."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import corpus
 import numpy as np
 import pydicom
@@ -35,10 +39,15 @@ def test_the_frames_asked_for_come_in_the_order_asked() -> None:
     [
         ("1.2.840.10008.1.2.5", True),  # RLE, pydicom's own decoder
         ("1.2.840.10008.1.2.4.50", True),  # JPEG Baseline, Pillow
-        # Only GDCM (not installed: it aborts the process on a header that does not match
-        # the codestream) or the GPL libjpeg decode these.
-        ("1.2.840.10008.1.2.4.70", False),  # JPEG Lossless
-        ("1.2.840.10008.1.2.4.80", False),  # JPEG-LS
+        # imagecodecs (radbank.dicom.codestreams); not GDCM, which aborts the process on a
+        # header that does not match the codestream, nor the GPL libjpeg.
+        ("1.2.840.10008.1.2.4.51", True),  # JPEG Extended (12 bits: imagecodecs)
+        ("1.2.840.10008.1.2.4.57", True),  # JPEG Lossless
+        ("1.2.840.10008.1.2.4.70", True),  # JPEG Lossless SV1
+        ("1.2.840.10008.1.2.4.80", True),  # JPEG-LS
+        ("1.2.840.10008.1.2.4.81", True),  # JPEG-LS near-lossless
+        ("1.2.840.10008.1.2.4.201", True),  # HTJ2K lossless
+        ("1.2.840.10008.1.2.4.203", True),  # HTJ2K
         ("1.2.840.10008.1.2.4.100", False),  # MPEG2 video
         ("1.2.3.4", False),  # not a transfer syntax
     ],
@@ -77,13 +86,149 @@ def test_a_damaged_codestream_names_the_instance_the_syntax_and_why() -> None:
     assert "\n" not in message
 
 
-def test_12_bit_jpeg_extended_is_refused_and_left_as_it_was() -> None:
+@pytest.mark.parametrize(
+    ("name", "uncompressed"),
+    [
+        ("SC_rgb_jpeg_gdcm.dcm", "SC_rgb.dcm"),  # JPEG Lossless SV1, RGB
+        ("MR_small_jpeg_ls_lossless.dcm", "MR_small.dcm"),  # JPEG-LS, 16 bits signed
+        ("emri_small_jpeg_ls_lossless.dcm", "emri_small.dcm"),  # JPEG-LS, 10 frames
+    ],
+)
+def test_lossless_jpeg_and_jpeg_ls_decode_to_the_uncompressed_pixels(
+    name: str, uncompressed: str
+) -> None:
+    dataset = _read(name)
+    decompress(dataset)
+    assert dataset.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert "LossyImageCompression" not in dataset or dataset.LossyImageCompression == "00"
+    assert np.array_equal(dataset.pixel_array, _read(uncompressed).pixel_array)
+
+
+def test_12_bit_jpeg_extended_decodes_to_16_bits_allocated_and_says_lossy() -> None:
+    """Pillow refuses 12 bits; imagecodecs' libjpeg-turbo decodes them (that the values are
+    Orthanc's is tested in tests/api/test_wado_decompression.py)."""
     dataset = _read("JPGExtended.dcm")
+    decompress(dataset)
+    assert (dataset.BitsAllocated, dataset["PixelData"].VR) == (16, "OW")
+    assert dataset.LossyImageCompression == "01"
+    pixels = dataset.pixel_array
+    assert pixels.shape == (1024, 256) and 0 < pixels.max() < 4096
+
+
+def test_htj2k_decodes() -> None:
+    """No HTJ2K file in pydicom's corpus: one is made with OpenJPH's encoder."""
+    imagecodecs = pytest.importorskip("imagecodecs")
+    dataset = _read("MR_small.dcm")
+    pixels = dataset.pixel_array
+    codestream = imagecodecs.htj2k_encode(pixels.astype(np.uint16).view(np.int16))
+    dataset.PixelData = encapsulate([bytes(codestream)])
+    dataset.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.201"
+    assert decode_frames(dataset, [0]) == [pixels.astype("<i2").tobytes()]
+
+
+def _codestream(name: str) -> tuple[pydicom.Dataset, bytes]:
+    dataset = _read(name)
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    return dataset, next(generate_frames(dataset.PixelData, number_of_frames=frames))
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"Rows": 32}, "the codestream holds 64 x 64 pixels of 1 sample(s), the data set 32 x 64"),
+        ({"SamplesPerPixel": 3, "PlanarConfiguration": 0}, "the data set 64 x 64 of 3"),
+        (
+            {"BitsAllocated": 8, "BitsStored": 8, "HighBit": 7},
+            "16 bits, more than the 8 bits allocated",
+        ),
+    ],
+)
+def test_a_header_that_does_not_match_its_codestream_is_refused(
+    change: dict[str, int], reason: str
+) -> None:
+    """GDCM aborted the process on such an image; here it is a DecodeError naming both."""
+    dataset = _read("MR_small_jpeg_ls_lossless.dcm")
+    for keyword, value in change.items():
+        setattr(dataset, keyword, value)
     pixel_data = dataset.PixelData
-    with pytest.raises(DecodeError, match="12-bit"):
+    with pytest.raises(DecodeError) as refused:
         decompress(dataset)
-    assert dataset.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.51"
+    assert reason in str(refused.value)
+    assert dataset.SOPInstanceUID in str(refused.value)
     assert dataset.PixelData == pixel_data
+    assert dataset.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.80"
+
+
+def test_a_codestream_declaring_a_huge_image_is_refused_before_decoding() -> None:
+    """The decoders size their output from the codestream: a JPEG Lossless frame header
+    rewritten to 65535 x 65535 (8 GB decoded) under a 1024 x 256 data set is refused from
+    the header, before any memory is taken."""
+    dataset, frame = _codestream("JPEG-LL.dcm")
+    sof = frame.find(b"\xff\xc3")
+    huge = frame[: sof + 5] + b"\xff\xff\xff\xff" + frame[sof + 9 :]
+    dataset.PixelData = encapsulate([huge])
+    with pytest.raises(DecodeError, match="codestream holds 65535 x 65535 pixels"):
+        decode_frames(dataset, [0])
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["JPEG-LL.dcm", "JPGExtended.dcm", "MR_small_jpeg_ls_lossless.dcm", "SC_rgb_jpeg_gdcm.dcm"],
+)
+def test_damaged_codestreams_are_refused_and_never_take_the_process_down(
+    name: str, tmp_path: Path
+) -> None:
+    """300 codestreams damaged at random (bytes changed in the header and anywhere, cut
+    short, junk inserted), decoded in a child process so that a crash fails this test
+    instead of ending pytest: each decodes or is a DecodeError, and the child exits
+    normally (GDCM aborted it on some of these)."""
+    script = tmp_path / "damaged.py"
+    script.write_text(_DAMAGED_SCRIPT)
+    child = subprocess.run(
+        [sys.executable, str(script), str(corpus.path(name))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == 0, (child.returncode, child.stderr[-2000:])
+    decoded, refused = map(int, child.stdout.split())
+    assert decoded + refused == 300 and refused > 0
+
+
+_DAMAGED_SCRIPT = """
+import random, sys
+import pydicom
+from pydicom.encaps import encapsulate, generate_frames
+from radbank.dicom.decompression import DecodeError, decode_frames
+
+dataset = pydicom.dcmread(sys.argv[1])
+frames = int(dataset.get("NumberOfFrames", 1) or 1)
+frame = next(generate_frames(dataset.PixelData, number_of_frames=frames))
+dataset.NumberOfFrames = 1
+random_ = random.Random(1)
+decoded = refused = 0
+for attempt in range(300):
+    data = bytearray(frame)
+    kind = attempt % 4
+    if kind == 0:
+        for _ in range(random_.randrange(1, 6)):
+            data[random_.randrange(min(len(data), 300))] = random_.randrange(256)
+    elif kind == 1:
+        for _ in range(random_.randrange(1, 30)):
+            data[random_.randrange(len(data))] = random_.randrange(256)
+    elif kind == 2:
+        del data[random_.randrange(len(data)):]
+    else:
+        at = random_.randrange(len(data))
+        data[at:at] = random_.randbytes(random_.randrange(1, 64))
+    dataset.PixelData = encapsulate([bytes(data)])
+    try:
+        decode_frames(dataset, [0])
+        decoded += 1
+    except DecodeError:
+        refused += 1
+print(decoded, refused)
+"""
 
 
 def test_decompress_makes_an_explicit_little_endian_instance_of_the_same_uid() -> None:

@@ -158,10 +158,10 @@ def _transcoded(
     """A part of the instance in `syntax`; as stored (its part saying so, as PS3.18 8.7.3.4
     has each part name its transfer syntax) when a value of it cannot be converted (an IS
     of "inf", an FD of 4 bytes) or its compressed pixel data cannot be decoded although a
-    decoder for its transfer syntax is installed (12-bit JPEG Extended, a damaged
-    codestream): the answer's status is sent before the parts are made, so failing here
-    would cut it off. The instance is converted here, in the thread that streams the
-    answer, one instance at a time."""
+    decoder for its transfer syntax is installed (a damaged codestream, or one whose header
+    describes another image than the data set does): the answer's status is sent before
+    the parts are made, so failing here would cut it off. The instance is converted here,
+    in the thread that streams the answer, one instance at a time."""
     data = store.get(record.blob_key)
     try:
         converted = _transcode(data, syntax)

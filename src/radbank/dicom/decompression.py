@@ -2,11 +2,11 @@
 Endian holds it: whole instances (`decompress`) and chosen frames (`decode_frames`).
 
 Decoding uses pydicom's decoders with the plugins installed here: pydicom's own RLE
-decoder and Pillow (8-bit JPEG, JPEG 2000). JPEG Lossless, JPEG-LS and 12-bit JPEG
-Extended have no decoder here: pydicom's pylibjpeg plugin for them is GPL-licensed, and
-GDCM (python-gdcm) aborts the process, beyond Python's reach, when an image's header does
-not match its codestream (a stored object would take a worker down with each retrieval);
-neither have video and HTJ2K. Decoded frames hold every
+decoder, Pillow (8-bit JPEG, JPEG 2000) and radbank's imagecodecs plugin (codestreams.py:
+JPEG Lossless, 12-bit JPEG Extended, JPEG-LS, HTJ2K). Not GDCM (python-gdcm): it aborts
+the process, beyond Python's reach, when an image's header does not match its codestream
+(a stored object would take a worker down with each retrieval). Video has no decoder
+here. Decoded frames hold every
 sample of every pixel, interleaved (Planar Configuration 0), with YCbCr converted to RGB
 as pydicom converts it; Orthanc (DCMTK) sends the same values. What cannot be decoded
 raises DecodeError naming the instance, its transfer syntax and why. Pure functions on a
@@ -35,6 +35,8 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import VR
 
+from radbank.dicom import codestreams
+
 __all__ = [
     "MAX_DECODED_BYTES",
     "DecodeError",
@@ -45,6 +47,8 @@ __all__ = [
     "pixel_arrays",
     "store_native",
 ]
+
+codestreams.register()
 
 # The most pixel data decoded in one call. A decoded frame is held about three times over
 # while an instance is converted (the arrays, their bytes, the written file); 512 MiB
@@ -76,8 +80,8 @@ class DecodeError(ValueError):
 def can_decode(transfer_syntax_uid: str) -> bool:
     """Whether a decoder for pixel data encapsulated in this transfer syntax is installed.
 
-    A decoder can still refuse a particular object: 12-bit JPEG Extended (Pillow decodes
-    8-bit JPEG only) or a damaged codestream fail in `decode_frames`.
+    A decoder can still refuse a particular object: a damaged codestream, or one whose
+    header describes another image than the data set, fails in `decode_frames`.
     """
     try:
         return bool(get_decoder(UID(transfer_syntax_uid)).is_available)
