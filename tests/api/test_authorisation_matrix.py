@@ -89,6 +89,24 @@ PROJECT_ROUTES: dict[tuple[str, str], str] = {
         "GET",
         "/dicom-web/projects/{project}/studies/{study}/series/{series}/instances/{sop}/bulkdata/{tag}",
     ): R,
+    ("GET", "/dicom-web/projects/{project}/studies/{study}/thumbnail"): R,
+    ("GET", "/dicom-web/projects/{project}/studies/{study}/series/{series}/thumbnail"): R,
+    (
+        "GET",
+        "/dicom-web/projects/{project}/studies/{study}/series/{series}/instances/{sop}/rendered",
+    ): R,
+    (
+        "GET",
+        "/dicom-web/projects/{project}/studies/{study}/series/{series}/instances/{sop}/thumbnail",
+    ): R,
+    (
+        "GET",
+        "/dicom-web/projects/{project}/studies/{study}/series/{series}/instances/{sop}/frames/{frames}/rendered",
+    ): R,
+    (
+        "GET",
+        "/dicom-web/projects/{project}/studies/{study}/series/{series}/instances/{sop}/frames/{frames}/thumbnail",
+    ): R,
 }
 
 # Node routes: (method, path) -> which callers are allowed ("admin", "auditor", "user":

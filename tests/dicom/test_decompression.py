@@ -46,8 +46,8 @@ def test_the_frames_asked_for_come_in_the_order_asked() -> None:
         ("1.2.840.10008.1.2.4.70", True),  # JPEG Lossless SV1
         ("1.2.840.10008.1.2.4.80", True),  # JPEG-LS
         ("1.2.840.10008.1.2.4.81", True),  # JPEG-LS near-lossless
-        ("1.2.840.10008.1.2.4.201", True),  # HTJ2K lossless
-        ("1.2.840.10008.1.2.4.203", True),  # HTJ2K
+        # imagecodecs' OpenJPH spent over 4 minutes allocating on a fuzzed HTJ2K header.
+        ("1.2.840.10008.1.2.4.201", False),  # HTJ2K lossless
         ("1.2.840.10008.1.2.4.100", False),  # MPEG2 video
         ("1.2.3.4", False),  # not a transfer syntax
     ],
@@ -113,17 +113,6 @@ def test_12_bit_jpeg_extended_decodes_to_16_bits_allocated_and_says_lossy() -> N
     assert dataset.LossyImageCompression == "01"
     pixels = dataset.pixel_array
     assert pixels.shape == (1024, 256) and 0 < pixels.max() < 4096
-
-
-def test_htj2k_decodes() -> None:
-    """No HTJ2K file in pydicom's corpus: one is made with OpenJPH's encoder."""
-    imagecodecs = pytest.importorskip("imagecodecs")
-    dataset = _read("MR_small.dcm")
-    pixels = dataset.pixel_array
-    codestream = imagecodecs.htj2k_encode(pixels.astype(np.uint16).view(np.int16))
-    dataset.PixelData = encapsulate([bytes(codestream)])
-    dataset.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.201"
-    assert decode_frames(dataset, [0]) == [pixels.astype("<i2").tobytes()]
 
 
 def _codestream(name: str) -> tuple[pydicom.Dataset, bytes]:

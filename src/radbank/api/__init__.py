@@ -17,6 +17,7 @@ from radbank.api import (
     health,
     projects,
     qido,
+    rendered,
     semantic,
     stow,
     users,
@@ -73,6 +74,7 @@ def build_api(services: Services) -> FastAPI:
     app.include_router(stow.router)
     app.include_router(qido.router)
     app.include_router(wado.router)
+    app.include_router(rendered.router)
     app.add_middleware(BodyLimit, max_bytes=services.settings.max_json_bytes)
     # Outermost but for Starlette's error handler: sees every answer, denials included.
     app.add_middleware(AccessLog, services=services)

@@ -44,7 +44,7 @@ _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _CHUNK = 1024 * 1024
 
 
-def _instances(
+def find_records(
     request: Request,
     project: Project,
     study: str,
@@ -67,7 +67,7 @@ def _instances(
     return records
 
 
-def _read(request: Request, record: InstanceRecord) -> pydicom.Dataset:
+def read_stored(request: Request, record: InstanceRecord) -> pydicom.Dataset:
     """The stored instance with its binary values in Little Endian byte order, the only
     one of web services (PS3.18 8.7.3): frames, bulk data and InlineBinary of an instance
     stored as Big Endian are sent swapped."""
@@ -210,7 +210,7 @@ async def _metadata(
             def uri(path: str, base: str = base) -> str:
                 return f"{base}/bulkdata/{path}"
 
-            result.append(metadata_json(_read(request, record), uri))
+            result.append(metadata_json(read_stored(request, record), uri))
         return result
 
     return JSONResponse(await run_in_threadpool(build), media_type="application/dicom+json")
@@ -218,26 +218,26 @@ async def _metadata(
 
 @router.get("/studies/{study}", summary="Retrieve a study")
 def retrieve_study(request: Request, project: ReadableProject, study: str) -> StreamingResponse:
-    return _retrieve(request, project, _instances(request, project, study))
+    return _retrieve(request, project, find_records(request, project, study))
 
 
 @router.get("/studies/{study}/series/{series}", summary="Retrieve a series")
 def retrieve_series(
     request: Request, project: ReadableProject, study: str, series: str
 ) -> StreamingResponse:
-    return _retrieve(request, project, _instances(request, project, study, series))
+    return _retrieve(request, project, find_records(request, project, study, series))
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}", summary="Retrieve an instance")
 def retrieve_instance(
     request: Request, project: ReadableProject, study: str, series: str, sop: str
 ) -> StreamingResponse:
-    return _retrieve(request, project, _instances(request, project, study, series, sop))
+    return _retrieve(request, project, find_records(request, project, study, series, sop))
 
 
 @router.get("/studies/{study}/metadata", summary="Metadata of a study")
 async def study_metadata(request: Request, project: ReadableProject, study: str) -> JSONResponse:
-    records = await run_in_threadpool(_instances, request, project, study)
+    records = await run_in_threadpool(find_records, request, project, study)
     return await _metadata(request, project, records)
 
 
@@ -245,7 +245,7 @@ async def study_metadata(request: Request, project: ReadableProject, study: str)
 async def series_metadata(
     request: Request, project: ReadableProject, study: str, series: str
 ) -> JSONResponse:
-    records = await run_in_threadpool(_instances, request, project, study, series)
+    records = await run_in_threadpool(find_records, request, project, study, series)
     return await _metadata(request, project, records)
 
 
@@ -255,7 +255,7 @@ async def series_metadata(
 async def instance_metadata(
     request: Request, project: ReadableProject, study: str, series: str, sop: str
 ) -> JSONResponse:
-    records = await run_in_threadpool(_instances, request, project, study, series, sop)
+    records = await run_in_threadpool(find_records, request, project, study, series, sop)
     return await _metadata(request, project, records)
 
 
@@ -266,8 +266,8 @@ async def instance_metadata(
 def retrieve_frames(
     request: Request, project: ReadableProject, study: str, series: str, sop: str, frames: str
 ) -> StreamingResponse:
-    numbers = _frame_numbers(frames)
-    record = _instances(request, project, study, series, sop)[0]
+    numbers = frame_numbers(frames)
+    record = find_records(request, project, study, series, sop)[0]
     stored = record.transfer_syntax_uid
     native = frame_media_type(stored)
     ranges = acceptable_multipart(
@@ -297,7 +297,7 @@ def retrieve_frames(
             f"frames of instance {sop} are stored as {stored} ({native}); ask for "
             f'multipart/related; {decoded_too}type="{native}"; transfer-syntax=*',
         )
-    dataset = _read(request, record)
+    dataset = read_stored(request, record)
     failure: FrameError | None = None
     # A range whose frames cannot be made (a decoder refusing the object) gives way to
     # the next one the client accepts (PS3.18 8.7.8); this is decided before the answer
@@ -337,8 +337,8 @@ def retrieve_bulkdata(
         path = parse_bulk_data_path(tag)
     except BulkDataPathError as exc:
         raise HTTPException(400, str(exc)) from exc
-    record = _instances(request, project, study, series, sop)[0]
-    dataset = _read(request, record)
+    record = find_records(request, project, study, series, sop)[0]
+    dataset = read_stored(request, record)
     try:
         element = bulk_data_element(dataset, path)
     except BulkDataPathError as exc:
@@ -350,7 +350,7 @@ def retrieve_bulkdata(
     )
 
 
-def _frame_numbers(text: str) -> list[int]:
+def frame_numbers(text: str) -> list[int]:
     # ASCII digits only (int() also takes "+1", " 1" and other scripts' digits), and no
     # more of them than a frame count can have.
     parts = text.split(",")

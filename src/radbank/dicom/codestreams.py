@@ -1,12 +1,13 @@
 """A pydicom decoder plugin, through imagecodecs, for the compressed pixel data pydicom's
 own plugins here (RLE, Pillow) cannot decode: JPEG Lossless (processes 14 and 14 SV1) and
-12-bit JPEG Extended through libjpeg-turbo, JPEG-LS through CharLS, HTJ2K through
-OpenJPH. All three are C libraries that report a damaged codestream as an error, which
-imagecodecs raises in Python (GDCM, which pydicom would otherwise use, aborts the process
-on some of them: docs/design.md).
+12-bit JPEG Extended through libjpeg-turbo, JPEG-LS through CharLS. Both are C libraries
+that report a damaged codestream as an error, which imagecodecs raises in Python (GDCM,
+which pydicom would otherwise use, aborts the process on some of them: docs/design.md).
+Not HTJ2K, although imagecodecs has OpenJPH: a damaged HTJ2K header (tiles, precincts)
+kept it allocating for more than 4 minutes.
 
-Before anything is decoded, the codestream's own header (JPEG and JPEG-LS SOF, JPEG 2000
-SIZ) is read and must describe the image the data set describes: the same rows, columns
+Before anything is decoded, the codestream's own header (the JPEG and JPEG-LS frame
+header, SOF) is read and must describe the image the data set describes: the same rows, columns
 and samples, a precision the allocated bits hold. The decoders size their output from the
 codestream, so this is what keeps decoding within the memory that `MAX_DECODED_BYTES`
 allowed from the data set's header, and it names what does not match. A JPEG-LS stream
@@ -31,9 +32,8 @@ __all__ = ["DECODER_DEPENDENCIES", "CodestreamHeader", "codestream_header", "reg
 
 _JPEG = (uid.JPEGExtended12Bit, uid.JPEGLossless, uid.JPEGLosslessSV1)
 _JPEG_LS = (uid.JPEGLSLossless, uid.JPEGLSNearLossless)
-_HTJ2K = (uid.HTJ2KLossless, uid.HTJ2KLosslessRPCL, uid.HTJ2K)
 
-DECODER_DEPENDENCIES = {syntax: ("numpy", "imagecodecs") for syntax in _JPEG + _JPEG_LS + _HTJ2K}
+DECODER_DEPENDENCIES = {syntax: ("numpy", "imagecodecs") for syntax in _JPEG + _JPEG_LS}
 
 # JPEG start-of-frame markers (ITU T.81 Table B.1; DHT C4, JPG C8 and DAC CC are not) and
 # JPEG-LS's SOF55 (ITU T.87 C.2.2), which has the same layout.
@@ -50,16 +50,10 @@ class CodestreamHeader(NamedTuple):
     precision: int
 
 
-def codestream_header(syntax: str, data: bytes) -> CodestreamHeader:
-    """The image a JPEG, JPEG-LS or JPEG 2000 (HTJ2K) codestream declares.
+def codestream_header(data: bytes) -> CodestreamHeader:
+    """The image a JPEG or JPEG-LS codestream declares in its frame header (SOF).
 
     Raises ValueError saying what is missing or damaged."""
-    if syntax in _HTJ2K:
-        return _siz(data)
-    return _sof(data)
-
-
-def _sof(data: bytes) -> CodestreamHeader:
     if data[:2] != b"\xff\xd8":
         raise ValueError("the codestream does not start with a JPEG SOI marker")
     position = 2
@@ -87,25 +81,6 @@ def _sof(data: bytes) -> CodestreamHeader:
     raise ValueError("the JPEG codestream has no frame header (SOF) before its scan")
 
 
-def _siz(data: bytes) -> CodestreamHeader:
-    position = data.find(b"\xff\x4f\xff\x51", 0, 4096)  # SOC then SIZ (ISO 15444-1 A.5.1)
-    if position < 0:
-        raise ValueError("the JPEG 2000 codestream has no SOC and SIZ markers at its start")
-    siz = data[position + 4 : position + 4 + 38]
-    if len(siz) < 38:
-        raise ValueError("the JPEG 2000 codestream's SIZ marker segment is cut short")
-    width, height, x_offset, y_offset = (
-        int.from_bytes(siz[start : start + 4], "big") for start in (4, 8, 12, 16)
-    )
-    samples = int.from_bytes(siz[36:38], "big")
-    precision_byte = data[position + 4 + 38 : position + 4 + 39]
-    if not precision_byte:
-        raise ValueError("the JPEG 2000 codestream's SIZ marker segment is cut short")
-    return CodestreamHeader(
-        max(height - y_offset, 0), max(width - x_offset, 0), samples, (precision_byte[0] & 0x7F) + 1
-    )
-
-
 def is_available(syntax: str) -> bool:
     """pydicom's plugin interface: imagecodecs is a dependency, so always."""
     return syntax in DECODER_DEPENDENCIES
@@ -116,7 +91,7 @@ def _decode_frame(src: bytes, runner: DecodeRunner) -> bytes:
     import imagecodecs  # noqa: PLC0415 - ~0.1 s to import; only when a frame is decoded
 
     syntax = runner.transfer_syntax
-    header = codestream_header(syntax, src)
+    header = codestream_header(src)
     if syntax in _JPEG_LS and not src[-16:].rstrip(b"\0").endswith(b"\xff\xd9"):
         # CharLS takes seconds (4-6 s measured, for 64 x 64 pixels as for 512 x 512) to
         # find that a cut stream has ended: refused here at once.
@@ -143,13 +118,8 @@ def _decode_frame(src: bytes, runner: DecodeRunner) -> bytes:
             ycbcr = runner.photometric_interpretation.startswith("YBR")
             space = imagecodecs.JPEG8.CS.YCbCr if ycbcr else imagecodecs.JPEG8.CS.RGB
         decoded = imagecodecs.jpeg8_decode(src, colorspace=space, outcolorspace=space, out=out)
-    elif syntax in _JPEG_LS:
-        decoded = imagecodecs.jpegls_decode(src, out=out)
     else:
-        decoded = imagecodecs.htj2k_decode(src, out=out)
-        if runner.photometric_interpretation in ("YBR_ICT", "YBR_RCT"):
-            # OpenJPH applies the codestream's inverse component transform.
-            runner.set_option("photometric_interpretation", "RGB")
+        decoded = imagecodecs.jpegls_decode(src, out=out)
     if decoded.shape != shape:
         raise ValueError(f"the codestream decoded to {decoded.shape}, not {shape}")
     if header.samples > 1:

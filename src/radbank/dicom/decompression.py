@@ -3,10 +3,10 @@ Endian holds it: whole instances (`decompress`) and chosen frames (`decode_frame
 
 Decoding uses pydicom's decoders with the plugins installed here: pydicom's own RLE
 decoder, Pillow (8-bit JPEG, JPEG 2000) and radbank's imagecodecs plugin (codestreams.py:
-JPEG Lossless, 12-bit JPEG Extended, JPEG-LS, HTJ2K). Not GDCM (python-gdcm): it aborts
+JPEG Lossless, 12-bit JPEG Extended, JPEG-LS). Not GDCM (python-gdcm): it aborts
 the process, beyond Python's reach, when an image's header does not match its codestream
-(a stored object would take a worker down with each retrieval). Video has no decoder
-here. Decoded frames hold every
+(a stored object would take a worker down with each retrieval). Video and HTJ2K have
+no decoder here. Decoded frames hold every
 sample of every pixel, interleaved (Planar Configuration 0), with YCbCr converted to RGB
 as pydicom converts it; Orthanc (DCMTK) sends the same values. What cannot be decoded
 raises DecodeError naming the instance, its transfer syntax and why. Pure functions on a
