@@ -24,6 +24,7 @@ from radbank.dicom.dataset_json import (
     parse_bulk_data_path,
 )
 from radbank.dicom.decompression import can_decode, decompress
+from radbank.dicom.encode import part10_bytes
 from radbank.dicom.frames import (
     UNCOMPRESSED,
     FrameError,
@@ -186,9 +187,8 @@ def _transcode(data: bytes, syntax: str) -> bytes:
     elif (stored == _BIG_ENDIAN) != (syntax == _BIG_ENDIAN):
         swap_byte_order(dataset, is_little_endian=stored != _BIG_ENDIAN)
     dataset.file_meta.TransferSyntaxUID = syntax
-    out = io.BytesIO()
-    pydicom.dcmwrite(out, dataset, enforce_file_format=True)
-    return out.getvalue()
+    # Untouched elements copied as their bytes (what dcmwrite writes, 2-3x faster).
+    return part10_bytes(dataset, data)
 
 
 async def _metadata(

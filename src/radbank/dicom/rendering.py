@@ -204,6 +204,10 @@ def render(
     kind = MEDIA_TYPES[media_type]
     if kind == "JPEG":
         image.save(out, kind, quality=options.quality)
+    elif kind == "PNG":
+        # zlib's fastest level: 5-6x faster than Pillow's default on a CT slice, for a few
+        # per cent more bytes.
+        image.save(out, kind, compress_level=1)
     else:
         image.save(out, kind)
     return out.getvalue()
@@ -216,7 +220,21 @@ def _uid(dataset: Dataset) -> str:
 def _grayscale(
     dataset: Dataset, frame: int, array: np.ndarray, window: Window | None, photometric: str
 ) -> np.ndarray:
-    values = _modality(dataset, frame, array)
+    """8-bit display values of a grayscale frame. Integer pixels of up to 16 bits (nearly
+    every image) go through a lookup table of their range: the pipeline is computed once
+    per stored value, not once per pixel."""
+    if array.dtype.kind in "iu" and array.itemsize <= 2:
+        low, high = int(array.min()), int(array.max())
+        table = _display(dataset, frame, np.arange(low, high + 1), window, photometric)
+        return table[np.subtract(array, low, dtype=np.int32)]
+    return _display(dataset, frame, array, window, photometric)
+
+
+def _display(
+    dataset: Dataset, frame: int, stored: np.ndarray, window: Window | None, photometric: str
+) -> np.ndarray:
+    """The grayscale pipeline of PS3.4 N.2.1 from stored values to 8 bits."""
+    values = _modality(dataset, frame, stored)
     if window is None:
         window = _stored_window(dataset, frame)
     if window is None and "VOILUTSequence" in dataset:
