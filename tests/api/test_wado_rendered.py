@@ -21,6 +21,7 @@ from liveserver import LiveNode, RunningServer, new_project
 from multipart_parts import parts
 from peers.orthanc import OrthancPeer, orthanc_available, orthanc_missing_reason
 from PIL import Image
+from pydicom.uid import generate_uid
 
 FILES = {
     "CT_small.dcm": None,  # CT, Rescale Intercept -1024, no window stored
@@ -30,6 +31,7 @@ FILES = {
     "OBXXXX1A.dcm": "NO",  # PALETTE COLOR
     "emri_small.dcm": None,  # 10 frames
     "rtplan.dcm": None,  # no pixel data
+    "MR_small_bigendian.dcm": None,  # MR_small in Explicit VR Big Endian
 }
 
 
@@ -58,6 +60,8 @@ def archive(server: RunningServer) -> Archive:
         dataset = pydicom.dcmread(corpus.path(name))
         if burned_in:
             dataset.BurnedInAnnotation = burned_in
+        if name == "MR_small_bigendian.dcm":  # MR_small's SOP Instance UID: a conflict
+            dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         url = str(client.store_instances([dataset]).ReferencedSOPSequence[0].RetrieveURL)
         paths[name] = "/" + url.split("/dicom-web/projects/", 1)[1].split("/", 1)[1]
     return Archive(node, paths)
@@ -137,6 +141,12 @@ def test_colour_renders_as_rgb(archive: Archive, name: str) -> None:
         if expected.dtype != np.uint8:
             expected = np.rint(expected / 65535 * 255).astype(np.uint8)
     assert np.array_equal(np.asarray(image), expected)
+
+
+def test_a_big_endian_instance_renders_as_its_little_endian_twin(archive: Archive) -> None:
+    png = {"Accept": "image/png"}
+    big = np.asarray(archive.image("MR_small_bigendian.dcm", headers=png))
+    assert np.array_equal(big, np.asarray(archive.image("MR_small.dcm", headers=png)))
 
 
 def test_gif_and_the_accept_query_parameter(archive: Archive) -> None:
@@ -222,7 +232,8 @@ def test_dicomweb_client_reads_rendered_images(archive: Archive) -> None:
     ("params", "words"),
     [
         ({"window": "a,b"}, "window='a,b' must be 2"),
-        ({"window": "40"}, "must be 2"),
+        ({"window": "40"}, "must be center,width or center,width,function"),
+        ({"window": "40,400,sigmoid,junk"}, "must be center,width or center,width,function"),
         ({"window": "40,0"}, "at least 1"),
         ({"window": "40,400,cubic"}, "not one of linear, linear-exact, sigmoid"),
         ({"window": "nan,400"}, "must be 2"),
@@ -230,6 +241,7 @@ def test_dicomweb_client_reads_rendered_images(archive: Archive) -> None:
         ({"viewport": "10.5,10"}, "whole numbers"),
         ({"viewport": "100000,10"}, "from 1 to 8192"),
         ({"viewport": "10,10,-1,0"}, "must not be negative"),
+        ({"viewport": "8192,8192"}, "more than the 16,777,216 pixels"),
         ({"viewport": "10,10,500,500,10,10"}, "lies outside"),
         ({"quality": "0"}, "from 1 to 100"),
         ({"quality": "high"}, "from 1 to 100"),

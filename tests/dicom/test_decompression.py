@@ -246,3 +246,21 @@ def test_decompress_a_jpeg_2000_whose_signedness_differs_from_its_header() -> No
     decompress(dataset)
     assert np.array_equal(dataset.pixel_array, expected)
     assert "LossyImageCompression" not in dataset
+
+
+def test_a_progressive_frame_under_a_lossless_syntax_is_refused() -> None:
+    """libjpeg-turbo would decode it; thousands of tiny progressive scans of a large image
+    kept it busy for minutes (a review's 262 KB file: 25 s)."""
+    dataset, frame = _codestream("JPEG-LL.dcm")
+    sof = frame.find(b"\xff\xc3")
+    dataset.PixelData = encapsulate([frame[: sof + 1] + b"\xc2" + frame[sof + 2 :]])
+    with pytest.raises(DecodeError, match="frame is SOF2, which JPEG Lossless"):
+        decode_frames(dataset, [0])
+
+
+def test_more_scans_than_components_are_refused() -> None:
+    dataset, frame = _codestream("JPEG-LL.dcm")
+    scan = frame[frame.find(b"\xff\xda") : frame.rfind(b"\xff\xd9")]
+    dataset.PixelData = encapsulate([frame[:-2] + scan * 3 + b"\xff\xd9"])
+    with pytest.raises(DecodeError, match="4 scans for 1 component"):
+        decode_frames(dataset, [0])

@@ -38,12 +38,26 @@ DECODER_DEPENDENCIES = {syntax: ("numpy", "imagecodecs") for syntax in _JPEG + _
 # JPEG start-of-frame markers (ITU T.81 Table B.1; DHT C4, JPG C8 and DAC CC are not) and
 # JPEG-LS's SOF55 (ITU T.87 C.2.2), which has the same layout.
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC} | {0xF7}
+# The frames each transfer syntax allows (PS3.5 A.4.1, A.4.3): Huffman sequential
+# (baseline C0, extended C1) for JPEG Extended, lossless (C3) for processes 14, JPEG-LS
+# (F7). Anything else (progressive, hierarchical, arithmetic) is refused: libjpeg-turbo
+# would decode a progressive stream, and thousands of tiny progressive scans of a large
+# image keep it busy for minutes.
+_ALLOWED_SOF = {
+    uid.JPEGExtended12Bit: {0xC0, 0xC1},
+    uid.JPEGLossless: {0xC3},
+    uid.JPEGLosslessSV1: {0xC3},
+    uid.JPEGLSLossless: {0xF7},
+    uid.JPEGLSNearLossless: {0xF7},
+}
 # Markers that stand alone, without a length: TEM, RST0-7, SOI, EOI.
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xDA)})
 _SOS = 0xDA
 
 
 class CodestreamHeader(NamedTuple):
+    marker: int
+    """The SOF marker's second byte: C0-CF, or F7 for JPEG-LS."""
     rows: int
     columns: int
     samples: int
@@ -74,7 +88,7 @@ def codestream_header(data: bytes) -> CodestreamHeader:
             precision = data[position + 4]
             rows = int.from_bytes(data[position + 5 : position + 7], "big")
             columns = int.from_bytes(data[position + 7 : position + 9], "big")
-            return CodestreamHeader(rows, columns, data[position + 9], precision)
+            return CodestreamHeader(marker, rows, columns, data[position + 9], precision)
         if marker == _SOS or length < 2:
             break
         position += 2 + length
@@ -92,6 +106,19 @@ def _decode_frame(src: bytes, runner: DecodeRunner) -> bytes:
 
     syntax = runner.transfer_syntax
     header = codestream_header(src)
+    if header.marker not in _ALLOWED_SOF[syntax]:
+        frame = "SOF55 (JPEG-LS)" if header.marker == 0xF7 else f"SOF{header.marker - 0xC0}"
+        raise ValueError(
+            f"the codestream's frame is {frame}, which {uid.UID(syntax).name} does not allow"
+        )
+    # In entropy-coded data a 0xFF byte is followed by 0x00 or a restart marker (JPEG), or
+    # by a byte below 0x80 (JPEG-LS): FF DA is a start of scan wherever it stands.
+    scans = src.count(b"\xff\xda")
+    if scans > header.samples:
+        raise ValueError(
+            f"the codestream has {scans} scans for {header.samples} component(s); a "
+            "sequential or lossless image has at most one per component"
+        )
     if syntax in _JPEG_LS and not src[-16:].rstrip(b"\0").endswith(b"\xff\xd9"):
         # CharLS takes seconds (4-6 s measured, for 64 x 64 pixels as for 512 x 512) to
         # find that a cut stream has ended: refused here at once.

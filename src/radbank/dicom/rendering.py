@@ -42,6 +42,9 @@ __all__ = [
 # Pillow's format for each rendered media type (PS3.18 Table 8.7.4-1, single-frame ones).
 MEDIA_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF"}
 MAX_VIEWPORT = 8192
+# The most pixels a viewport may ask for: 4096 x 4096 (GIF's palette search alone takes
+# about 0.7 s for as many; 8192 x 8192 took 2.9 s and 200 MB).
+MAX_VIEWPORT_PIXELS = 4096 * 4096
 _DEFAULT_QUALITY = 90
 _FUNCTIONS = ("linear", "linear-exact", "sigmoid")
 _GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
@@ -133,6 +136,8 @@ def _numbers(name: str, text: str, count: Sequence[int]) -> list[float]:
 
 def _window(text: str) -> Window:
     parts = text.split(",")
+    if len(parts) not in (2, 3):
+        raise ValueError(f"window={text[:60]!r} must be center,width or center,width,function")
     function = parts[2].strip().lower() if len(parts) == 3 else "linear"
     if function not in _FUNCTIONS:
         raise ValueError(f"window function {function[:20]!r} is not one of {_names(_FUNCTIONS)}")
@@ -152,6 +157,11 @@ def _viewport(text: str) -> Viewport:
         raise ValueError(
             f"viewport width and height must be whole numbers from 1 to {MAX_VIEWPORT}, "
             f"not {text[:60]!r}"
+        )
+    if width * height > MAX_VIEWPORT_PIXELS:
+        raise ValueError(
+            f"viewport {int(width)} x {int(height)} is more than the {MAX_VIEWPORT_PIXELS:,} "
+            "pixels rendered at once here"
         )
     region = None
     if len(numbers) > 2:
@@ -187,17 +197,18 @@ def render(
         [(array, meta)] = pixel_arrays(dataset, [frame])
     except DecodeError as exc:
         raise RenderError(str(exc)) from None
-    if photometric in _GRAYSCALE and array.ndim == 2:
-        pixels = _grayscale(dataset, frame, array, options.window, photometric)
-    elif photometric == "PALETTE COLOR" and array.ndim == 2:
-        pixels = _eight_bits(apply_color_lut(array, dataset), 16 if _lut_16(dataset) else 8)
-    elif array.ndim == 3 and array.shape[2] == 3:
-        pixels = _eight_bits(array, int(meta.get("bits_stored", dataset.get("BitsStored", 8))))
-    else:
+    try:
+        pixels = _display_pixels(dataset, frame, array, meta, options.window, photometric)
+    except RenderError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the object's own attributes fail in many ways
+        # A stored object's LUTs, rescale or functional groups can be malformed (a LUT
+        # shorter than its descriptor, a slope of two values): the object cannot be shown.
+        reason = " ".join(str(exc).split())[:300]
         raise RenderError(
-            f"instance {_uid(dataset)}: no display pipeline for {photometric or 'no'} "
-            f"Photometric Interpretation with {array.shape} samples"
-        )
+            f"instance {_uid(dataset)}: its {photometric or 'pixel'} display attributes "
+            f"cannot be applied ({type(exc).__name__}: {reason})"
+        ) from None
     image = Image.fromarray(pixels)
     image = _fit(image, options.viewport, default_viewport)
     out = io.BytesIO()
@@ -211,6 +222,26 @@ def render(
     else:
         image.save(out, kind)
     return out.getvalue()
+
+
+def _display_pixels(
+    dataset: Dataset,
+    frame: int,
+    array: np.ndarray,
+    meta: Mapping[str, Any],
+    window: Window | None,
+    photometric: str,
+) -> np.ndarray:
+    if photometric in _GRAYSCALE and array.ndim == 2:
+        return _grayscale(dataset, frame, array, window, photometric)
+    if photometric == "PALETTE COLOR" and array.ndim == 2:
+        return _eight_bits(apply_color_lut(array, dataset), 16 if _lut_16(dataset) else 8)
+    if array.ndim == 3 and array.shape[2] == 3:
+        return _eight_bits(array, int(meta.get("bits_stored", dataset.get("BitsStored", 8))))
+    raise RenderError(
+        f"instance {_uid(dataset)}: no display pipeline for {photometric or 'no'} "
+        f"Photometric Interpretation with {array.shape} samples"
+    )
 
 
 def _uid(dataset: Dataset) -> str:
@@ -270,9 +301,9 @@ def _in_groups(dataset: Dataset, frame: int, sequence: str, keyword: str) -> Any
         (dataset.get("PerFrameFunctionalGroupsSequence"), frame),
         (dataset.get("SharedFunctionalGroupsSequence"), 0),
     ):
-        if groups is not None and index < len(groups):
+        if isinstance(groups, Sequence) and index < len(groups):
             items = groups[index].get(sequence)
-            if items is not None and len(items) and keyword in items[0]:
+            if isinstance(items, Sequence) and len(items) and keyword in items[0]:
                 return items[0].get(keyword)
     return None
 
@@ -282,12 +313,7 @@ def _modality(dataset: Dataset, frame: int, array: np.ndarray) -> np.ndarray:
     intercept = _in_groups(dataset, frame, "PixelValueTransformationSequence", "RescaleIntercept")
     if slope is not None or intercept is not None:
         return array * float(slope if slope is not None else 1) + float(intercept or 0)
-    try:
-        return apply_modality_lut(array, dataset)
-    except (AttributeError, TypeError, ValueError, IndexError) as exc:
-        raise RenderError(
-            f"instance {_uid(dataset)}: its Modality LUT cannot be applied ({exc})"
-        ) from None
+    return apply_modality_lut(array, dataset)
 
 
 def _first(value: Any) -> float | None:
