@@ -10,7 +10,10 @@ Before anything is decoded, the codestream's own header (the JPEG and JPEG-LS fr
 header, SOF) is read and must describe the image the data set describes: the same rows, columns
 and samples, a precision the allocated bits hold. The decoders size their output from the
 codestream, so this is what keeps decoding within the memory that `MAX_DECODED_BYTES`
-allowed from the data set's header, and it names what does not match. A JPEG-LS stream
+allowed from the data set's header, and it names what does not match. The frame must be
+of the coding process the transfer syntax names (no progressive JPEG labelled lossless)
+with at most one scan per component: thousands of tiny scans keep libjpeg-turbo busy for
+as long as their count times the image's size. A JPEG-LS stream
 must end with its EOI marker: CharLS takes seconds to find that a cut one has ended.
 Decoded frames come
 interleaved (imagecodecs returns JPEG-LS planes interleaved too), unsigned, in the
