@@ -264,3 +264,25 @@ def test_more_scans_than_components_are_refused() -> None:
     dataset.PixelData = encapsulate([frame[:-2] + scan * 3 + b"\xff\xd9"])
     with pytest.raises(DecodeError, match="4 scans for 1 component"):
         decode_frames(dataset, [0])
+
+
+def test_jpeg_ls_and_lossless_decode_through_radbank_s_plugin_whatever_else_is_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pydicom tries GDCM, pylibjpeg and pyjpegls before a plugin added later, and GDCM
+    aborts the process on a header mismatch. A plugin put first (a stand-in for GDCM,
+    which is not installed here) is never asked for these syntaxes."""
+    from pydicom.pixels import get_decoder
+
+    asked: list[str] = []
+
+    def first(src: bytes, runner: object) -> bytes:
+        asked.append("first")
+        raise AssertionError("the plugin installed first was used")
+
+    for name in ("MR_small_jpeg_ls_lossless.dcm", "JPEG-LL.dcm"):
+        dataset = _read(name)
+        decoder = get_decoder(dataset.file_meta.TransferSyntaxUID)
+        monkeypatch.setattr(decoder, "_available", {"first": first, **decoder._available})
+        assert decode_frames(dataset, [0])
+    assert asked == []

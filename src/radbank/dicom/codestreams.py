@@ -15,7 +15,9 @@ of the coding process the transfer syntax names (no progressive JPEG labelled lo
 with at most one scan per component: thousands of tiny scans keep libjpeg-turbo busy for
 as long as their count times the image's size. A JPEG-LS stream
 must end with its EOI marker: CharLS takes seconds to find that a cut one has ended.
-Decoded frames come
+For JPEG Lossless and
+JPEG-LS, `decompression` asks for this plugin by name, so that a GDCM or pylibjpeg that
+happens to be installed is never used without these checks. Decoded frames come
 interleaved (imagecodecs returns JPEG-LS planes interleaved too), unsigned, in the
 smallest whole bytes the precision takes; pydicom applies the pixel representation and,
 for YCbCr, the conversion to RGB. Pure functions, no I/O; `register` adds the plugin to
@@ -31,12 +33,24 @@ from pydicom import uid
 from pydicom.pixels import get_decoder
 from pydicom.pixels.decoders.base import DecodeRunner
 
-__all__ = ["DECODER_DEPENDENCIES", "CodestreamHeader", "codestream_header", "register"]
+__all__ = [
+    "DECODER_DEPENDENCIES",
+    "LABEL",
+    "PREFERRED",
+    "CodestreamHeader",
+    "codestream_header",
+    "register",
+]
 
 _JPEG = (uid.JPEGExtended12Bit, uid.JPEGLossless, uid.JPEGLosslessSV1)
 _JPEG_LS = (uid.JPEGLSLossless, uid.JPEGLSNearLossless)
 
 DECODER_DEPENDENCIES = {syntax: ("numpy", "imagecodecs") for syntax in _JPEG + _JPEG_LS}
+# The syntaxes this plugin decodes whatever else is installed: pydicom would try GDCM,
+# pylibjpeg and pyjpegls first, without the checks here (GDCM aborts the process on a
+# header mismatch). JPEG Extended stays with Pillow for 8 bits.
+PREFERRED = frozenset({*_JPEG_LS, uid.JPEGLossless, uid.JPEGLosslessSV1})
+LABEL = "imagecodecs"
 
 # JPEG start-of-frame markers (ITU T.81 Table B.1; DHT C4, JPG C8 and DAC CC are not) and
 # JPEG-LS's SOF55 (ITU T.87 C.2.2), which has the same layout.
@@ -165,6 +179,6 @@ def register() -> None:
     process-wide."""
     for syntax in DECODER_DEPENDENCIES:
         try:
-            get_decoder(syntax).add_plugin("imagecodecs", (__name__, "_decode_frame"))
+            get_decoder(syntax).add_plugin(LABEL, (__name__, "_decode_frame"))
         except ValueError:  # added already (the module was imported again)
             continue

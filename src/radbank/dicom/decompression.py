@@ -201,7 +201,10 @@ def pixel_arrays(
         )
     try:
         decoder = get_decoder(syntax)
-        return list(decoder.iter_array(dataset, indices=indices, as_rgb=True))
+        plugin = codestreams.LABEL if syntax in codestreams.PREFERRED else ""
+        return list(
+            decoder.iter_array(dataset, indices=indices, as_rgb=True, decoding_plugin=plugin)
+        )
     except Exception as exc:  # noqa: BLE001 - every decoder plugin fails in its own way
         # pydicom lists each plugin's refusal on a line of its own.
         reason = " ".join(str(exc).split())[:400]
