@@ -286,3 +286,14 @@ def test_jpeg_ls_and_lossless_decode_through_radbank_s_plugin_whatever_else_is_i
         monkeypatch.setattr(decoder, "_available", {"first": first, **decoder._available})
         assert decode_frames(dataset, [0])
     assert asked == []
+
+
+def test_an_application_segment_holding_scan_markers_is_not_taken_for_scans() -> None:
+    """An APP1 segment before the frame (an EXIF thumbnail is a whole JPEG) may hold FF DA:
+    only markers from the first scan on are counted."""
+    dataset, frame = _codestream("JPEG-LL.dcm")
+    thumbnail = b"\xff\xd8\xff\xda\x00\x02\xff\xda\x00\x02\xff\xd9"
+    app1 = b"\xff\xe1" + (len(thumbnail) + 2).to_bytes(2, "big") + thumbnail
+    expected = decode_frames(dataset, [0])
+    dataset.PixelData = encapsulate([frame[:2] + app1 + frame[2:]])
+    assert decode_frames(dataset, [0]) == expected

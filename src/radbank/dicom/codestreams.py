@@ -79,15 +79,19 @@ class CodestreamHeader(NamedTuple):
     columns: int
     samples: int
     precision: int
+    first_scan: int
+    """Where the first start of scan (SOS) marker stands (the length: none)."""
 
 
 def codestream_header(data: bytes) -> CodestreamHeader:
-    """The image a JPEG or JPEG-LS codestream declares in its frame header (SOF).
+    """The image a JPEG or JPEG-LS codestream declares in its frame header (SOF), and where
+    its first scan starts (the marker segments before it are walked, not searched).
 
     Raises ValueError saying what is missing or damaged."""
     if data[:2] != b"\xff\xd8":
         raise ValueError("the codestream does not start with a JPEG SOI marker")
     position = 2
+    frame: tuple[int, int, int, int, int] | None = None
     while position + 4 <= len(data):
         if data[position] != 0xFF:
             raise ValueError(f"the JPEG codestream has no marker at byte {position}")
@@ -99,17 +103,19 @@ def codestream_header(data: bytes) -> CodestreamHeader:
             position += 2
             continue
         length = int.from_bytes(data[position + 2 : position + 4], "big")
-        if marker in _SOF_MARKERS:
+        if marker in _SOF_MARKERS and frame is None:
             if length < 8 or position + 10 > len(data):
                 raise ValueError("the JPEG codestream's frame header is cut short")
             precision = data[position + 4]
             rows = int.from_bytes(data[position + 5 : position + 7], "big")
             columns = int.from_bytes(data[position + 7 : position + 9], "big")
-            return CodestreamHeader(marker, rows, columns, data[position + 9], precision)
+            frame = (marker, rows, columns, data[position + 9], precision)
         if marker == _SOS or length < 2:
             break
         position += 2 + length
-    raise ValueError("the JPEG codestream has no frame header (SOF) before its scan")
+    if frame is None:
+        raise ValueError("the JPEG codestream has no frame header (SOF) before its scan")
+    return CodestreamHeader(*frame, min(position, len(data)))
 
 
 def is_available(syntax: str) -> bool:
@@ -129,8 +135,9 @@ def _decode_frame(src: bytes, runner: DecodeRunner) -> bytes:
             f"the codestream's frame is {frame}, which {uid.UID(syntax).name} does not allow"
         )
     # In entropy-coded data a 0xFF byte is followed by 0x00 or a restart marker (JPEG), or
-    # by a byte below 0x80 (JPEG-LS): FF DA is a start of scan wherever it stands.
-    scans = src.count(b"\xff\xda")
+    # by a byte below 0x80 (JPEG-LS): from the first scan on, FF DA is a start of scan
+    # wherever it stands (before it, an APPn segment may hold anything, a thumbnail too).
+    scans = src.count(b"\xff\xda", header.first_scan)
     if scans > header.samples:
         raise ValueError(
             f"the codestream has {scans} scans for {header.samples} component(s); a "
