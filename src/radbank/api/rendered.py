@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pydicom
 from fastapi import APIRouter, HTTPException, Request, Response
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
 
 from radbank.api.deps import ReadableProject
 from radbank.api.media import parse_accept
@@ -76,13 +75,6 @@ def _rendered(
     media_type = _media_type(request)
     options = _options(request, thumbnail=thumbnail)
     dataset = read_stored(request, record)
-    # read_stored swapped a Big Endian object's pixels to Little Endian: say so, or
-    # pydicom's decoder swaps them back.
-    dataset.file_meta.TransferSyntaxUID = (
-        ExplicitVRLittleEndian
-        if record.transfer_syntax_uid == ExplicitVRBigEndian
-        else dataset.file_meta.TransferSyntaxUID
-    )
     if "PixelData" in dataset and frame >= _frame_count(dataset):
         raise HTTPException(
             404,

@@ -72,11 +72,13 @@ def find_records(
 def read_stored(request: Request, record: InstanceRecord) -> pydicom.Dataset:
     """The stored instance with its binary values in Little Endian byte order, the only
     one of web services (PS3.18 8.7.3): frames, bulk data and InlineBinary of an instance
-    stored as Big Endian are sent swapped."""
+    stored as Big Endian are sent swapped. The data set's transfer syntax then says Explicit
+    VR Little Endian, as its values now are (pydicom's pixel decoder reads it)."""
     data = services(request).store.get(record.blob_key)
     dataset = pydicom.dcmread(io.BytesIO(data))
     if record.transfer_syntax_uid == _BIG_ENDIAN:
         swap_byte_order(dataset, is_little_endian=False)
+        dataset.file_meta.TransferSyntaxUID = _EXPLICIT_LE
     return dataset
 
 
