@@ -91,6 +91,8 @@ PROJECT_ROUTES: dict[tuple[str, str], str] = {
     ): R,
     ("GET", "/dicom-web/projects/{project}/studies/{study}/thumbnail"): R,
     ("GET", "/dicom-web/projects/{project}/studies/{study}/series/{series}/thumbnail"): R,
+    ("GET", "/dicom-web/projects/{project}/studies/{study}/rendered"): R,
+    ("GET", "/dicom-web/projects/{project}/studies/{study}/series/{series}/rendered"): R,
     (
         "GET",
         "/dicom-web/projects/{project}/studies/{study}/series/{series}/instances/{sop}/rendered",

@@ -276,7 +276,9 @@ def test_unknown_objects_and_anonymous_requests(archive: Archive) -> None:
     base = f"{archive.node.dicomweb_url}/studies/{study}/series/{series}/instances"
     with archive.node.client() as http:
         assert http.get(f"{base}/1.2.3/rendered").status_code == 404
-        assert http.get(f"{base}/../rendered").status_code in (400, 404)
+        # The client resolves "..": what reaches the server is the project's own path.
+        traversal = f"{archive.node.dicomweb_url}/studies/{study}/../../rendered"
+        assert http.get(traversal).status_code in (400, 404)
     assert (
         httpx.get(
             f"{archive.node.dicomweb_url}{archive.paths['MR_small.dcm']}/rendered"
@@ -307,6 +309,7 @@ def orthanc(archive: Archive, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.mark.orthanc
 @needs_orthanc
+@pytest.mark.parametrize("level", ["instance", "series", "study"])
 @pytest.mark.parametrize(
     ("name", "window"),
     [
@@ -316,18 +319,148 @@ def orthanc(archive: Archive, tmp_path_factory: pytest.TempPathFactory) -> Itera
     ],
 )
 def test_a_window_renders_as_orthanc_renders_it(
-    archive: Archive, orthanc: str, name: str, window: str
+    archive: Archive, orthanc: str, name: str, window: str, level: str
 ) -> None:
     """The same pixels as Orthanc's rendering of the same stored object with the same
-    window, within 1 (rounding). Without one they differ by design: radbank applies the
-    image's stored window (PS3.4 N.2's VOI LUT transformation), Orthanc 1.10 the full
-    range of the pixels."""
+    window, within 1 (rounding), for the instance and for its series and study (whose
+    images, in both servers, are this one image or its Big Endian twin). Without a window
+    they differ by design: radbank applies the image's stored window (PS3.4 N.2's VOI LUT
+    transformation), Orthanc 1.10 the full range of the pixels."""
+    path = archive.paths[name]
+    path = {
+        "instance": path,
+        "series": path.rsplit("/instances/", 1)[0],
+        "study": path.rsplit("/series/", 1)[0],
+    }[level]
     png = {"Accept": "image/png"}
-    mine = np.asarray(archive.image(name, params={"window": window}, headers=png)).astype(int)
+    with archive.node.client() as http:
+        reply = http.get(
+            f"{archive.node.dicomweb_url}{path}/rendered", params={"window": window}, headers=png
+        )
+    assert reply.status_code == 200, reply.text[:300]
+    mine = np.asarray(Image.open(io.BytesIO(reply.content))).astype(int)
     # Orthanc reads the parameter's commas only unencoded.
-    url = f"{orthanc}{archive.paths[name]}/rendered?window={window}"
-    reply = httpx.get(url, headers=png, timeout=60)
+    reply = httpx.get(f"{orthanc}{path}/rendered?window={window}", headers=png, timeout=60)
     assert reply.status_code == 200, reply.text[:300]
     theirs = np.asarray(Image.open(io.BytesIO(reply.content)).convert("L")).astype(int)
     assert mine.shape == theirs.shape
     assert np.abs(mine - theirs).max() <= 1
+
+
+# Rendered studies and series (PS3.18 10.4.1.1.3): a study of two series, one of three
+# 256 x 256 CT images whose pixels are one value each (their Instance Numbers out of the
+# order they are sent in), one of an RT plan (no image).
+_SERIES_VALUES = {3: 1100, 1: 1024, 2: 1324}  # Instance Number -> stored value (HU + 1024)
+
+
+@dataclass
+class Group:
+    node: LiveNode
+    study: str
+    series: str
+    plan_study: str
+    """A study holding only the RT plan."""
+
+    def get(self, path: str, **kwargs: object) -> httpx.Response:
+        with self.node.client() as http:
+            return http.get(f"{self.node.dicomweb_url}/studies/{path}", **kwargs)
+
+
+@pytest.fixture(scope="module")
+def group(server: RunningServer) -> Group:
+    node = LiveNode(server.base_url, server.token, server.data_dir, new_project(server))
+    client = DICOMwebClient(url=node.dicomweb_url, headers=node.headers)
+    study_uid, series_uid = generate_uid(), generate_uid()
+    datasets = []
+    for number, value in _SERIES_VALUES.items():
+        dataset = _original("CT_small.dcm")
+        dataset.StudyInstanceUID, dataset.SeriesInstanceUID = study_uid, series_uid
+        dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        dataset.InstanceNumber = number
+        dataset.Rows = dataset.Columns = 256
+        dataset.PixelData = np.full((256, 256), value, dtype="<i2").tobytes()
+        datasets.append(dataset)
+    plan = _original("rtplan.dcm")
+    plan.StudyInstanceUID = study_uid
+    plan.PatientID, plan.PatientName = datasets[0].PatientID, datasets[0].PatientName
+    stored = client.store_instances([*datasets, plan])
+    assert "FailedSOPSequence" not in stored
+    alone = _original("rtplan.dcm")
+    alone.SOPInstanceUID = alone.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    alone.StudyInstanceUID, alone.SeriesInstanceUID = generate_uid(), generate_uid()
+    client.store_instances([alone])
+    found = client.search_for_series(fuzzymatching=False, search_filters={"Modality": "CT"})
+    [series] = [s for s in found if s["00200011"]["Value"] == [datasets[0].SeriesNumber]]
+    study = series["0020000D"]["Value"][0]
+    plans = client.search_for_studies(search_filters={"ModalitiesInStudy": "RTPLAN"})
+    plan_study = next(
+        s["0020000D"]["Value"][0] for s in plans if s["0020000D"]["Value"][0] != study
+    )
+    return Group(node, study, series["0020000E"]["Value"][0], plan_study)
+
+
+# The window 0,2000 (after the rescale of -1024) shows each image as one grey.
+_WINDOW = {"window": "0,2000,linear"}
+
+
+def _grey(stored: int) -> int:
+    return int(_linear(np.array([stored - 1024.0]), 0, 2000)[0])
+
+
+def test_a_rendered_series_is_its_middle_image_at_full_size(group: Group) -> None:
+    for path in (f"{group.study}/series/{group.series}/rendered", f"{group.study}/rendered"):
+        reply = group.get(path, params=_WINDOW, headers={"Accept": "image/png"})
+        assert reply.status_code == 200, reply.text[:300]
+        assert reply.headers["content-type"] == "image/png"
+        image = np.asarray(Image.open(io.BytesIO(reply.content)))
+        assert image.shape == (256, 256)  # not a thumbnail
+        assert set(np.unique(image)) == {_grey(_SERIES_VALUES[2])}  # Instance Number 2
+
+
+def test_multipart_related_holds_every_image_in_instance_order(group: Group) -> None:
+    accept = {"Accept": 'multipart/related; type="image/png"'}
+    reply = group.get(
+        f"{group.study}/series/{group.series}/rendered", params=_WINDOW, headers=accept
+    )
+    assert reply.status_code == 200, reply.text[:300]
+    assert reply.headers["content-type"].startswith('multipart/related; type="image/png"')
+    found = parts(reply)
+    assert [kind for kind, _ in found] == ["image/png"] * 3
+    greys = [int(np.asarray(Image.open(io.BytesIO(body))).mean()) for _, body in found]
+    assert greys == [_grey(_SERIES_VALUES[n]) for n in (1, 2, 3)]
+    locations = reply.content.count(b"/rendered\r\n")
+    assert locations == 3 and reply.content.count(b"Content-Location: http") == 3
+
+
+def test_a_study_with_instances_that_are_not_images_is_partial_content(group: Group) -> None:
+    reply = group.get(
+        f"{group.study}/rendered", headers={"Accept": 'multipart/related; type="image/jpeg"'}
+    )
+    assert reply.status_code == 206, reply.text[:300]
+    assert "1 instance(s) without an image" in reply.headers["warning"]
+    assert [kind for kind, _ in parts(reply)] == ["image/jpeg"] * 3
+
+
+def test_rendered_studies_through_dicomweb_client(group: Group) -> None:
+    client = DICOMwebClient(url=group.node.dicomweb_url, headers=group.node.headers)
+    series = client.retrieve_series_rendered(group.study, group.series, media_types=("image/png",))
+    assert Image.open(io.BytesIO(series)).size == (256, 256)
+    # dicomweb-client has no call for a rendered study; with no media type it sends no Accept.
+    smaller = client.retrieve_series_rendered(
+        group.study, group.series, params={"viewport": "64,64"}
+    )
+    assert Image.open(io.BytesIO(smaller)).size == (64, 64)
+
+
+def test_rendered_studies_refuse_what_they_cannot_answer(group: Group) -> None:
+    bad_window = group.get(f"{group.study}/rendered", params={"window": "a,b"})
+    assert bad_window.status_code == 400 and "window" in bad_window.json()["error"]
+    as_dicom = group.get(f"{group.study}/rendered", headers={"Accept": "application/dicom"})
+    assert as_dicom.status_code == 406 and "multipart/related" in as_dicom.json()["error"]
+    for accept in ("image/png", 'multipart/related; type="image/png"'):
+        no_image = group.get(f"{group.plan_study}/rendered", headers={"Accept": accept})
+        assert no_image.status_code == 406 and "no image" in no_image.json()["error"]
+    assert group.get("1.2.3/rendered").status_code == 404
+    assert group.get(f"{group.study}/series/1.2.3/rendered").status_code == 404
+    url = f"{group.node.dicomweb_url}/studies/{group.study}/rendered"
+    assert httpx.get(url).status_code == 401

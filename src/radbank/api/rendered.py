@@ -4,16 +4,26 @@ as JPEG, PNG or GIF for display, windowed and scaled as the query asks
 
 An instance is rendered by its first frame, a frame by its number (one at a time). A
 study's or series' thumbnail is that of a representative image: the middle image of the
-first series (by Series Number) that holds images. The media type comes from Accept or
-the `accept` query parameter (for an <img> tag), JPEG when any image will do."""
+first series (by Series Number) that holds images. A rendered study or series is that
+image at full size when the client asks for an image media type (as Orthanc answers, and
+as dicomweb-client reads it), or every image of it, each by its first frame, when the
+client asks for multipart/related with an image type (PS3.18 10.4.3.3: "one or more
+representations"). The media type comes from Accept or the `accept` query parameter (for
+an <img> tag), JPEG when any image will do."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
 import pydicom
 from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import StreamingResponse
 
 from radbank.api.deps import ReadableProject
 from radbank.api.media import parse_accept
+from radbank.api.multipart import new_boundary, write_parts
+from radbank.api.urls import instance_url
 from radbank.api.wado import find_records, frame_numbers, read_stored
 from radbank.dicom.rendering import (
     MEDIA_TYPES,
@@ -25,6 +35,8 @@ from radbank.dicom.rendering import (
 )
 from radbank.index import InstanceRecord, Project
 
+log = logging.getLogger(__name__)
+
 router = APIRouter(prefix="/dicom-web/projects/{project}", tags=["DICOMweb WADO-RS"])
 
 THUMBNAIL_SIZE = (128, 128)
@@ -34,17 +46,27 @@ _THUMBNAIL_TRIES = 10
 _INSTANCE = "/studies/{study}/series/{series}/instances/{sop}"
 
 
-def _media_type(request: Request) -> str:
+def _media_type(request: Request, *, multipart: bool = False) -> tuple[str, bool]:
+    """The image media type to answer in, and whether the answer is a multipart/related
+    of such images (only where `multipart` allows it: a rendered study or series)."""
     asked = request.query_params.getlist("accept")
     header = ", ".join(asked) if asked else request.headers.get("accept")
     for media_range in parse_accept(header):
         kind = media_range.media_type
         if kind in ("*/*", "image/*"):
-            return "image/jpeg"
+            return "image/jpeg", False
         if kind in MEDIA_TYPES:
-            return kind
+            return kind, False
+        if multipart and kind == "multipart/related":
+            part_type = media_range.part_type or "image/jpeg"
+            if part_type in ("*/*", "image/*"):
+                return "image/jpeg", True
+            if part_type in MEDIA_TYPES:
+                return part_type, True
+    also = ", or multipart/related of one of them" if multipart else ""
     raise HTTPException(
-        406, f"images are rendered as {', '.join(MEDIA_TYPES)}, not as {(header or '')[:100]!r}"
+        406,
+        f"images are rendered as {', '.join(MEDIA_TYPES)}{also}, not as {(header or '')[:100]!r}",
     )
 
 
@@ -72,8 +94,21 @@ def _rendered(
     *,
     thumbnail: bool,
 ) -> Response:
-    media_type = _media_type(request)
+    media_type, _ = _media_type(request)
     options = _options(request, thumbnail=thumbnail)
+    content = _image(request, record, frame, media_type, options, thumbnail=thumbnail)
+    return Response(content, media_type=media_type)
+
+
+def _image(
+    request: Request,
+    record: InstanceRecord,
+    frame: int,
+    media_type: str,
+    options: RenderOptions,
+    *,
+    thumbnail: bool,
+) -> bytes:
     dataset = read_stored(request, record)
     if "PixelData" in dataset and frame >= _frame_count(dataset):
         raise HTTPException(
@@ -93,7 +128,7 @@ def _rendered(
         raise HTTPException(400, f"instance {record.sop_instance_uid}: {exc}") from exc
     except RenderError as exc:
         raise HTTPException(406, f"cannot render as {media_type}: {exc}") from exc
-    return Response(content, media_type=media_type)
+    return content
 
 
 def _one_frame(frames: str) -> int:
@@ -105,13 +140,21 @@ def _one_frame(frames: str) -> int:
     return numbers[0] - 1
 
 
-def _representative(request: Request, project: Project, records: list[InstanceRecord]) -> Response:
-    """The thumbnail of the first image of the candidates that renders."""
-    media_type = _media_type(request)
-    _options(request, thumbnail=True)
+def _images(records: list[InstanceRecord], what: str) -> list[InstanceRecord]:
     images = [record for record in records if _ROWS in record.attributes]
     if not images:
-        raise HTTPException(406, "no image to make a thumbnail of")
+        raise HTTPException(406, f"no image to make {what} of")
+    return images
+
+
+def _representative(
+    request: Request, records: list[InstanceRecord], *, thumbnail: bool
+) -> Response:
+    """The first image of the candidates that renders: the middle image of the first
+    series that holds images, then the others in order, at most _THUMBNAIL_TRIES."""
+    media_type, _ = _media_type(request)
+    options = _options(request, thumbnail=thumbnail)
+    images = _images(records, "a thumbnail" if thumbnail else "a rendered image")
     first_series = images[0].series_instance_uid
     series = [record for record in images if record.series_instance_uid == first_series]
     middle = series[len(series) // 2]
@@ -119,12 +162,56 @@ def _representative(request: Request, project: Project, records: list[InstanceRe
     reasons = []
     for record in candidates[:_THUMBNAIL_TRIES]:
         try:
-            return _rendered(request, record, 0, thumbnail=True)
+            content = _image(request, record, 0, media_type, options, thumbnail=thumbnail)
         except HTTPException as exc:
             if exc.status_code != 406:
                 raise
             reasons.append(str(exc.detail))
+        else:
+            return Response(content, media_type=media_type)
     raise HTTPException(406, f"no image renders as {media_type}: {reasons[0]}")
+
+
+def _rendered_group(request: Request, project: Project, records: list[InstanceRecord]) -> Response:
+    """A rendered study or series: one image, or every image as a multipart/related."""
+    media_type, multipart = _media_type(request, multipart=True)
+    if not multipart:
+        return _representative(request, records, thumbnail=False)
+    options = _options(request, thumbnail=False)
+    images = _images(records, "a rendered image")
+
+    def parts() -> Iterator[tuple[dict[str, str], list[bytes]]]:
+        for record in images:
+            try:
+                content = _image(request, record, 0, media_type, options, thumbnail=False)
+            except HTTPException as exc:
+                # The status went out before the first part; an image that turns out not
+                # to render (undecodable pixels, a region outside it) is left out.
+                log.warning("rendered %s left out: %s", record.sop_instance_uid, exc.detail)
+                continue
+            location = instance_url(
+                request,
+                project.name,
+                record.study_instance_uid,
+                record.series_instance_uid,
+                record.sop_instance_uid,
+            )
+            headers = {"Content-Type": media_type, "Content-Location": f"{location}/rendered"}
+            yield headers, [content]
+
+    # 206 (PS3.18 Table 10.4.3-1): some instances of the resource are not images.
+    left_out = len(records) - len(images)
+    boundary = new_boundary()
+    return StreamingResponse(
+        write_parts(parts(), boundary),
+        status_code=206 if left_out else 200,
+        media_type=f'multipart/related; type="{media_type}"; boundary={boundary}',
+        headers=(
+            {"Warning": f'299 radbank "{left_out} instance(s) without an image not rendered"'}
+            if left_out
+            else None
+        ),
+    )
 
 
 @router.get(_INSTANCE + "/rendered", summary="Render an instance (its first frame)")
@@ -165,9 +252,28 @@ def frame_thumbnail(
 def series_thumbnail(
     request: Request, project: ReadableProject, study: str, series: str
 ) -> Response:
-    return _representative(request, project, find_records(request, project, study, series))
+    records = find_records(request, project, study, series)
+    return _representative(request, records, thumbnail=True)
 
 
 @router.get("/studies/{study}/thumbnail", summary="Thumbnail of a study")
 def study_thumbnail(request: Request, project: ReadableProject, study: str) -> Response:
-    return _representative(request, project, find_records(request, project, study))
+    return _representative(request, find_records(request, project, study), thumbnail=True)
+
+
+@router.get(
+    "/studies/{study}/series/{series}/rendered",
+    summary="Render a series: its representative image, or every image as multipart/related",
+)
+def series_rendered(
+    request: Request, project: ReadableProject, study: str, series: str
+) -> Response:
+    return _rendered_group(request, project, find_records(request, project, study, series))
+
+
+@router.get(
+    "/studies/{study}/rendered",
+    summary="Render a study: its representative image, or every image as multipart/related",
+)
+def study_rendered(request: Request, project: ReadableProject, study: str) -> Response:
+    return _rendered_group(request, project, find_records(request, project, study))
