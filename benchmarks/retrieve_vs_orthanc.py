@@ -1,9 +1,10 @@
-"""WADO-RS retrieval that makes pixels, against Orthanc: rendered images and decoded
-compressed instances and frames, latency per request.
+"""WADO-RS retrieval that makes pixels or metadata, against Orthanc: rendered images,
+decoded compressed instances and frames, and the metadata of a 200-slice CT series (what a
+viewer such as OHIF asks for when it opens a series), latency per request.
 
-Both servers are started fresh on loopback. Each case's object is stored in radbank by
+Both servers are started fresh on loopback. Each case's objects are stored in radbank by
 STOW-RS (de-identified there) and radbank's stored bytes are posted to Orthanc, so both
-serve the same object. Each request is timed from sending to the last byte of the answer,
+serve the same objects. Each request is timed from sending to the last byte of the answer,
 one client, the two servers alternated in blocks of ten so that both see the same machine
 load. Printed: median and 95th percentile latency in ms for each server and the ratio of
 the medians radbank/Orthanc (below 1: radbank answers sooner). No time is asserted.
@@ -39,6 +40,9 @@ PROJECT = "bench"
 BOUNDARY = "radbank-benchmark-" + uuid.uuid4().hex
 DICOM_ANY = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 DICOM = 'multipart/related; type="application/dicom"'
+DICOM_JSON = "application/dicom+json"
+SERIES = "planted-ct-series"
+SERIES_SIZE = 200
 OCTETS = 'multipart/related; type="application/octet-stream"'
 
 
@@ -77,6 +81,7 @@ CASES = (
         "/frames/1,2,3,4,5,6,7,8,9,10",
         OCTETS,
     ),
+    Case(f"metadata of a {SERIES_SIZE}-slice CT series", SERIES, "/metadata", DICOM_JSON),
 )
 
 
@@ -90,28 +95,31 @@ class Result:
     ratio: float
 
 
-def _part10(source: str) -> bytes:
-    if source == "planted-ct":
-        from radbank import synthetic
+def _part10s(source: str) -> list[bytes]:
+    from radbank import synthetic
 
-        return next(iter(synthetic.planted_ct_instances(1, 1)))
+    if source == "planted-ct":
+        return [next(iter(synthetic.planted_ct_instances(1, 1)))]
+    if source == SERIES:
+        return list(synthetic.planted_ct_instances(SERIES_SIZE, 1))
     dataset = dcmread(get_testdata_file(source))
     dataset.BurnedInAnnotation = "NO"
     out = io.BytesIO()
     dataset.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return [out.getvalue()]
 
 
-def _stow_body(part: bytes) -> bytes:
+def _stow_body(parts: list[bytes]) -> bytes:
     head = f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode()
-    return head + part + f"\r\n--{BOUNDARY}--\r\n".encode()
+    return b"".join(head + part + b"\r\n" for part in parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
-def _store(radbank_url: str, headers: dict[str, str], orthanc_url: str, part: bytes) -> str:
-    """Store in radbank, copy radbank's stored object to Orthanc; the instance's path."""
+def _store(radbank_url: str, headers: dict[str, str], orthanc_url: str, parts: list[bytes]) -> str:
+    """Store in radbank, copy radbank's stored objects to Orthanc; the path of the
+    instance, or of the series of several."""
     reply = httpx.post(
         f"{radbank_url}/studies",
-        content=_stow_body(part),
+        content=_stow_body(parts),
         headers={
             **headers,
             "Content-Type": f'multipart/related; type="application/dicom"; boundary={BOUNDARY}',
@@ -119,15 +127,24 @@ def _store(radbank_url: str, headers: dict[str, str], orthanc_url: str, part: by
         timeout=120,
     )
     reply.raise_for_status()
-    url = reply.json()["00081199"]["Value"][0]["00081190"]["Value"][0]
-    path = "/" + url.split(f"/projects/{PROJECT}/", 1)[1]
-    stored = httpx.get(radbank_url + path, headers={**headers, "Accept": DICOM_ANY}, timeout=120)
-    stored.raise_for_status()
-    body = stored.content
-    start = body.index(b"\r\n\r\n") + 4
-    end = body.rindex(b"\r\n--")
-    httpx.post(f"{orthanc_url}/instances", content=body[start:end], timeout=120).raise_for_status()
-    return path
+    referenced = reply.json()["00081199"]["Value"]
+    if len(referenced) != len(parts):
+        raise RuntimeError(f"radbank stored {len(referenced)} of {len(parts)} instances")
+    paths = [
+        "/" + r["00081190"]["Value"][0].split(f"/projects/{PROJECT}/", 1)[1] for r in referenced
+    ]
+    for path in paths:
+        stored = httpx.get(
+            radbank_url + path, headers={**headers, "Accept": DICOM_ANY}, timeout=120
+        )
+        stored.raise_for_status()
+        body = stored.content
+        start = body.index(b"\r\n\r\n") + 4
+        end = body.rindex(b"\r\n--")
+        httpx.post(
+            f"{orthanc_url}/instances", content=body[start:end], timeout=120
+        ).raise_for_status()
+    return paths[0] if len(paths) == 1 else paths[0].rsplit("/instances/", 1)[0]
 
 
 def _timed(get: Callable[[], httpx.Response]) -> float:
@@ -150,7 +167,7 @@ def run(requests: int) -> list[Result]:
             radbank_url = f"{radbank.base_url}/dicom-web/projects/{PROJECT}"
             headers = {"Authorization": f"Bearer {radbank.token}"}
             paths = {
-                source: _store(radbank_url, headers, orthanc.base_url, _part10(source))
+                source: _store(radbank_url, headers, orthanc.base_url, _part10s(source))
                 for source in dict.fromkeys(case.source for case in CASES)
             }
             with httpx.Client(timeout=120) as http:

@@ -25,6 +25,7 @@ from radbank.dicom.dataset_json import (
     metadata_json,
     parse_bulk_data_path,
 )
+from radbank.dicom.decode import read_part10
 from radbank.dicom.deid import Profile, deidentify
 from radbank.synthetic import demo_studies
 
@@ -108,6 +109,41 @@ def test_index_attributes_equal_pydicom_on_the_corpus(deidentified: bool) -> Non
             assert fast == slow, name
             compared += 1
     assert compared > 150
+
+
+def _decoded(dataset: pydicom.Dataset) -> pydicom.Dataset:
+    """`dataset` with every element pydicom can decode decoded, in the items of its
+    sequences too (what WADO-RS metadata was made of before it read values from bytes)."""
+    for tag in list(dataset.keys()):
+        try:
+            element = dataset[tag]
+        except Exception:  # noqa: BLE001, S112 - left raw: metadata says so either way
+            continue
+        if element.VR == "SQ":
+            for item in element.value:
+                _decoded(item)
+    return dataset
+
+
+def test_metadata_from_the_bytes_equals_the_metadata_of_decoded_elements() -> None:
+    """WADO-RS metadata reads values from the bytes where it can, for every corpus file
+    read as WADO-RS reads a stored one (radbank's reader, else pydicom's)."""
+    compared = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in corpus.all_files():
+            data = path.read_bytes()
+
+            def read(data: bytes = data) -> pydicom.Dataset:
+                return read_part10(data) or pydicom.dcmread(io.BytesIO(data), force=True)
+
+            try:
+                slow = metadata_json(_decoded(read()), _uri)
+            except Exception:  # noqa: BLE001, S112 - unreadable files are not stored
+                continue
+            assert metadata_json(read(), _uri) == slow, path.name
+            compared += 1
+    assert compared > 200
 
 
 def test_index_attributes_of_non_latin_text() -> None:

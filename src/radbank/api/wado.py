@@ -5,11 +5,10 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import pydicom
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import StreamingResponse
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 from starlette.concurrency import run_in_threadpool
 
@@ -21,9 +20,11 @@ from radbank.dicom.byteorder import swap_byte_order
 from radbank.dicom.dataset_json import (
     BulkDataPathError,
     bulk_data_element,
+    json_bytes,
     metadata_json,
     parse_bulk_data_path,
 )
+from radbank.dicom.decode import read_part10
 from radbank.dicom.decompression import can_decode, decompress
 from radbank.dicom.encode import part10_bytes
 from radbank.dicom.frames import (
@@ -75,7 +76,7 @@ def read_stored(request: Request, record: InstanceRecord) -> pydicom.Dataset:
     stored as Big Endian are sent swapped. The data set's transfer syntax then says Explicit
     VR Little Endian, as its values now are (pydicom's pixel decoder reads it)."""
     data = services(request).store.get(record.blob_key)
-    dataset = pydicom.dcmread(io.BytesIO(data))
+    dataset = read_part10(data) or pydicom.dcmread(io.BytesIO(data))
     if record.transfer_syntax_uid == _BIG_ENDIAN:
         swap_byte_order(dataset, is_little_endian=False)
         dataset.file_meta.TransferSyntaxUID = _EXPLICIT_LE
@@ -195,12 +196,10 @@ def _transcode(data: bytes, syntax: str) -> bytes:
     return part10_bytes(dataset, None if stored == DeflatedExplicitVRLittleEndian else data)
 
 
-async def _metadata(
-    request: Request, project: Project, records: list[InstanceRecord]
-) -> JSONResponse:
+async def _metadata(request: Request, project: Project, records: list[InstanceRecord]) -> Response:
     require_json(request.headers.get("accept"))
 
-    def build() -> list[dict[str, Any]]:
+    def build() -> bytes:
         result = []
         for record in records:
             base = instance_url(
@@ -215,9 +214,9 @@ async def _metadata(
                 return f"{base}/bulkdata/{path}"
 
             result.append(metadata_json(read_stored(request, record), uri))
-        return result
+        return json_bytes(result)
 
-    return JSONResponse(await run_in_threadpool(build), media_type="application/dicom+json")
+    return Response(await run_in_threadpool(build), media_type="application/dicom+json")
 
 
 @router.get("/studies/{study}", summary="Retrieve a study")
@@ -240,7 +239,7 @@ def retrieve_instance(
 
 
 @router.get("/studies/{study}/metadata", summary="Metadata of a study")
-async def study_metadata(request: Request, project: ReadableProject, study: str) -> JSONResponse:
+async def study_metadata(request: Request, project: ReadableProject, study: str) -> Response:
     records = await run_in_threadpool(find_records, request, project, study)
     return await _metadata(request, project, records)
 
@@ -248,7 +247,7 @@ async def study_metadata(request: Request, project: ReadableProject, study: str)
 @router.get("/studies/{study}/series/{series}/metadata", summary="Metadata of a series")
 async def series_metadata(
     request: Request, project: ReadableProject, study: str, series: str
-) -> JSONResponse:
+) -> Response:
     records = await run_in_threadpool(find_records, request, project, study, series)
     return await _metadata(request, project, records)
 
@@ -258,7 +257,7 @@ async def series_metadata(
 )
 async def instance_metadata(
     request: Request, project: ReadableProject, study: str, series: str, sop: str
-) -> JSONResponse:
+) -> Response:
     records = await run_in_threadpool(find_records, request, project, study, series, sop)
     return await _metadata(request, project, records)
 

@@ -42,10 +42,11 @@ from pydicom.uid import (
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 from pydicom.values import convert_string
 
-__all__ = ["read_part10"]
+__all__ = ["read_items", "read_part10"]
 
 _HEADER = struct.Struct("<HH2sH").unpack_from
 _LENGTH = struct.Struct("<L").unpack_from
+_ITEM = struct.Struct("<HHL").unpack_from
 _UNDEFINED = 0xFFFFFFFF
 _CHARACTER_SET = 0x00080005
 # VR bytes -> (VR, whether a 4-byte length follows two reserved bytes)
@@ -145,7 +146,47 @@ def _file_meta(data: bytes) -> tuple[FileMetaDataset, int] | None:
     return file_meta, position
 
 
-def _elements(data: bytes, position: int) -> dict[BaseTag, RawDataElement] | None:
+def read_items(value: bytes, encoding: str | list[str]) -> list[Dataset] | None:
+    """The items of a sequence of defined length in Explicit VR Little Endian, from its
+    value's bytes, as pydicom's `read_sequence` makes them for a parent data set whose
+    character set is `encoding` (their elements raw, positions counted from the value's
+    start); None where an item is of undefined length or anything is unusual, for pydicom
+    to read. WADO-RS metadata reads sequences this way: pydicom's reader took ~80 µs a
+    sequence."""
+    try:
+        return _items(value, encoding)
+    except Exception:  # noqa: BLE001 - pydicom reads it and says what is wrong
+        return None
+
+
+def _items(value: bytes, encoding: str | list[str]) -> list[Dataset] | None:
+    items = []
+    size, position = len(value), 0
+    while position < size:
+        if position + 8 > size:
+            return None
+        group, number, length = _ITEM(value, position)
+        start = position + 8
+        if group != 0xFFFE or number != 0xE000 or length == _UNDEFINED or start + length > size:
+            return None
+        elements = _elements(value[start : start + length], 0, encoding)
+        if elements is None:
+            return None
+        item = Dataset(elements, parent_encoding=encoding)
+        own = elements.get(_CHARACTER_SET)
+        item_encoding = (
+            encoding if own is None else convert_encodings(convert_raw_data_element(own).value)
+        )
+        item.set_original_encoding(False, True, item_encoding)
+        item.is_undefined_length_sequence_item = False
+        items.append(item)
+        position = start + length
+    return items
+
+
+def _elements(
+    data: bytes, position: int, parent_encoding: str | list[str] = default_encoding
+) -> dict[BaseTag, RawDataElement] | None:
     """The data set's elements as pydicom's element reader yields them, or None where it
     would do anything but read a value of defined length."""
     size = len(data)
@@ -158,7 +199,7 @@ def _elements(data: bytes, position: int) -> dict[BaseTag, RawDataElement] | Non
     elements: dict[BaseTag, RawDataElement] = {}
     vrs = _VRS
     reader: io.BytesIO | None = None
-    encoding: str | list[str] = default_encoding  # for the items of sequences read here
+    encoding = parent_encoding  # for the items of sequences read here
     new = tuple.__new__
     while position + 8 <= size:
         group, number, vr_bytes, length = _HEADER(data, position)

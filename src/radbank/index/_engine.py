@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from radbank.dicom.dataset_json import finite_json
+from radbank.dicom.dataset_json import json_text
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # SQLite waits this long for another writer (process or thread) before "database is locked".
@@ -40,26 +38,6 @@ def create_engine(database_url: str) -> sa.Engine:
     sa.event.listen(engine, "connect", _sqlite_connect)
     sa.event.listen(engine, "begin", _sqlite_begin)
     return engine
-
-
-def json_text(value: Any) -> str:
-    """The text of a JSON column's value: compact, by orjson (an instance's ~90 index
-    attributes in 7 µs instead of 130 with the json module), and by the json module for
-    what orjson refuses (integers beyond 64 bits, keys that are not strings; other types
-    raise TypeError as before). Non-ASCII text is written as UTF-8 rather than escaped, and
-    a NaN or infinite float as null (the json module wrote NaN, which is not JSON and which
-    PostgreSQL refuses)."""
-    try:
-        return orjson.dumps(value, default=_plain_number).decode()
-    except orjson.JSONEncodeError:
-        return json.dumps(finite_json(value), separators=(",", ":"))
-
-
-def _plain_number(value: Any) -> Any:
-    # orjson writes subclasses of str and int as they are, but not of float (pydicom's DS).
-    if isinstance(value, float):
-        return float(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
