@@ -439,6 +439,16 @@ def test_truncated_files_are_refused_naming_the_cut(live_node, fraction: float) 
     assert _instances(live_node) == []
 
 
+def test_a_file_cut_right_before_its_pixel_data_is_refused(live_node) -> None:  # noqa: ANN001
+    """Cut between two elements, the file reads as complete; the image has no pixels."""
+    data = CT.read_bytes()
+    reply = _post(live_node, [data[: data.rindex(b"\xe0\x7f\x10\x00")]])
+    assert reply.status_code == 400
+    reason = reply.json()[FAILED]["Value"][0][REASON_TEXT]["Value"][0]
+    assert "no Pixel Data (7FE0,0010)" in reason and "cut short" in reason
+    assert _instances(live_node) == []
+
+
 def test_quarantined_objects_are_listed_for_the_steward(live_node) -> None:  # noqa: ANN001
     """A held object is in the node's hands (a sender must not send it again, which would
     hold it twice), but cannot be retrieved yet: acknowledged with a Warning Reason, without

@@ -1,8 +1,10 @@
 """Quality rules on real pydicom test files and on datasets built to break one rule each."""
 
 import copy
+import io
 import time
 import warnings
+from pathlib import Path
 
 import corpus
 import pydicom
@@ -200,6 +202,25 @@ def test_pixel_data_without_its_attributes_is_a_warning(ct: Dataset, keyword: st
     findings = check(ct)
     assert codes(findings) == ["pixel-attributes-missing"]
     assert keyword in findings[0].message
+
+
+def test_an_image_without_pixel_data_is_rejected() -> None:
+    """CT_small cut right before its Pixel Data element reads as a complete file."""
+    data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    cut = data[: data.rindex(b"\xe0\x7f\x10\x00")]
+    findings = check(pydicom.dcmread(io.BytesIO(cut)))
+    assert codes(findings) == ["pixel-data-missing"]
+    assert findings[0].severity is Severity.REJECT
+    assert "cut short" in findings[0].message and "1.3.6.1.4.1.5962" in findings[0].message
+
+
+@pytest.mark.parametrize(
+    "keyword", ["FloatPixelData", "DoubleFloatPixelData", "PixelDataProviderURL"]
+)
+def test_pixels_held_elsewhere_are_not_missing(ct: Dataset, keyword: str) -> None:
+    del ct.PixelData
+    setattr(ct, keyword, "https://jpip.example/1" if keyword.endswith("URL") else b"\0" * 8)
+    assert "pixel-data-missing" not in codes(check(ct))
 
 
 def test_truncated_pixel_data_is_a_warning(ct: Dataset) -> None:
