@@ -455,6 +455,12 @@ def test_rendered_studies_through_dicomweb_client(group: Group) -> None:
 def test_rendered_studies_refuse_what_they_cannot_answer(group: Group) -> None:
     bad_window = group.get(f"{group.study}/rendered", params={"window": "a,b"})
     assert bad_window.status_code == 400 and "window" in bad_window.json()["error"]
+    outside = group.get(
+        f"{group.study}/rendered",
+        params={"viewport": "64,64,300,300,10,10"},
+        headers={"Accept": 'multipart/related; type="image/png"'},
+    )
+    assert outside.status_code == 400 and "lies outside" in outside.json()["error"]
     as_dicom = group.get(f"{group.study}/rendered", headers={"Accept": "application/dicom"})
     assert as_dicom.status_code == 406 and "multipart/related" in as_dicom.json()["error"]
     for accept in ("image/png", 'multipart/related; type="image/png"'):

@@ -154,6 +154,43 @@ def test_index_attributes_of_non_latin_text() -> None:
     assert index_attributes(again) == _expected(pydicom.dcmread(io.BytesIO(raw.getvalue())))
 
 
+@pytest.mark.parametrize(
+    ("character_set", "value"),
+    [
+        ("ISO_IR 100", b"\x1b-A\xe9t\xe9"),  # Latin-1 designated again: "été"
+        ("ISO_IR 192", b"\x1b$B;3ED\x1b(B "),  # an ISO 2022 switch in UTF-8 text
+        (None, b"\x1b$B;3ED\x1b(B "),  # and without a declared character set
+    ],
+)
+def test_text_with_escape_sequences_is_decoded_as_pydicom_decodes_it(
+    character_set: str | None, value: bytes
+) -> None:
+    """Escape sequences switch character sets (PS3.5 6.1.2.5); radbank's conversion from
+    the bytes leaves such values to pydicom, in the index and in WADO-RS metadata."""
+    dataset = Dataset()
+    if character_set:
+        dataset.SpecificCharacterSet = character_set
+    dataset.SOPClassUID, dataset.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.7", "1.2.3"
+    # Appended as bytes: pydicom's writer would decode and re-encode them without escapes.
+    value += b" " * (len(value) % 2)
+    data = _read_back(dataset) + b"".join(
+        struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr, len(value)) + value
+        for tag, vr in (
+            (0x00081030, b"LO"),
+            (0x00204000, b"LT"),
+        )  # Study Description, Image Comments
+    )
+    decoded = pydicom.dcmread(io.BytesIO(data))
+    if character_set == "ISO_IR 100":
+        assert decoded.StudyDescription == "\u00e9t\u00e9"
+    for attributes in (
+        index_attributes(pydicom.dcmread(io.BytesIO(data))),
+        metadata_json(read_part10(data), _uri),
+    ):
+        assert attributes["00081030"] == {"vr": "LO", "Value": [decoded.StudyDescription]}
+        assert attributes["00204000"] == {"vr": "LT", "Value": [decoded.ImageComments]}
+
+
 def _read_back(dataset: pydicom.Dataset) -> bytes:
     dataset.file_meta = pydicom.dataset.FileMetaDataset()
     dataset.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian

@@ -41,8 +41,9 @@ router = APIRouter(prefix="/dicom-web/projects/{project}", tags=["DICOMweb WADO-
 
 THUMBNAIL_SIZE = (128, 128)
 _ROWS = "00280010"
-# How many images of a study or series are tried for its thumbnail before giving up.
-_THUMBNAIL_TRIES = 10
+# How many images of a study or series are tried for its representative (or first) image
+# before giving up.
+_TRIES = 10
 _INSTANCE = "/studies/{study}/series/{series}/instances/{sop}"
 
 
@@ -150,8 +151,8 @@ def _images(records: list[InstanceRecord], what: str) -> list[InstanceRecord]:
 def _representative(
     request: Request, records: list[InstanceRecord], *, thumbnail: bool
 ) -> Response:
-    """The first image of the candidates that renders: the middle image of the first
-    series that holds images, then the others in order, at most _THUMBNAIL_TRIES."""
+    """The middle image of the first series that holds images, else the first of the
+    others that renders."""
     media_type, _ = _media_type(request)
     options = _options(request, thumbnail=thumbnail)
     images = _images(records, "a thumbnail" if thumbnail else "a rendered image")
@@ -159,16 +160,28 @@ def _representative(
     series = [record for record in images if record.series_instance_uid == first_series]
     middle = series[len(series) // 2]
     candidates = [middle, *(record for record in images if record is not middle)]
+    _, content = _first_rendering(request, candidates, media_type, options, thumbnail=thumbnail)
+    return Response(content, media_type=media_type)
+
+
+def _first_rendering(
+    request: Request,
+    candidates: list[InstanceRecord],
+    media_type: str,
+    options: RenderOptions,
+    *,
+    thumbnail: bool,
+) -> tuple[InstanceRecord, bytes]:
+    """The first of at most _TRIES candidates that renders, and its image; 406
+    when none does (a client's mistake, such as a region outside the image, is its 400)."""
     reasons = []
-    for record in candidates[:_THUMBNAIL_TRIES]:
+    for record in candidates[:_TRIES]:
         try:
-            content = _image(request, record, 0, media_type, options, thumbnail=thumbnail)
+            return record, _image(request, record, 0, media_type, options, thumbnail=thumbnail)
         except HTTPException as exc:
             if exc.status_code != 406:
                 raise
             reasons.append(str(exc.detail))
-        else:
-            return Response(content, media_type=media_type)
     raise HTTPException(406, f"no image renders as {media_type}: {reasons[0]}")
 
 
@@ -179,25 +192,30 @@ def _rendered_group(request: Request, project: Project, records: list[InstanceRe
         return _representative(request, records, thumbnail=False)
     options = _options(request, thumbnail=False)
     images = _images(records, "a rendered image")
+    # The first image is made before the answer starts: a request that no image can meet
+    # (a region outside the image, pixels that cannot be decoded) is still a 400 or 406.
+    first, content = _first_rendering(request, images, media_type, options, thumbnail=False)
+
+    def part(record: InstanceRecord, content: bytes) -> tuple[dict[str, str], list[bytes]]:
+        location = instance_url(
+            request,
+            project.name,
+            record.study_instance_uid,
+            record.series_instance_uid,
+            record.sop_instance_uid,
+        )
+        return {"Content-Type": media_type, "Content-Location": f"{location}/rendered"}, [content]
 
     def parts() -> Iterator[tuple[dict[str, str], list[bytes]]]:
-        for record in images:
+        yield part(first, content)
+        for record in images[images.index(first) + 1 :]:
             try:
-                content = _image(request, record, 0, media_type, options, thumbnail=False)
-            except HTTPException as exc:
-                # The status went out before the first part; an image that turns out not
-                # to render (undecodable pixels, a region outside it) is left out.
-                log.warning("rendered %s left out: %s", record.sop_instance_uid, exc.detail)
+                rendered = _image(request, record, 0, media_type, options, thumbnail=False)
+            except Exception as exc:  # noqa: BLE001 - the status is sent: the image is left out
+                detail = exc.detail if isinstance(exc, HTTPException) else repr(exc)[:300]
+                log.warning("rendered %s left out: %s", record.sop_instance_uid, detail)
                 continue
-            location = instance_url(
-                request,
-                project.name,
-                record.study_instance_uid,
-                record.series_instance_uid,
-                record.sop_instance_uid,
-            )
-            headers = {"Content-Type": media_type, "Content-Location": f"{location}/rendered"}
-            yield headers, [content]
+            yield part(record, rendered)
 
     # 206 (PS3.18 Table 10.4.3-1): some instances of the resource are not images.
     left_out = len(records) - len(images)

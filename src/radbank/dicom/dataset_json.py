@@ -202,6 +202,8 @@ def _raw_json(vr: str, value: bytes, codec: str) -> dict[str, Any] | None:
         if vr == "UI":
             items = [item.rstrip("\0 ") for item in items] if len(items) > 1 else items
         return {"vr": vr, "Value": items} if items != [""] else {"vr": vr}
+    if (vr in _TEXT_VRS or vr in _SINGLE_TEXT_VRS) and b"\x1b" in value:
+        return None  # ISO 2022 escape sequences: pydicom switches character sets at them
     if vr in _TEXT_VRS:
         items = [item.rstrip("\0 ") for item in value.decode(codec).split("\\")]
         if len(items) > 1 and "" in items:

@@ -215,11 +215,19 @@ def test_an_image_without_pixel_data_is_rejected() -> None:
 
 
 @pytest.mark.parametrize(
-    "keyword", ["FloatPixelData", "DoubleFloatPixelData", "PixelDataProviderURL"]
+    "keyword",
+    ["FloatPixelData", "DoubleFloatPixelData", "PixelDataProviderURL", "SpectroscopyData"],
 )
 def test_pixels_held_elsewhere_are_not_missing(ct: Dataset, keyword: str) -> None:
+    """MR Spectroscopy (PS3.3 C.8.14.4) gives its Rows and Columns to Spectroscopy Data."""
     del ct.PixelData
     setattr(ct, keyword, "https://jpip.example/1" if keyword.endswith("URL") else b"\0" * 8)
+    assert "pixel-data-missing" not in codes(check(ct))
+
+
+def test_empty_rows_and_columns_describe_no_image(ct: Dataset) -> None:
+    del ct.PixelData
+    ct.Rows = ct.Columns = None
     assert "pixel-data-missing" not in codes(check(ct))
 
 

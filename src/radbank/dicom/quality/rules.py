@@ -15,11 +15,13 @@ REJECT: the object cannot be archived.
   in a component, at most 64 characters, a single value).
 - `uid-reused`: SOPInstanceUID equals the StudyInstanceUID or the SeriesInstanceUID;
   the object would collide with its own study or series.
-- `pixel-data-missing`: Rows and Columns describe an image at the top level, but the
-  object has no pixel data: none of Pixel Data (7FE0,0010), Float Pixel Data (7FE0,0008),
-  Double Float Pixel Data (7FE0,0009) or a Pixel Data Provider URL (0028,7FE0). A file cut
-  short between two elements reads as complete, and the pixel data is an image's last
-  element: stored, the image would be lost without anyone being told.
+- `pixel-data-missing`: Rows and Columns (positive numbers) describe an image at the top
+  level, but the object has no pixel data: none of Pixel Data (7FE0,0010), Float Pixel
+  Data (7FE0,0008), Double Float Pixel Data (7FE0,0009), a Pixel Data Provider URL
+  (0028,7FE0), or the Spectroscopy Data (5600,0020) that MR Spectroscopy objects give
+  their Rows and Columns to. A file cut short between two elements reads as complete, and
+  the pixel data is an image's last element: stored, the image would be lost without
+  anyone being told.
 
 QUARANTINE: the object may show identity in its pixels; it waits for a human.
 - `burned-in-annotation`: BurnedInAnnotation (0028,0301) is YES.
@@ -139,8 +141,14 @@ _MANUFACTURER_MODEL_NAME = Tag(0x0008, 0x1090)
 _BITS_ALLOCATED = Tag(0x0028, 0x0100)
 _BURNED_IN_ANNOTATION = Tag(0x0028, 0x0301)
 _PIXEL_DATA = Tag(0x7FE0, 0x0010)
-# Where an image's pixels may be: Float and Double Float Pixel Data, a JPIP provider URL.
-_OTHER_PIXELS = (Tag(0x7FE0, 0x0008), Tag(0x7FE0, 0x0009), Tag(0x0028, 0x7FE0))
+# Where else the data that Rows and Columns describe may be: Float and Double Float Pixel
+# Data, a JPIP provider URL, MR Spectroscopy Data.
+_OTHER_PIXELS = (
+    Tag(0x7FE0, 0x0008),
+    Tag(0x7FE0, 0x0009),
+    Tag(0x0028, 0x7FE0),
+    Tag(0x5600, 0x0020),
+)
 
 _REQUIRED_UIDS = (
     ("SOPClassUID", "(0008,0016)", _SOP_CLASS_UID),
@@ -244,8 +252,8 @@ def check(dataset: Dataset) -> list[Finding]:
         transfer_syntax = _text(_value(file_meta, _TRANSFER_SYNTAX_UID))
         findings.extend(_check_pixel_data(dataset, pixel_data, transfer_syntax, where))
     elif (
-        _ROWS in dataset
-        and _COLUMNS in dataset
+        _positive_int(_value(dataset, _ROWS)) is not None
+        and _positive_int(_value(dataset, _COLUMNS)) is not None
         and not any(tag in dataset for tag in _OTHER_PIXELS)
     ):
         findings.append(
