@@ -83,3 +83,33 @@ def test_bulk_data_paths_that_lead_nowhere_are_4xx_saying_why(
     assert words in reply.json()["error"]
     if status == 404:
         assert path.rsplit("/", 1)[1] in reply.json()["error"]  # the instance is named
+
+
+def test_metadata_of_a_large_object_is_read_without_its_pixel_data(live_node) -> None:  # noqa: ANN001
+    """An object above 16 MB (radbank.api.wado.DEFERRED_READ_BYTES) is read for its
+    metadata with its large values left in the file: the answer is the one made from the
+    whole object, and the pixel data's BulkDataURI leads to the stored pixels."""
+    from radbank.api.wado import DEFERRED_READ_BYTES
+    from radbank.dicom.dataset_json import metadata_json
+
+    dataset = pydicom.dcmread(corpus.path("emri_small.dcm"))  # enhanced MR, 64 x 64 x 16 bit
+    frames = DEFERRED_READ_BYTES // (512 * 512 * 2) + 2
+    dataset.Rows = dataset.Columns = 512
+    dataset.NumberOfFrames = frames
+    dataset.PixelData = bytes(range(256)) * (512 * 512 * 2 * frames // 256)
+    client = DICOMwebClient(url=live_node.dicomweb_url, headers=live_node.headers)
+    url = client.store_instances([dataset]).ReferencedSOPSequence[0].RetrieveURL
+    with live_node.client() as http:
+        whole = http.get(
+            url,
+            headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+        )
+        reply = http.get(f"{url}/metadata")
+    [(_, data)] = parts(whole)
+    assert len(data) > DEFERRED_READ_BYTES
+    stored = pydicom.dcmread(io.BytesIO(data))
+    assert reply.status_code == 200, reply.text[:300]
+    [metadata] = reply.json()
+    assert metadata == metadata_json(stored, lambda path: f"{url}/bulkdata/{path}")
+    assert metadata["7FE00010"] == {"vr": "OW", "BulkDataURI": f"{url}/bulkdata/7FE00010"}
+    assert client.retrieve_bulkdata(metadata["7FE00010"]["BulkDataURI"]) == [stored.PixelData]

@@ -44,6 +44,10 @@ router = APIRouter(prefix="/dicom-web/projects/{project}", tags=["DICOMweb WADO-
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
+# Objects larger than this are read for their metadata without their values larger than
+# _DEFER_SIZE (read_stored_metadata).
+DEFERRED_READ_BYTES = 16 * 1024 * 1024
+_DEFER_SIZE = 1024 * 1024
 _CHUNK = 1024 * 1024
 
 
@@ -68,6 +72,21 @@ def find_records(
         what = f"instance {sop}" if sop else f"series {series}" if series else f"study {study}"
         raise HTTPException(404, f"{what} not found in project {project.name!r}")
     return records
+
+
+def read_stored_metadata(request: Request, record: InstanceRecord) -> pydicom.Dataset:
+    """The stored instance for its metadata: as `read_stored`, but a large object is read
+    from its file without its values of more than 1 MB (left there, pydicom's deferred
+    read), so that the metadata of a multi-gigabyte multi-frame object does not hold it
+    in memory (twice: the file's bytes and the value cut from them). Big Endian and
+    deflated objects are read whole: their values are swapped or inflated in memory."""
+    if record.size_bytes <= DEFERRED_READ_BYTES or record.transfer_syntax_uid in (
+        _BIG_ENDIAN,
+        DeflatedExplicitVRLittleEndian,
+    ):
+        return read_stored(request, record)
+    with services(request).store.open(record.blob_key) as handle:
+        return pydicom.dcmread(handle, defer_size=_DEFER_SIZE)
 
 
 def read_stored(request: Request, record: InstanceRecord) -> pydicom.Dataset:
@@ -213,7 +232,7 @@ async def _metadata(request: Request, project: Project, records: list[InstanceRe
             def uri(path: str, base: str = base) -> str:
                 return f"{base}/bulkdata/{path}"
 
-            result.append(metadata_json(read_stored(request, record), uri))
+            result.append(metadata_json(read_stored_metadata(request, record), uri))
         return json_bytes(result)
 
     return Response(await run_in_threadpool(build), media_type="application/dicom+json")

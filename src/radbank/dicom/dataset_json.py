@@ -278,8 +278,11 @@ def _data_set_metadata(
         if tag >> 16 == 0x0002:
             continue
         raw = held(dataset, tag, keep_deferred=True)
-        if type(raw) is RawDataElement and raw.value is not None:
-            fast = _raw_metadata(dataset, raw, bulk_data_uri, (*path, tag), codec)
+        if type(raw) is RawDataElement:
+            if raw.value is None:
+                fast = _deferred_metadata(raw, bulk_data_uri, (*path, tag))
+            else:
+                fast = _raw_metadata(dataset, raw, bulk_data_uri, (*path, tag), codec)
             if fast is not None:
                 result[f"{tag:08X}"] = fast
                 continue
@@ -290,6 +293,23 @@ def _data_set_metadata(
             continue
         result[f"{tag:08X}"] = _element_metadata(element, bulk_data_uri, (*path, tag), codec)
     return result
+
+
+def _deferred_metadata(
+    element: RawDataElement, bulk_data_uri: Callable[[str], str], path: tuple[int, ...]
+) -> dict[str, Any] | None:
+    """The BulkDataURI of a large binary value left in the file (pydicom's deferred read),
+    without reading it; None where pydicom must read it (UN, whose VR it may know)."""
+    vr = element.VR
+    if (
+        vr in BULK_VRS
+        and vr != "UN"
+        and element.length != 0xFFFFFFFF
+        and element.length > _INLINE_LIMIT
+        and len(path) <= 2 * BULK_DATA_MAX_DEPTH + 1
+    ):
+        return {"vr": vr, "BulkDataURI": bulk_data_uri(bulk_data_path(path))}
+    return None
 
 
 def _raw_metadata(
