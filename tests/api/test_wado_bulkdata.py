@@ -85,10 +85,11 @@ def test_bulk_data_paths_that_lead_nowhere_are_4xx_saying_why(
         assert path.rsplit("/", 1)[1] in reply.json()["error"]  # the instance is named
 
 
-def test_metadata_of_a_large_object_is_read_without_its_pixel_data(live_node) -> None:  # noqa: ANN001
+def test_metadata_and_frames_of_a_large_object_are_read_without_its_pixel_data(live_node) -> None:  # noqa: ANN001
     """An object above 16 MB (radbank.api.wado.DEFERRED_READ_BYTES) is read for its
-    metadata with its large values left in the file: the answer is the one made from the
-    whole object, and the pixel data's BulkDataURI leads to the stored pixels."""
+    metadata and frames with its large values left in the file: the metadata is the one
+    made from the whole object, the pixel data's BulkDataURI leads to the stored pixels,
+    and frames are the stored frames."""
     from radbank.api.wado import DEFERRED_READ_BYTES
     from radbank.dicom.dataset_json import metadata_json
 
@@ -113,3 +114,11 @@ def test_metadata_of_a_large_object_is_read_without_its_pixel_data(live_node) ->
     assert metadata == metadata_json(stored, lambda path: f"{url}/bulkdata/{path}")
     assert metadata["7FE00010"] == {"vr": "OW", "BulkDataURI": f"{url}/bulkdata/7FE00010"}
     assert client.retrieve_bulkdata(metadata["7FE00010"]["BulkDataURI"]) == [stored.PixelData]
+    # Its frames are read from the file one by one, not by reading the pixel data whole.
+    size = 512 * 512 * 2
+    study, series, sop = (url.split("/")[i] for i in (-5, -3, -1))
+    got = client.retrieve_instance_frames(study, series, sop, [1, frames, 2])
+    assert got == [stored.PixelData[(n - 1) * size : n * size] for n in (1, frames, 2)]
+    with live_node.client() as http:
+        beyond = http.get(f"{url}/frames/{frames + 1}")
+    assert beyond.status_code == 404 and f"has {frames} frame(s)" in beyond.json()["error"]

@@ -75,11 +75,12 @@ def find_records(
 
 
 def read_stored_metadata(request: Request, record: InstanceRecord) -> pydicom.Dataset:
-    """The stored instance for its metadata: as `read_stored`, but a large object is read
-    from its file without its values of more than 1 MB (left there, pydicom's deferred
-    read), so that the metadata of a multi-gigabyte multi-frame object does not hold it
-    in memory (twice: the file's bytes and the value cut from them). Big Endian and
-    deflated objects are read whole: their values are swapped or inflated in memory."""
+    """The stored instance for its metadata and frames: as `read_stored`, but a large
+    object is read from its file without its values of more than 1 MB (left there,
+    pydicom's deferred read), so that the metadata or a frame of a multi-gigabyte
+    multi-frame object does not hold it in memory (twice: the file's bytes and the value
+    cut from them). Big Endian and deflated objects are read whole: their values are
+    swapped or inflated in memory."""
     if record.size_bytes <= DEFERRED_READ_BYTES or record.transfer_syntax_uid in (
         _BIG_ENDIAN,
         DeflatedExplicitVRLittleEndian,
@@ -319,14 +320,25 @@ def retrieve_frames(
             f"frames of instance {sop} are stored as {stored} ({native}); ask for "
             f'multipart/related; {decoded_too}type="{native}"; transfer-syntax=*',
         )
-    dataset = read_stored(request, record)
+    dataset = read_stored_metadata(request, record)
+    store = services(request).store
+
+    def read(position: int, size: int) -> bytes:
+        with store.open(record.blob_key) as handle:
+            handle.seek(position)
+            return handle.read(size)
+
     failure: FrameError | None = None
     # A range whose frames cannot be made (a decoder refusing the object) gives way to
     # the next one the client accepts (PS3.18 8.7.8); this is decided before the answer
     # starts, so a failure of the last one is a 406 that says why.
     for decode in dict.fromkeys(forms):
         try:
-            payload = (decoded_frames if decode else extract_frames)(dataset, numbers)
+            payload = (
+                decoded_frames(dataset, numbers)
+                if decode
+                else extract_frames(dataset, numbers, read)
+            )
         except FrameError as exc:
             if exc.missing:
                 raise HTTPException(404, str(exc)) from exc

@@ -3,11 +3,15 @@ fragment or decoded to native, and the media types of compressed transfer syntax
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.encaps import generate_frames
 from pydicom.uid import UID
 
 from radbank.dicom.decompression import DecodeError, decode_frames
+from radbank.dicom.elements import held
 
 UNCOMPRESSED = frozenset(
     {
@@ -17,6 +21,9 @@ UNCOMPRESSED = frozenset(
         "1.2.840.10008.1.2.2",  # Explicit VR Big Endian
     }
 )
+
+_PIXEL_DATA = 0x7FE00010
+_UNDEFINED = 0xFFFFFFFF
 
 # PS3.18 Table 8.7.3-2: media type of a single frame per transfer syntax.
 FRAME_MEDIA_TYPES = {
@@ -60,15 +67,22 @@ def frame_media_type(transfer_syntax_uid: str) -> str:
     return FRAME_MEDIA_TYPES.get(transfer_syntax_uid, "application/octet-stream")
 
 
-def extract_frames(dataset: pydicom.Dataset, numbers: list[int]) -> list[bytes]:
-    """The requested frames (1-based) of the data set's pixel data, as stored."""
+def extract_frames(
+    dataset: pydicom.Dataset,
+    numbers: list[int],
+    read: Callable[[int, int], bytes] | None = None,
+) -> list[bytes]:
+    """The requested frames (1-based) of the data set's pixel data, as stored.
+
+    `read(position, size)` gives bytes of the stored file: native pixel data left in the
+    file (pydicom's deferred read, for a large object) is read there frame by frame,
+    rather than whole."""
     total = _check_numbers(dataset, numbers)
     syntax = UID(dataset.file_meta.TransferSyntaxUID)
-    pixel_data = dataset.PixelData
     uid = dataset.get("SOPInstanceUID", "")
     if syntax.is_encapsulated:
         try:
-            frames = list(generate_frames(pixel_data, number_of_frames=total))
+            frames = list(generate_frames(dataset.PixelData, number_of_frames=total))
         except ValueError as exc:
             raise FrameError(
                 f"the encapsulated pixel data of instance {uid} cannot be split into frames "
@@ -95,14 +109,32 @@ def extract_frames(dataset: pydicom.Dataset, numbers: list[int]) -> list[bytes]:
     if bits % 8:
         raise FrameError("frames of bit-packed pixel data not aligned on bytes cannot be split")
     size = bits // 8
-    if len(pixel_data) < size * total:
+    element = held(dataset, _PIXEL_DATA, keep_deferred=True)
+    left_in_file = (
+        read is not None
+        and type(element) is RawDataElement
+        and element.value is None
+        and element.length != _UNDEFINED
+    )
+    length = element.length if left_in_file else len(dataset.PixelData)
+    if length < size * total:
         raise FrameError(
-            f"pixel data of {len(pixel_data)} bytes is shorter than {total} frame(s) of {size} bytes"
+            f"pixel data of {length} bytes is shorter than {total} frame(s) of {size} bytes"
         )
+
+    def cut(number: int) -> bytes:
+        start = (number - 1) * size
+        if not left_in_file:
+            return bytes(dataset.PixelData[start : start + size])
+        frame = read(element.value_tell + start, size)  # type: ignore[misc, union-attr]
+        if len(frame) != size:
+            raise FrameError(f"the stored file of instance {uid} ends inside frame {number}")
+        return frame
+
     # Each distinct frame is cut once: a list naming one large frame thousands of times
     # holds it once, not thousands of times over.
-    cut = {n: bytes(pixel_data[(n - 1) * size : n * size]) for n in dict.fromkeys(numbers)}
-    return [cut[n] for n in numbers]
+    frames_cut = {n: cut(n) for n in dict.fromkeys(numbers)}
+    return [frames_cut[n] for n in numbers]
 
 
 def decoded_frames(dataset: pydicom.Dataset, numbers: list[int]) -> list[bytes]:
