@@ -122,3 +122,45 @@ def test_metadata_and_frames_of_a_large_object_are_read_without_its_pixel_data(l
     with live_node.client() as http:
         beyond = http.get(f"{url}/frames/{frames + 1}")
     assert beyond.status_code == 404 and f"has {frames} frame(s)" in beyond.json()["error"]
+
+
+@pytest.mark.parametrize("fragments_per_frame", [1, 2])
+def test_frames_of_a_large_compressed_object_are_its_fragments(
+    live_node,  # noqa: ANN001
+    fragments_per_frame: int,
+) -> None:
+    """Frames of encapsulated pixel data above 16 MB, as stored: read from the file one
+    fragment per frame where it holds one per frame, else split by pydicom as before."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    from radbank.api.wado import DEFERRED_READ_BYTES
+
+    dataset = pydicom.dcmread(corpus.path("emri_small.dcm"))
+    frame_size = 1024 * 1024
+    count = DEFERRED_READ_BYTES // frame_size + 2
+    # Stand-ins for JPEG codestreams: nothing decodes them on the way in or out.
+    payloads = [
+        b"\xff\xd8" + bytes([n % 256]) * (frame_size - 4) + b"\xff\xd9" for n in range(count)
+    ]
+    dataset.PixelData = encapsulate(
+        payloads, fragments_per_frame=fragments_per_frame, has_bot=fragments_per_frame > 1
+    )
+    dataset["PixelData"].VR = "OB"
+    dataset.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    dataset.Rows = dataset.Columns = 512
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 8, 8, 7
+    dataset.NumberOfFrames = count
+    client = DICOMwebClient(url=live_node.dicomweb_url, headers=live_node.headers)
+    url = client.store_instances([dataset]).ReferencedSOPSequence[0].RetrieveURL
+    accept = 'multipart/related; type="image/jpeg"; transfer-syntax=*'
+    with live_node.client() as http:
+        reply = http.get(f"{url}/frames/1,{count},3,1", headers={"Accept": accept})
+    assert reply.status_code == 200, reply.text[:300]
+    got = [body for _, body in parts(reply)]
+    if fragments_per_frame == 1:
+        assert got == [payloads[0], payloads[count - 1], payloads[2], payloads[0]]
+    else:  # pydicom joins a frame's fragments; a fragment is padded to an even length
+        assert [frame.rstrip(b"\0") for frame in got] == [
+            payloads[n].rstrip(b"\0") for n in (0, count - 1, 2, 0)
+        ]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
+from typing import BinaryIO
 
 import pydicom
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -321,13 +323,27 @@ def retrieve_frames(
             f'multipart/related; {decoded_too}type="{native}"; transfer-syntax=*',
         )
     dataset = read_stored_metadata(request, record)
-    store = services(request).store
+    with ExitStack() as opened:
+        handles: list[BinaryIO] = []
 
-    def read(position: int, size: int) -> bytes:
-        with store.open(record.blob_key) as handle:
-            handle.seek(position)
-            return handle.read(size)
+        def read(position: int, size: int) -> bytes:
+            """Bytes of the stored file, for frames left in it (one open per request)."""
+            if not handles:
+                handles.append(opened.enter_context(services(request).store.open(record.blob_key)))
+            handles[0].seek(position)
+            return handles[0].read(size)
 
+        return _frames_answer(dataset, numbers, forms, stored, native, read)
+
+
+def _frames_answer(
+    dataset: pydicom.Dataset,
+    numbers: list[int],
+    forms: list[bool],
+    stored: str,
+    native: str,
+    read: Callable[[int, int], bytes],
+) -> StreamingResponse:
     failure: FrameError | None = None
     # A range whose frames cannot be made (a decoder refusing the object) gives way to
     # the next one the client accepts (PS3.18 8.7.8); this is decided before the answer

@@ -3,6 +3,7 @@ fragment or decoded to native, and the media types of compressed transfer syntax
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 
 import pydicom
@@ -23,6 +24,8 @@ UNCOMPRESSED = frozenset(
 )
 
 _PIXEL_DATA = 0x7FE00010
+# An item of encapsulated pixel data: (FFFE,E000) or the delimiter (FFFE,E0DD), a length.
+_ITEM_HEADER = struct.Struct("<HHL")
 _UNDEFINED = 0xFFFFFFFF
 
 # PS3.18 Table 8.7.3-2: media type of a single frame per transfer syntax.
@@ -74,13 +77,19 @@ def extract_frames(
 ) -> list[bytes]:
     """The requested frames (1-based) of the data set's pixel data, as stored.
 
-    `read(position, size)` gives bytes of the stored file: native pixel data left in the
-    file (pydicom's deferred read, for a large object) is read there frame by frame,
-    rather than whole."""
+    `read(position, size)` gives bytes of the stored file: pixel data left in the file
+    (pydicom's deferred read, for a large object) is read there frame by frame, rather
+    than whole, where it is native or holds one fragment per frame."""
     total = _check_numbers(dataset, numbers)
     syntax = UID(dataset.file_meta.TransferSyntaxUID)
     uid = dataset.get("SOPInstanceUID", "")
+    element = held(dataset, _PIXEL_DATA, keep_deferred=True)
+    deferred = element if type(element) is RawDataElement and element.value is None else None
     if syntax.is_encapsulated:
+        if deferred is not None and read is not None:
+            fragments = _fragments_in_file(read, deferred.value_tell, total)
+            if fragments is not None:
+                return _read_each(read, fragments, numbers, uid)
         try:
             frames = list(generate_frames(dataset.PixelData, number_of_frames=total))
         except ValueError as exc:
@@ -109,32 +118,67 @@ def extract_frames(
     if bits % 8:
         raise FrameError("frames of bit-packed pixel data not aligned on bytes cannot be split")
     size = bits // 8
-    element = held(dataset, _PIXEL_DATA, keep_deferred=True)
-    left_in_file = (
-        read is not None
-        and type(element) is RawDataElement
-        and element.value is None
-        and element.length != _UNDEFINED
-    )
-    length = element.length if left_in_file else len(dataset.PixelData)
-    if length < size * total:
+    if deferred is not None and read is not None and deferred.length != _UNDEFINED:
+        if deferred.length < size * total:
+            raise FrameError(
+                f"pixel data of {deferred.length} bytes is shorter than {total} frame(s) of "
+                f"{size} bytes"
+            )
+        start = deferred.value_tell
+        where = [(start + (n - 1) * size, size) for n in range(1, total + 1)]
+        return _read_each(read, where, numbers, uid)
+    pixel_data = dataset.PixelData
+    if len(pixel_data) < size * total:
         raise FrameError(
-            f"pixel data of {length} bytes is shorter than {total} frame(s) of {size} bytes"
+            f"pixel data of {len(pixel_data)} bytes is shorter than {total} frame(s) of {size} bytes"
         )
-
-    def cut(number: int) -> bytes:
-        start = (number - 1) * size
-        if not left_in_file:
-            return bytes(dataset.PixelData[start : start + size])
-        frame = read(element.value_tell + start, size)  # type: ignore[misc, union-attr]
-        if len(frame) != size:
-            raise FrameError(f"the stored file of instance {uid} ends inside frame {number}")
-        return frame
-
     # Each distinct frame is cut once: a list naming one large frame thousands of times
     # holds it once, not thousands of times over.
-    frames_cut = {n: cut(n) for n in dict.fromkeys(numbers)}
-    return [frames_cut[n] for n in numbers]
+    cut = {n: bytes(pixel_data[(n - 1) * size : n * size]) for n in dict.fromkeys(numbers)}
+    return [cut[n] for n in numbers]
+
+
+def _read_each(
+    read: Callable[[int, int], bytes],
+    where: list[tuple[int, int]],
+    numbers: list[int],
+    uid: str,
+) -> list[bytes]:
+    """The frames `numbers` read from the stored file, `where` giving each frame's
+    (position, length); each distinct frame read once."""
+    frames = {}
+    for number in dict.fromkeys(numbers):
+        position, length = where[number - 1]
+        frame = read(position, length)
+        if len(frame) != length:
+            raise FrameError(f"the stored file of instance {uid} ends inside frame {number}")
+        frames[number] = frame
+    return [frames[n] for n in numbers]
+
+
+def _fragments_in_file(
+    read: Callable[[int, int], bytes], position: int, frames: int
+) -> list[tuple[int, int]] | None:
+    """(position, length) in the file of each fragment of encapsulated pixel data whose
+    value starts at `position` (its Basic Offset Table item), when it holds exactly one
+    fragment per frame, as multi-frame objects are mostly written; None otherwise (more
+    fragments than frames, an item that is not one), for pydicom to split them."""
+    found: list[tuple[int, int]] = []
+    first = True
+    while len(found) <= frames:
+        header = read(position, 8)
+        if len(header) != 8:
+            return None
+        group, element, length = _ITEM_HEADER.unpack(header)
+        if group != 0xFFFE or element not in (0xE000, 0xE0DD):
+            return None
+        if element == 0xE0DD:  # sequence delimiter: the last fragment is read
+            return found if len(found) == frames else None
+        if not first:
+            found.append((position + 8, length))
+        first = False
+        position += 8 + length
+    return None
 
 
 def decoded_frames(dataset: pydicom.Dataset, numbers: list[int]) -> list[bytes]:
