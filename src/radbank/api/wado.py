@@ -11,6 +11,7 @@ from typing import BinaryIO
 import pydicom
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
+from pydicom.dataelem import RawDataElement
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 from starlette.concurrency import run_in_threadpool
 
@@ -20,6 +21,7 @@ from radbank.api.multipart import new_boundary, write_parts
 from radbank.api.urls import instance_url
 from radbank.dicom.byteorder import swap_byte_order
 from radbank.dicom.dataset_json import (
+    BULK_VRS,
     BulkDataPathError,
     bulk_data_element,
     json_bytes,
@@ -28,6 +30,7 @@ from radbank.dicom.dataset_json import (
 )
 from radbank.dicom.decode import read_part10
 from radbank.dicom.decompression import can_decode, decompress
+from radbank.dicom.elements import held
 from radbank.dicom.encode import part10_bytes
 from radbank.dicom.frames import (
     UNCOMPRESSED,
@@ -173,9 +176,19 @@ def _multipart(
     )
 
 
-def _file_chunks(store: BlobStore, key: str) -> Iterator[bytes]:
+def _file_chunks(
+    store: BlobStore, key: str, start: int = 0, length: int | None = None
+) -> Iterator[bytes]:
+    """The stored file's bytes, or `length` of them from `start`, in chunks."""
     with store.open(key) as handle:
-        while chunk := handle.read(_CHUNK):
+        handle.seek(start)
+        left = length
+        while left is None or left > 0:
+            chunk = handle.read(_CHUNK if left is None else min(_CHUNK, left))
+            if not chunk:
+                break
+            if left is not None:
+                left -= len(chunk)
             yield chunk
 
 
@@ -388,7 +401,22 @@ def retrieve_bulkdata(
     except BulkDataPathError as exc:
         raise HTTPException(400, str(exc)) from exc
     record = find_records(request, project, study, series, sop)[0]
-    dataset = read_stored(request, record)
+    dataset = read_stored_metadata(request, record)
+    left = held(dataset, path[0], keep_deferred=True) if len(path) == 1 else None
+    if (
+        type(left) is RawDataElement
+        and left.value is None  # a large value left in the file: streamed from there
+        and left.length != 0xFFFFFFFF
+        and left.VR in BULK_VRS
+        and left.VR != "UN"
+    ):
+        choose_multipart(request.headers.get("accept"), ("application/octet-stream",))
+        chunks = _file_chunks(
+            services(request).store, record.blob_key, left.value_tell, left.length
+        )
+        return _multipart(
+            [({"Content-Type": "application/octet-stream"}, chunks)], "application/octet-stream"
+        )
     try:
         element = bulk_data_element(dataset, path)
     except BulkDataPathError as exc:
