@@ -439,12 +439,15 @@ def test_truncated_files_are_refused_naming_the_cut(live_node, fraction: float) 
     assert _instances(live_node) == []
 
 
-def test_a_file_cut_right_before_its_pixel_data_is_refused(live_node) -> None:  # noqa: ANN001
-    """Cut between two elements, the file reads as complete; the image has no pixels."""
+def test_a_file_cut_right_before_its_pixel_data_is_held(live_node) -> None:  # noqa: ANN001
+    """Cut between two elements, the file reads as complete; the image has no pixels. It
+    is held for review with the reason, not served as an image that shows nothing."""
     data = CT.read_bytes()
     reply = _post(live_node, [data[: data.rindex(b"\xe0\x7f\x10\x00")]])
-    assert reply.status_code == 400
-    reason = reply.json()[FAILED]["Value"][0][REASON_TEXT]["Value"][0]
+    assert reply.status_code == 202
+    [held] = reply.json()[REFERENCED]["Value"]
+    assert held[WARNING_REASON]["Value"] == [0xB000]
+    reason = held[REASON_TEXT]["Value"][0]
     assert "no Pixel Data (7FE0,0010)" in reason and "cut short" in reason
     assert _instances(live_node) == []
 

@@ -15,15 +15,16 @@ REJECT: the object cannot be archived.
   in a component, at most 64 characters, a single value).
 - `uid-reused`: SOPInstanceUID equals the StudyInstanceUID or the SeriesInstanceUID;
   the object would collide with its own study or series.
+QUARANTINE: the object may show identity in its pixels, or may be damaged; it waits for a
+human.
 - `pixel-data-missing`: Rows and Columns (positive numbers) describe an image at the top
   level, but the object has no pixel data: none of Pixel Data (7FE0,0010), Float Pixel
   Data (7FE0,0008), Double Float Pixel Data (7FE0,0009), a Pixel Data Provider URL
   (0028,7FE0), or the Spectroscopy Data (5600,0020) that MR Spectroscopy objects give
   their Rows and Columns to. A file cut short between two elements reads as complete, and
-  the pixel data is an image's last element: stored, the image would be lost without
-  anyone being told.
-
-QUARANTINE: the object may show identity in its pixels; it waits for a human.
+  the pixel data is an image's last element; but some sources send image headers alone
+  on purpose (dose research exports, whose dose values are the point). Held, the object
+  is neither lost nor served as an image that shows nothing until a steward looks.
 - `burned-in-annotation`: BurnedInAnnotation (0028,0301) is YES.
 - `burned-in-risk`: the SOP class is one that often carries identity burned into the
   pixels or embedded in a document (`BURNED_IN_RISK_SOP_CLASSES`: ultrasound and
@@ -258,11 +259,12 @@ def check(dataset: Dataset) -> list[Finding]:
     ):
         findings.append(
             Finding(
-                Severity.REJECT,
+                Severity.QUARANTINE,
                 "pixel-data-missing",
                 f"{where} describes an image (Rows and Columns) but holds no Pixel Data "
-                "(7FE0,0010): the file was probably cut short before its pixel data. "
-                "Send the complete file.",
+                "(7FE0,0010): the file may have been cut short before its pixel data. "
+                "Release it if the source sends image headers alone; otherwise the source "
+                "should check the file it sent.",
             )
         )
     return findings
