@@ -18,13 +18,11 @@ from collections.abc import Iterator
 
 import pydicom
 from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.responses import StreamingResponse
 
 from radbank.api.deps import ReadableProject
 from radbank.api.media import parse_accept
-from radbank.api.multipart import new_boundary, write_parts
 from radbank.api.urls import instance_url
-from radbank.api.wado import find_records, frame_numbers, read_stored
+from radbank.api.wado import find_records, frame_numbers, multipart_response, read_stored
 from radbank.dicom.rendering import (
     MEDIA_TYPES,
     RegionError,
@@ -219,11 +217,10 @@ def _rendered_group(request: Request, project: Project, records: list[InstanceRe
 
     # 206 (PS3.18 Table 10.4.3-1): some instances of the resource are not images.
     left_out = len(records) - len(images)
-    boundary = new_boundary()
-    return StreamingResponse(
-        write_parts(parts(), boundary),
+    return multipart_response(
+        parts(),
+        media_type,
         status_code=206 if left_out else 200,
-        media_type=f'multipart/related; type="{media_type}"; boundary={boundary}',
         headers=(
             {"Warning": f'299 radbank "{left_out} instance(s) without an image not rendered"'}
             if left_out

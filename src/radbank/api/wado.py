@@ -21,9 +21,9 @@ from radbank.api.multipart import new_boundary, write_parts
 from radbank.api.urls import instance_url
 from radbank.dicom.byteorder import swap_byte_order
 from radbank.dicom.dataset_json import (
-    BULK_VRS,
     BulkDataPathError,
     bulk_data_element,
+    bulk_left_in_file,
     json_bytes,
     metadata_json,
     parse_bulk_data_path,
@@ -162,17 +162,23 @@ def _retrieve(
             else:
                 yield _transcoded(store, record, syntax)
 
-    return _multipart(parts(), part_type)
+    return multipart_response(parts(), part_type)
 
 
-def _multipart(
-    parts: Iterable[tuple[dict[str, str], Iterable[bytes]]], part_type: str
+def multipart_response(
+    parts: Iterable[tuple[dict[str, str], Iterable[bytes]]],
+    part_type: str,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> StreamingResponse:
     """A streamed multipart/related answer whose parts are of part_type."""
     boundary = new_boundary()
     return StreamingResponse(
         write_parts(parts, boundary),
+        status_code=status_code,
         media_type=f'multipart/related; type="{part_type}"; boundary={boundary}',
+        headers=headers,
     )
 
 
@@ -379,7 +385,7 @@ def _frames_answer(
             ({"Content-Type": f"{part_type}; transfer-syntax={syntax_out}"}, iter([frame]))
             for frame in payload
         )
-        return _multipart(parts, part_type)
+        return multipart_response(parts, part_type)
     as_stored = (
         f'; ask for multipart/related; type="{native}"; transfer-syntax=* to have them as stored'
     )
@@ -403,18 +409,12 @@ def retrieve_bulkdata(
     record = find_records(request, project, study, series, sop)[0]
     dataset = read_stored_metadata(request, record)
     left = held(dataset, path[0], keep_deferred=True) if len(path) == 1 else None
-    if (
-        type(left) is RawDataElement
-        and left.value is None  # a large value left in the file: streamed from there
-        and left.length != 0xFFFFFFFF
-        and left.VR in BULK_VRS
-        and left.VR != "UN"
-    ):
+    if type(left) is RawDataElement and bulk_left_in_file(left):  # streamed from the file
         choose_multipart(request.headers.get("accept"), ("application/octet-stream",))
         chunks = _file_chunks(
             services(request).store, record.blob_key, left.value_tell, left.length
         )
-        return _multipart(
+        return multipart_response(
             [({"Content-Type": "application/octet-stream"}, chunks)], "application/octet-stream"
         )
     try:
@@ -423,7 +423,7 @@ def retrieve_bulkdata(
         raise HTTPException(404, f"instance {sop}: {exc}") from exc
     choose_multipart(request.headers.get("accept"), ("application/octet-stream",))
     value = bytes(element.value)
-    return _multipart(
+    return multipart_response(
         [({"Content-Type": "application/octet-stream"}, iter([value]))], "application/octet-stream"
     )
 

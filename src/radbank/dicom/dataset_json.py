@@ -300,16 +300,24 @@ def _deferred_metadata(
 ) -> dict[str, Any] | None:
     """The BulkDataURI of a large binary value left in the file (pydicom's deferred read),
     without reading it; None where pydicom must read it (UN, whose VR it may know)."""
-    vr = element.VR
     if (
-        vr in BULK_VRS
-        and vr != "UN"
-        and element.length != 0xFFFFFFFF
+        bulk_left_in_file(element)
         and element.length > _INLINE_LIMIT
         and len(path) <= 2 * BULK_DATA_MAX_DEPTH + 1
     ):
-        return {"vr": vr, "BulkDataURI": bulk_data_uri(bulk_data_path(path))}
+        return {"vr": element.VR, "BulkDataURI": bulk_data_uri(bulk_data_path(path))}
     return None
+
+
+def bulk_left_in_file(element: RawDataElement) -> bool:
+    """Whether the element is a binary value of defined length that pydicom's deferred
+    read left in the file (its value None), of a VR pydicom will not revise (not UN)."""
+    return (
+        element.value is None
+        and element.VR in BULK_VRS
+        and element.VR != "UN"
+        and element.length != 0xFFFFFFFF
+    )
 
 
 def _raw_metadata(
